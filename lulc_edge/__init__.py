@@ -1,0 +1,39 @@
+"""lulc_edge: TensorFlow-free, tiled ONNX inference of a Sentinel-2 land-cover U-Net."""
+
+from .engine import Engine, EngineOptions, bundled_model
+from .errors import (
+    BackendError,
+    InputError,
+    LulcEdgeError,
+    LulcEdgeWarning,
+    MissingSCLError,
+    ModelError,
+    OutputError,
+    PrecisionError,
+)
+from .pipeline import RunOptions, RunResult, segment_file
+from .segmenter import Prediction, Segmenter
+from .sources import SourceOptions, open_source
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "Engine",
+    "EngineOptions",
+    "InputError",
+    "LulcEdgeError",
+    "LulcEdgeWarning",
+    "MissingSCLError",
+    "ModelError",
+    "OutputError",
+    "Prediction",
+    "PrecisionError",
+    "RunOptions",
+    "RunResult",
+    "Segmenter",
+    "SourceOptions",
+    "bundled_model",
+    "open_source",
+    "segment_file",
+]

@@ -1,0 +1,198 @@
+"""lulc_edge.cli: the ``lulc-edge`` command, a thin click layer over the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+import onnxruntime as ort
+import rasterio
+from rasterio.errors import RasterioError
+
+from . import __version__
+from .engine import DEVICES, Engine, EngineOptions, available_devices, bundled_model
+from .errors import LulcEdgeError, LulcEdgeWarning
+from .pipeline import DEFAULT_BATCH, DEFAULT_TILE, MODES, RunOptions, RunResult, segment_file
+from .sources import SourceOptions
+
+
+def _showwarning(message: Any, category: type, filename: str, lineno: int,
+                 file: Any = None, line: Any = None) -> None:
+    if issubclass(category, LulcEdgeWarning):
+        click.echo(f"lulc-edge: warning: {message}", err=True)
+    else:  # pragma: no cover - third-party warnings keep their usual form
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _fail(msg: str) -> None:
+    click.echo(f"lulc-edge: error: {msg}", err=True)
+    sys.exit(1)
+
+
+def _parse_bands(text: str | None) -> dict[str, int] | None:
+    """``B1=1,B2=2,...`` -> {"B1": 1, ...}."""
+    if not text:
+        return None
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        name, _, idx = part.partition("=")
+        if not idx.strip().isdigit():
+            raise click.BadParameter(f"expected NAME=INDEX pairs, got {part!r}",
+                                     param_hint="--bands")
+        out[name.strip().upper()] = int(idx)
+    return out
+
+
+def _summary(res: RunResult) -> str:
+    lines = [f"{res.output}: {res.width}x{res.height} px in {res.seconds:.1f} s "
+             f"({res.pixels / max(res.seconds, 1e-9) / 1e6:.2f} MP/s, {res.device}, {res.mode})"]
+    total = max(res.pixels, 1)
+    for name, n in res.class_pixels.items():
+        area = f"{res.class_hectares[name]:>12.2f} ha" if res.class_hectares else ""
+        lines.append(f"  {name:<16}{n:>12d} px {100 * n / total:6.2f} %{area}")
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lulc-edge")
+def main() -> None:
+    """Land-cover maps from Sentinel-2 scenes with an ONNX U-Net, no TensorFlow needed.
+
+    \b
+    lulc-edge run SCENE.tif               map a 13-band GeoTIFF to SCENE.lulc.tif
+    lulc-edge run S2_PRODUCT.SAFE         a product folder, .zip or per-band folder works too
+    lulc-edge info                        the bundled model, its provenance, the devices here
+    """
+    warnings.showwarning = _showwarning
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, metavar="SCENE...")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Output GeoTIFF (default: SCENE.lulc.tif beside the input).")
+@click.option("--model", type=click.Path(dir_okay=False),
+              help="ONNX model exported by export/to_onnx.py (default: the bundled demo model).")
+@click.option("--mode", type=click.Choice(MODES), default="seamless", show_default=True,
+              help="seamless: large tiles with a halo, exact and fast. window: the original "
+                   "app's 64x64 windows at stride 32 with averaged probabilities.")
+@click.option("--tile", type=int, default=None,
+              help=f"Core tile edge in px (default {DEFAULT_TILE['seamless']}; multiple of 4, or "
+                   "of 32 in window mode). Results do not depend on it.")
+@click.option("--batch", type=int, default=None,
+              help=f"Tiles per inference call (seamless, default {DEFAULT_BATCH['seamless']}) or "
+                   f"64x64 windows per call (window, default {DEFAULT_BATCH['window']}).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Execution provider; auto takes the best one installed (CUDA, OpenVINO, CPU).")
+@click.option("--threads", type=int, default=None, help="Inference threads (default: all CPUs).")
+@click.option("--confidence", is_flag=True, help="Add a band with the top probability (0-255).")
+@click.option("--probs", is_flag=True, help="Also write SCENE.lulc.probs.tif (float32 per class).")
+@click.option("--cog", is_flag=True, help="Write Cloud-Optimized GeoTIFFs (GDAL COG driver).")
+@click.option("--bands", "bands_map", default=None, metavar="B1=1,...",
+              help="Band positions (1-based) in a stack whose order differs from the model's.")
+@click.option("--boa-offset", type=int, default=None,
+              help="BOA offset the values carry (e.g. -1000 for L2A baseline >= 04.00); default: "
+                   "from product metadata, 0 for a plain GeoTIFF.")
+@click.option("--scl-fill", type=int, default=None,
+              help="Run an input without SCL (L1C, 12 bands) with this SCL value everywhere.")
+@click.option("--resampling", type=click.Choice(["bilinear", "nearest", "cubic", "average"]),
+              default="bilinear", show_default=True,
+              help="Resampling of 20/60 m bands to the 10 m grid (SCL is always nearest).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its journal.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary table.")
+def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: str,
+        tile: int | None, batch: int | None, device: str, threads: int | None,
+        confidence: bool, probs: bool, cog: bool, bands_map: str | None,
+        boa_offset: int | None, scl_fill: int | None, resampling: str, overwrite: bool,
+        resume: bool, as_json: bool, quiet: bool) -> None:
+    """Map Sentinel-2 scenes to georeferenced land-cover class maps.
+
+    SCENE is a 13-band GeoTIFF (bands B1..B9, B8A, SCL, B11, B12 in the model's order, or
+    named by band descriptions), a GDAL VRT, a folder of per-band files, or an L2A .SAFE
+    folder / .zip. The output is a tiled, DEFLATE-compressed uint8 GeoTIFF with the input's
+    grid, a colour table, class names in its tags and nodata 255.
+
+    \b
+    Examples:
+      lulc-edge run scene.tif
+      lulc-edge run scene.tif -o map.tif --confidence --cog
+      lulc-edge run S2B_MSIL2A_20230612.SAFE.zip --json
+      lulc-edge run l1c_folder/ --scl-fill 4        # L1C has no SCL: say what to use
+    """
+    if not inputs:
+        _fail("no input given (see lulc-edge run --help)")
+    if len(inputs) > 1:
+        _fail("several inputs: batch mode is not available yet; run them one by one")
+    src = inputs[0]
+    if not Path(src).exists():
+        _fail(f"{src}: no such file or directory")
+    try:
+        engine = Engine(model, EngineOptions(device=device, threads=threads))
+        options = RunOptions(mode=mode, tile=tile, batch=batch, confidence=confidence,
+                             probs=probs, cog=cog, overwrite=overwrite, resume=resume,
+                             progress=False if quiet else None)
+        src_opts = SourceOptions(bands=_parse_bands(bands_map), boa_offset=boa_offset,
+                                 scl_fill=scl_fill, resampling=resampling)
+        res = segment_file(src, output, engine=engine, options=options, source_options=src_opts)
+    except LulcEdgeError as exc:
+        _fail(str(exc))
+    except (RasterioError, OSError) as exc:
+        _fail(f"{src}: {exc}")
+    except ValueError as exc:
+        _fail(str(exc))
+    for w in res.warnings:
+        click.echo(f"lulc-edge: warning: {w}", err=True)
+    if as_json:
+        click.echo(json.dumps(res.as_dict(), indent=2))
+    elif not quiet:
+        click.echo(_summary(res))
+
+
+@main.command()
+@click.argument("model", required=False, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def info(model: str | None, as_json: bool) -> None:
+    """Show a model's contract, provenance and the devices available here."""
+    try:
+        engine = Engine(model or bundled_model(), EngineOptions(device="cpu"))
+    except LulcEdgeError as exc:
+        _fail(str(exc))
+    c = engine.contract
+    doc = {
+        "model": c.path, "sha256": c.sha256, "precision": c.precision,
+        "demo_weights": c.demo, "trained_on": c.trained_on,
+        "bands": list(c.bands), "classes": [vars(k) for k in c.classes],
+        "nodata": vars(c.nodata), "halo": c.halo, "alignment": c.alignment,
+        "window": {"size": c.window_size, "stride": c.window_stride},
+        "devices_available": available_devices(),
+        "versions": {"lulc_edge": __version__, "onnxruntime": ort.__version__,
+                     "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__},
+        "metadata": c.metadata,
+    }
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, default=str))
+        return
+    click.echo(f"model        {c.path}")
+    click.echo(f"sha256       {c.sha256}")
+    click.echo(f"precision    {c.precision}")
+    click.echo(f"weights      {'DEMO WEIGHTS: ' if c.demo else ''}{c.trained_on}")
+    click.echo(f"bands        {', '.join(c.bands)}")
+    click.echo("classes      " + ", ".join(f"{k.value} {k.name} {k.color}" for k in c.classes)
+               + f", {c.nodata.value} {c.nodata.name}")
+    click.echo(f"tiling       halo {c.halo} px, alignment {c.alignment}, window "
+               f"{c.window_size}/{c.window_stride}")
+    for key in ("source", "exporter", "parity", "calibration", "accuracy"):
+        if key in c.metadata:
+            click.echo(f"{key:<13}{json.dumps(c.metadata[key])}")
+    click.echo(f"devices      {', '.join(available_devices())}")
+    click.echo(f"versions     onnxruntime {ort.__version__}, rasterio {rasterio.__version__}, "
+               f"GDAL {rasterio.__gdal_version__}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

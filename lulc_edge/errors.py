@@ -1,0 +1,35 @@
+"""lulc_edge.errors: named exceptions a caller can catch; the CLI prints them as one line."""
+
+from __future__ import annotations
+
+
+class LulcEdgeError(Exception):
+    """Base class of every error lulc-edge raises on purpose."""
+
+
+class InputError(LulcEdgeError):
+    """An input scene, folder or product cannot be used (missing, unreadable, wrong bands...)."""
+
+
+class MissingSCLError(InputError):
+    """The input has no usable SCL band and no --scl-fill was given."""
+
+
+class ModelError(LulcEdgeError):
+    """The ONNX model is missing, corrupt, or does not follow the lulc-edge contract."""
+
+
+class OutputError(LulcEdgeError):
+    """The output cannot be written (exists, unwritable, same as input...)."""
+
+
+class BackendError(LulcEdgeError):
+    """An execution provider or backend is unavailable or failed to initialise."""
+
+
+class PrecisionError(BackendError):
+    """The requested precision cannot be served by the backend or this CPU."""
+
+
+class LulcEdgeWarning(UserWarning):
+    """Base class of lulc-edge warnings (no CRS, SCL filled, provider fallback...)."""

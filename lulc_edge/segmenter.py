@@ -1,0 +1,108 @@
+"""lulc_edge.segmenter: the embedding API: load a model once, map arrays or files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from rasterio.windows import Window
+
+from .engine import Engine, EngineOptions
+from .errors import InputError
+from .pipeline import DEFAULT_BATCH, DEFAULT_TILE, RunOptions, RunResult, _infer, plan
+from .sources import SourceOptions
+
+
+@dataclass
+class Prediction:
+    """Class map (H, W) uint8, 255 = nodata; confidence and probabilities when asked for."""
+
+    classes: np.ndarray
+    confidence: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+
+
+def _as_uint16(bands: np.ndarray, n_bands: int) -> np.ndarray:
+    arr = np.asarray(bands)
+    if arr.ndim != 3 or arr.shape[0] != n_bands:
+        raise InputError(f"bands must have shape ({n_bands}, H, W), got {arr.shape}")
+    if arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise InputError(f"bands are empty: shape {arr.shape}")
+    if arr.dtype == np.uint16:
+        return arr
+    if arr.dtype.kind in "iu" and (arr.size == 0 or (arr.min() >= 0 and arr.max() <= 65535)):
+        return arr.astype(np.uint16)
+    raise InputError(
+        f"bands must be uint16 digital numbers (or integers in 0..65535), got {arr.dtype}"
+    )
+
+
+def _boundless(arr: np.ndarray, window: Window) -> np.ndarray:
+    """A window of an in-memory (B, H, W) array; pixels outside it are 0 (nodata)."""
+    b, h, w = arr.shape
+    r0, c0 = int(window.row_off), int(window.col_off)
+    wh, ww = int(window.height), int(window.width)
+    out = np.zeros((b, wh, ww), arr.dtype)
+    rr0, cc0 = max(r0, 0), max(c0, 0)
+    rr1, cc1 = min(r0 + wh, h), min(c0 + ww, w)
+    if rr1 > rr0 and cc1 > cc0:
+        out[:, rr0 - r0: rr1 - r0, cc0 - c0: cc1 - c0] = arr[:, rr0:rr1, cc0:cc1]
+    return out
+
+
+class Segmenter:
+    """A loaded model for repeated use, e.g. in a ground-station or drone pipeline.
+
+    One onnxruntime session is created once and reused; ``predict`` may be called from several
+    threads at once (onnxruntime sessions are thread-safe, and no state is kept between calls).
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
+                 threads: int | None = None, options: EngineOptions | None = None) -> None:
+        opts = options or EngineOptions(device=device, threads=threads)
+        self.engine = Engine(model, opts)
+
+    @property
+    def contract(self):  # noqa: ANN201 - re-exported dataclass
+        """The model contract (classes, colours, bands, halo...) read from the ONNX file."""
+        return self.engine.contract
+
+    @property
+    def device(self) -> str:
+        return self.engine.device
+
+    def predict(self, bands: np.ndarray, *, mode: str = "seamless", tile: int | None = None,
+                batch: int | None = None, confidence: bool = False,
+                probabilities: bool = False) -> Prediction:
+        """Map an in-memory (13, H, W) stack in the model's band order (uint16 DN)."""
+        arr = _as_uint16(bands, len(self.contract.bands))
+        _, h, w = arr.shape
+        size = tile or DEFAULT_TILE[mode]
+        tiles = plan(mode, h, w, size, self.engine)
+        outputs = ("class",) + (("confidence",) if confidence else ()) + (
+            ("probabilities",) if probabilities else ())
+        classes = np.empty((h, w), np.uint8)
+        conf = np.empty((h, w), np.uint8) if confidence else None
+        probs = np.empty((self.contract.n_classes, h, w), np.float32) if probabilities else None
+        nbatch = batch or DEFAULT_BATCH[mode]
+        for t in tiles:
+            block = _boundless(arr, t.read)[None]
+            res = _infer(self.engine, mode, [t], block, outputs, nbatch)[0]
+            rs = slice(int(t.core.row_off), int(t.core.row_off + t.core.height))
+            cs = slice(int(t.core.col_off), int(t.core.col_off + t.core.width))
+            classes[rs, cs] = res.classes
+            if conf is not None:
+                conf[rs, cs] = res.confidence
+            if probs is not None:
+                probs[:, rs, cs] = res.probabilities
+        return Prediction(classes, conf, probs)
+
+    def segment_file(self, src: str | os.PathLike, dst: str | os.PathLike | None = None,
+                     options: RunOptions | None = None,
+                     source_options: SourceOptions | None = None) -> RunResult:
+        """Map a scene file, band folder or product to a GeoTIFF (see :func:`segment_file`)."""
+        from .pipeline import segment_file
+
+        return segment_file(src, dst, engine=self.engine, options=options,
+                            source_options=source_options)

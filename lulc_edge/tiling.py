@@ -1,0 +1,123 @@
+"""lulc_edge.tiling: pure tile planning (windows, halos, alignment); no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from rasterio.windows import Window
+
+
+def ceil_to(value: int, multiple: int) -> int:
+    """Smallest multiple of ``multiple`` that is >= value."""
+    return -(-value // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One unit of work.
+
+    ``core`` is the part of the scene this tile decides (scene pixel coordinates); ``read`` is
+    what must be read and inferred for it (it may extend past the scene: those pixels are zero,
+    i.e. nodata). ``windows`` lists model-window origins relative to ``read`` in window mode and
+    is empty in seamless mode, where the whole read block goes through the model at once.
+    """
+
+    index: int
+    core: Window
+    read: Window
+    windows: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def core_in_read(self) -> tuple[slice, slice]:
+        """Row and column slices of the core inside the read block."""
+        r = int(self.core.row_off - self.read.row_off)
+        c = int(self.core.col_off - self.read.col_off)
+        return slice(r, r + int(self.core.height)), slice(c, c + int(self.core.width))
+
+    @property
+    def read_shape(self) -> tuple[int, int]:
+        return int(self.read.height), int(self.read.width)
+
+
+def _starts(size: int, step: int) -> range:
+    return range(0, size, step)
+
+
+def plan_seamless(height: int, width: int, tile: int, halo: int, alignment: int) -> list[Tile]:
+    """Tiles whose interiors reproduce a whole-scene run exactly.
+
+    The scene is virtually padded with zeros to a multiple of ``alignment`` (what a whole-scene
+    run of the fully convolutional model needs anyway). Tile origins and sizes are multiples of
+    ``alignment`` so pooling grids agree, and each read block is the core grown by ``halo``
+    (>= the receptive-field radius) and clipped to the padded scene, so the model sees the same
+    zero padding at scene edges as the whole-scene run would.
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"empty scene {width}x{height}")
+    if tile <= 0 or tile % alignment:
+        raise ValueError(f"tile size {tile} must be a positive multiple of {alignment}")
+    if halo % alignment:
+        raise ValueError(f"halo {halo} must be a multiple of {alignment}")
+    ph, pw = ceil_to(height, alignment), ceil_to(width, alignment)
+    tiles: list[Tile] = []
+    for r0 in _starts(height, tile):
+        for c0 in _starts(width, tile):
+            core = Window(c0, r0, min(tile, width - c0), min(tile, height - r0))
+            rr0, cc0 = max(0, r0 - halo), max(0, c0 - halo)
+            rr1, cc1 = min(ph, r0 + tile + halo), min(pw, c0 + tile + halo)
+            read = Window(cc0, rr0, cc1 - cc0, rr1 - rr0)
+            tiles.append(Tile(len(tiles), core, read))
+    return tiles
+
+
+def window_origins(size: int, window: int, stride: int) -> list[int]:
+    """Origins of the original app's windows along one axis, plus one flush with the far edge.
+
+    The original app stopped at the last full window and left the remaining pixels unpredicted;
+    the extra edge window covers them. A scene smaller than one window gets a single window at 0
+    (read boundless, i.e. zero padded).
+    """
+    if size <= window:
+        return [0]
+    origins = list(range(0, size - window + 1, stride))
+    if origins[-1] != size - window:
+        origins.append(size - window)
+    return origins
+
+
+def plan_windows(height: int, width: int, tile: int, window: int, stride: int) -> list[Tile]:
+    """Tiles for the compatible mode: every pixel averages all windows that cover it.
+
+    A pixel's average uses the same windows, in the same order, whatever the tile size, so the
+    result does not depend on tiling.
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"empty scene {width}x{height}")
+    if tile <= 0 or tile % stride:
+        raise ValueError(f"tile size {tile} must be a positive multiple of the stride {stride}")
+    oy, ox = window_origins(height, window, stride), window_origins(width, window, stride)
+    tiles: list[Tile] = []
+    for r0 in _starts(height, tile):
+        r1 = min(height, r0 + tile)
+        ys = [o for o in oy if r0 - window < o < r1]
+        for c0 in _starts(width, tile):
+            c1 = min(width, c0 + tile)
+            xs = [o for o in ox if c0 - window < o < c1]
+            read = Window(xs[0], ys[0], xs[-1] + window - xs[0], ys[-1] + window - ys[0])
+            wins = tuple((y - ys[0], x - xs[0]) for y in ys for x in xs)
+            core = Window(c0, r0, c1 - c0, r1 - r0)
+            tiles.append(Tile(len(tiles), core, read, wins))
+    return tiles
+
+
+def batches(tiles: list[Tile], size: int) -> Iterator[list[Tile]]:
+    """Consecutive groups of up to ``size`` tiles with the same read shape (one array each)."""
+    group: list[Tile] = []
+    for t in tiles:
+        if group and (len(group) == size or group[0].read_shape != t.read_shape):
+            yield group
+            group = []
+        group.append(t)
+    if group:
+        yield group
