@@ -1,0 +1,553 @@
+"""lulc_edge.sources: open a 13-band stack, a per-band folder, a .SAFE or .zip as one window reader.
+
+Every source serves ``read(window)`` on one output grid (the 10 m grid for products): a
+``(len(band_names), h, w)`` uint16 array in the model's band order, on the harmonised scale
+(additive BOA offset removed), with nodata pixels set to 0 in all bands.
+
+Choices made here:
+
+* Float inputs are accepted only when they hold digital numbers: on the sample windows read at
+  open time every finite value must be integral and the largest above 1 (reflectance in 0..1
+  is refused with a hint). Values are then rounded; NaN is nodata.
+* Integer inputs of 16 bits or more are clipped to 0..65535; uint8 is refused for reflectance
+  bands (it cannot hold Sentinel-2 digital numbers: likely a visual/TCI product), int8 and
+  complex types are refused.
+* Nodata: for a stack, a pixel equal to the declared nodata value of any reflectance band; for
+  per-band products, a pixel that is 0 in any reflectance band (Sentinel-2's NO_DATA value).
+  Such pixels are 0 in all bands on output so the model marks them nodata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import affine
+import numpy as np
+import rasterio
+from rasterio._err import CPLE_BaseError
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from .errors import InputError, LulcEdgeError, LulcEdgeWarning, MissingSCLError
+from .products import (
+    KNOWN_BANDS,
+    BandFiles,
+    ProductMetadata,
+    find_band_files,
+    missing_bands,
+    normalize_band,
+    resolve_offset,
+)
+
+DEFAULT_BANDS: tuple[str, ...] = (
+    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "SCL", "B11", "B12",
+)
+#: Size (pixels) of the sample windows read at open time (probe, SCL check, float check).
+SAMPLE_SIZE = int(os.environ.get("LULC_EDGE_SAMPLE_SIZE", "128"))
+#: SCL classes are 0..11 (ESA L2A product specification).
+SCL_MAX = 11
+_READ_ERRORS = (RasterioError, CPLE_BaseError, OSError)
+_INT_OK = {"uint16", "int16", "uint32", "int32", "int64", "uint64"}
+_FLOAT = {"float16", "float32", "float64"}
+_NO_SCL_TAG_WORDS = ("zero", "fill", "absent", "none", "missing")
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How to read an input (all optional)."""
+
+    bands: Mapping[str, int] | None = None  # stack: band name -> 1-based band index (--bands)
+    boa_offset: int | None = None  # None: from product metadata, else 0; int: added to DN
+    scl_fill: int | None = None    # no usable SCL: None -> MissingSCLError; int -> fill with it
+    resampling: str = "bilinear"   # reflectance bands onto the 10 m grid; SCL is always nearest
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _resampling(name: str) -> Resampling:
+    try:
+        return Resampling[name.lower()]
+    except KeyError:
+        raise InputError(f"unknown resampling {name!r}") from None
+
+
+def _open(path: str, label: str | None = None) -> rasterio.io.DatasetReader:
+    try:
+        src = rasterio.open(path)
+    except _READ_ERRORS as e:
+        raise InputError(f"{label or path}: not a readable raster ({_one_line(e)})") from None
+    if src.width == 0 or src.height == 0 or src.count == 0:
+        src.close()
+        raise InputError(f"{label or path}: empty raster ({src.width}x{src.height}, "
+                         f"{src.count} bands)")
+    return src
+
+
+def _check_dtype(dtype: str, label: str, band: str) -> None:
+    if dtype in _INT_OK or dtype in _FLOAT:
+        return
+    if dtype == "uint8" and band == "SCL":
+        return
+    hint = (": 8-bit data cannot hold Sentinel-2 digital numbers (a visual/TCI product?)"
+            if dtype == "uint8" else "")
+    raise InputError(f"{label}: unsupported data type {dtype} for band {band}{hint}; "
+                     "expected integer digital numbers (uint16)")
+
+
+def _clip_window(window: Window, width: int, height: int) -> tuple[Window, int, int] | None:
+    """The part of ``window`` inside the raster, and its offset inside ``window``."""
+    c0, r0 = max(int(window.col_off), 0), max(int(window.row_off), 0)
+    c1 = min(int(window.col_off) + int(window.width), width)
+    r1 = min(int(window.row_off) + int(window.height), height)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0), r0 - int(window.row_off), c0 - int(window.col_off)
+
+
+def _sample_windows(width: int, height: int, size: int = SAMPLE_SIZE) -> list[Window]:
+    """A 3x3 spread of small windows (corners, edges, centre): probes the file's first and
+    last blocks and gives a sample for the SCL and float checks."""
+    w, h = min(size, width), min(size, height)
+    cols = sorted({0, (width - w) // 2, width - w})
+    rows = sorted({0, (height - h) // 2, height - h})
+    return [Window(c, r, w, h) for r in rows for c in cols]
+
+
+class Source:
+    """A reader of windows of one scene on one grid, in the model's band order."""
+
+    path: str
+    width: int
+    height: int
+    crs: CRS | None
+    transform: affine.Affine
+    band_names: tuple[str, ...]
+    warnings: list[str]
+
+    def __init__(self, path: str, band_names: Sequence[str], options: SourceOptions):
+        self.path = path
+        self.options = options
+        self.band_names = tuple(band_names)
+        self.warnings = []
+        self._refl = [b for b in self.band_names if b != "SCL"]
+        self._nodata: dict[str, float | None] = {}
+        self._zero_is_nodata = False
+        self._float = False
+        self._offset: int | dict[str, int] = 0
+        self._offset_source = ""
+        self._scl_fill: int | None = None
+        self._scl_reason = ""
+        self._tags: dict[str, str] = {}
+
+    # -- to implement ---------------------------------------------------------------------------
+    def _read_raw(self, window: Window) -> dict[str, np.ndarray]:
+        """Native-dtype arrays for ``window`` (inside the grid) keyed by band; SCL may be absent."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the open datasets."""
+
+    # -- shared --------------------------------------------------------------------------------
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r}, {self.width}x{self.height})"
+
+    def _warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+        warnings.warn(msg, LulcEdgeWarning, stacklevel=3)
+
+    def _read_checked(self, window: Window) -> dict[str, np.ndarray]:
+        try:
+            return self._read_raw(window)
+        except LulcEdgeError:
+            raise
+        except _READ_ERRORS as e:
+            raise InputError(f"{self.path}: read failed at {window!r} ({_one_line(e)})") from None
+
+    def read(self, window: Window) -> np.ndarray:
+        """``(len(band_names), h, w)`` uint16 for ``window`` of the grid; outside it 0."""
+        window = Window(int(window.col_off), int(window.row_off),
+                        int(window.width), int(window.height))
+        out = np.zeros((len(self.band_names), window.height, window.width), np.uint16)
+        inner = _clip_window(window, self.width, self.height)
+        if inner is None:
+            return out
+        win, dr, dc = inner
+        out[:, dr:dr + win.height, dc:dc + win.width] = self._convert(self._read_checked(win))
+        return out
+
+    def _invalid(self, raw: Mapping[str, np.ndarray]) -> np.ndarray:
+        shape = raw[self._refl[0]].shape
+        bad = np.zeros(shape, bool)
+        for b in self._refl:
+            a = raw[b]
+            nd = self._nodata.get(b)
+            if nd is not None and not np.isnan(nd):
+                bad |= a == nd
+            if a.dtype.kind == "f":
+                bad |= ~np.isfinite(a)
+            if self._zero_is_nodata:
+                bad |= a == 0
+        return bad
+
+    @staticmethod
+    def _to_u16(a: np.ndarray) -> np.ndarray:
+        if a.dtype == np.uint16:
+            return a
+        if a.dtype.kind == "f":
+            a = np.nan_to_num(np.rint(a), nan=0.0, posinf=0.0, neginf=0.0)
+        return np.clip(a, 0, 65535).astype(np.uint16)
+
+    def _convert(self, raw: Mapping[str, np.ndarray]) -> np.ndarray:
+        bad = self._invalid(raw)
+        shape = bad.shape
+        out = np.zeros((len(self.band_names), *shape), np.uint16)
+        for i, b in enumerate(self.band_names):
+            if b == "SCL":
+                continue
+            v = self._to_u16(raw[b])
+            off = self._offset.get(b, 0) if isinstance(self._offset, dict) else self._offset
+            if off:
+                v = np.where(v > 0, np.clip(v.astype(np.int32) + off, 0, 65535), 0)
+                v = v.astype(np.uint16)
+            out[i] = v
+        if "SCL" in self.band_names:
+            i = self.band_names.index("SCL")
+            if self._scl_fill is not None:
+                has_data = np.zeros(shape, bool)
+                for b in self._refl:
+                    has_data |= raw[b] != 0
+                out[i] = np.where(has_data, self._scl_fill, 0)
+            else:
+                out[i] = self._to_u16(raw["SCL"])
+        out[:, bad] = 0
+        return out
+
+    def _inspect(self) -> None:
+        """Probe the sample windows: surfaces truncated files, checks floats and the SCL band."""
+        samples = [self._read_checked(w) for w in _sample_windows(self.width, self.height)]
+        if self._float:
+            vals = [s[b][np.isfinite(s[b])] for s in samples for b in self._refl]
+            vals = np.concatenate([v.ravel() for v in vals]) if vals else np.zeros(0)
+            if vals.size and (vals.max() <= 1.0 or not np.all(vals == np.rint(vals))):
+                raise InputError(
+                    f"{self.path}: floating-point values (max {vals.max():.4g}) are not digital "
+                    "numbers; expected integral Sentinel-2 DN (reflectance * 10000), e.g. uint16"
+                )
+        if "SCL" not in self.band_names or self._scl_reason:
+            return
+        valid = [~self._invalid(s) & np.any([s[b] != 0 for b in self._refl], axis=0)
+                 for s in samples]
+        scl = np.concatenate([s["SCL"][v].ravel() for s, v in zip(samples, valid, strict=True)])
+        if scl.size and scl.max() > SCL_MAX:
+            raise InputError(
+                f"{self.path}: the band used as SCL has values up to {scl.max():.0f}, but SCL "
+                f"classes are 0..{SCL_MAX} (a stack with B10 in its place? name bands with --bands)"
+            )
+        if scl.size and not np.any(scl):
+            self._scl_reason = "its SCL band is 0 on every valid pixel sampled"
+
+    def _settle_scl(self, level: str | None = None) -> None:
+        """Refuse, or fill, when the input has no usable SCL."""
+        if "SCL" not in self.band_names:
+            self._tags["SCL_SOURCE"] = "not used by the model"
+            return
+        if not self._scl_reason:
+            return
+        fill = self.options.scl_fill
+        if fill is None:
+            lvl = f" ({level})" if level else ""
+            raise MissingSCLError(
+                f"{self.path}: no usable SCL{lvl}: {self._scl_reason}; the model was trained on "
+                "L2A input with SCL as an input channel: use L2A input, or --scl-fill VALUE "
+                f"(an SCL class 0..{SCL_MAX}) to run anyway"
+            )
+        if not 0 <= int(fill) <= 65535:
+            raise InputError(f"--scl-fill {fill}: must be an SCL class 0..{SCL_MAX}")
+        self._scl_fill = int(fill)
+        self._tags["SCL_SOURCE"] = f"filled with {fill} (--scl-fill): {self._scl_reason}"
+        self._tags["SCL_FILL"] = str(fill)
+        self._warn(f"{self.path}: SCL filled with {fill} ({self._scl_reason}); the model was "
+                   "trained on real SCL, results may differ")
+
+    def _grid_tags(self) -> None:
+        if self.crs is None:
+            self._warn(f"{self.path}: no CRS: output will have none")
+        self._tags.update({
+            "INPUT": self.path,
+            "GRID_CRS": self.crs.to_string() if self.crs else "none",
+            "GRID_RES": f"{abs(self.transform.a):g} {abs(self.transform.e):g}",
+            "GRID_SIZE": f"{self.width} {self.height}",
+            "GRID_TRANSFORM": " ".join(f"{v:.10g}" for v in tuple(self.transform)[:6]),
+            "BANDS": ",".join(self.band_names),
+            "BOA_OFFSET": json.dumps(self._offset) if isinstance(self._offset, dict)
+            else str(self._offset),
+            "BOA_OFFSET_SOURCE": self._offset_source,
+        })
+
+    def tags(self) -> dict[str, str]:
+        """Provenance for the output's tags: band files, grid, resampling, offset, SCL."""
+        return dict(self._tags)
+
+
+def _check_band_names(band_names: Sequence[str]) -> tuple[str, ...]:
+    out = []
+    for b in band_names:
+        n = normalize_band(b)
+        if n is None or n not in KNOWN_BANDS:
+            raise ValueError(f"unknown band name {b!r} in the model's band order")
+        out.append(n)
+    return tuple(out)
+
+
+class StackSource(Source):
+    """One multi-band raster (GeoTIFF, COG, VRT, any GDAL raster) holding the bands.
+
+    Bands are found by an explicit ``options.bands`` mapping, else by band descriptions naming
+    them (``B1``/``B01``/``B8A``/``SCL``, any case), else by position: 13 bands in the model order,
+    or 12 without SCL.
+    """
+
+    def __init__(self, path: str, band_names: Sequence[str] = DEFAULT_BANDS,
+                 options: SourceOptions = SourceOptions(), label: str | None = None):
+        super().__init__(label or path, _check_band_names(band_names), options)
+        self._src = _open(path, self.path)
+        try:
+            self._setup()
+        except BaseException:
+            self._src.close()
+            raise
+
+    def _setup(self) -> None:
+        src = self._src
+        self.width, self.height = src.width, src.height
+        self.crs, self.transform = src.crs, src.transform
+        self._index, how = self._map_bands()
+        for b, i in self._index.items():
+            dt = src.dtypes[i - 1]
+            _check_dtype(dt, self.path, b)
+            self._float |= dt in _FLOAT and b != "SCL"
+            self._nodata[b] = src.nodatavals[i - 1]
+        tag_scl = str(src.tags().get("SCL_SOURCE", ""))
+        if "SCL" in self.band_names:
+            if "SCL" not in self._index:
+                self._scl_reason = f"{src.count}-band stack without an SCL band"
+            elif any(w in tag_scl.lower() for w in _NO_SCL_TAG_WORDS):
+                self._scl_reason = f"tagged SCL_SOURCE={tag_scl!r}"
+        self._offset, self._offset_source = resolve_offset(ProductMetadata(),
+                                                          self.options.boa_offset)
+        if self.options.boa_offset is None:
+            self._offset_source = "plain raster: values taken as harmonised"
+        self._inspect()
+        level = str(src.tags().get("PROCESSING_LEVEL", "")) or None
+        self._settle_scl(level)
+        self._grid_tags()
+        self._tags["INPUT_KIND"] = "stack"
+        if "SCL" in self._index and self._scl_fill is None:
+            self._tags["SCL_SOURCE"] = f"band {self._index['SCL']} of the stack"
+        self._tags["BAND_SOURCES"] = json.dumps(
+            {b: f"{os.path.basename(self.path)}:{i}" for b, i in self._index.items()})
+        self._tags["BAND_MAPPING"] = how
+        self._tags["RESAMPLING"] = "none (single grid)"
+
+    def _map_bands(self) -> tuple[dict[str, int], str]:
+        src, wanted = self._src, self.band_names
+        refl = [b for b in wanted if b != "SCL"]
+        expected = ",".join(wanted)
+        if self.options.bands:
+            index = {}
+            for name, i in self.options.bands.items():
+                b = normalize_band(name)
+                if b is None:
+                    raise InputError(f"--bands: unknown band name {name!r}")
+                if not 1 <= int(i) <= src.count:
+                    raise InputError(f"--bands {name}={i}: {self.path} has {src.count} bands")
+                index[b] = int(i)
+            miss = [b for b in refl if b not in index]
+            if miss:
+                raise InputError(f"--bands lacks {', '.join(miss)} for {self.path}")
+            return {b: index[b] for b in wanted if b in index}, "explicit --bands"
+        named: dict[str, int] = {}
+        for i, d in enumerate(src.descriptions, start=1):
+            b = normalize_band(d) if d else None
+            if b and b not in named:
+                named[b] = i
+        if all(b in named for b in refl):
+            return {b: named[b] for b in wanted if b in named}, "band descriptions"
+        if src.count == len(wanted):
+            return {b: i for i, b in enumerate(wanted, start=1)}, "position"
+        if "SCL" in wanted and src.count == len(refl):
+            return {b: i for i, b in enumerate(refl, start=1)}, "position (no SCL)"
+        raise InputError(
+            f"{self.path}: has {src.count} bands; expected {len(wanted)} ({expected}), "
+            f"{len(refl)} without SCL, band descriptions naming them, or --bands"
+        )
+
+    def _read_raw(self, window: Window) -> dict[str, np.ndarray]:
+        idx = list(self._index.values())
+        data = self._src.read(idx, window=window)
+        return {b: data[k] for k, b in enumerate(self._index)}
+
+    def close(self) -> None:
+        self._src.close()
+
+
+class BandFolderSource(Source):
+    """Per-band files (a folder, an unpacked .SAFE, a zipped .SAFE read through /vsizip/).
+
+    The output grid is the finest band's grid (10 m for Sentinel-2). Other bands are resampled
+    on the fly, per window, with a WarpedVRT onto that grid: this maps each output pixel centre
+    through the bands' geotransforms, so 20/60 m grids offset from the 10 m grid land right.
+    Reflectance bands use ``options.resampling`` (bilinear by default: smooth, unbiased, the
+    same as the reference stacks); SCL always uses nearest because it is categorical: averaging
+    class 4 (vegetation) and class 6 (water) would invent class 5 (not vegetated).
+    """
+
+    def __init__(self, path: str, band_names: Sequence[str] = DEFAULT_BANDS,
+                 options: SourceOptions = SourceOptions(), found: BandFiles | None = None):
+        super().__init__(path, _check_band_names(band_names), options)
+        self._found = found or find_band_files(path)
+        self._datasets: list = []
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self) -> None:
+        found, files = self._found, self._found.files
+        miss = missing_bands(files, self.band_names)
+        if miss:
+            raise InputError(f"{self.path}: missing band files for {', '.join(miss)} "
+                             f"(found {', '.join(sorted(files)) or 'none'})")
+        use = [b for b in self.band_names if b in files]
+        srcs = {}
+        for b in use:
+            srcs[b] = _open(files[b], f"{self.path}: {b} ({_short(files[b])})")
+            self._datasets.append(srcs[b])
+            _check_dtype(srcs[b].dtypes[0], f"{self.path}: {_short(files[b])}", b)
+            self._float |= srcs[b].dtypes[0] in _FLOAT and b != "SCL"
+        ref = self._reference(srcs)
+        self.width, self.height = ref.width, ref.height
+        self.crs, self.transform = ref.crs, ref.transform
+        self._check_grids(srcs, ref)
+        rs = _resampling(self.options.resampling)
+        self._readers: dict[str, object] = {}
+        how = {}
+        for b, src in srcs.items():
+            nd = src.nodata if src.nodata is not None else (None if b == "SCL" else 0)
+            self._nodata[b] = nd
+            if src.transform == ref.transform and (src.width, src.height) == (ref.width,
+                                                                               ref.height):
+                self._readers[b] = src
+                how[b] = "native grid"
+                continue
+            method = Resampling.nearest if b == "SCL" else rs
+            crs = ref.crs or CRS.from_epsg(3857)  # no CRS anywhere: an identity stand-in
+            vrt = WarpedVRT(src, src_crs=src.crs or crs, crs=crs, transform=ref.transform,
+                            width=ref.width, height=ref.height, resampling=method,
+                            src_nodata=nd, nodata=nd)
+            self._datasets.append(vrt)
+            self._readers[b] = vrt
+            how[b] = f"{method.name} from {abs(src.transform.a):g}"
+        self._zero_is_nodata = True
+        meta = found.metadata
+        self._offset, self._offset_source = resolve_offset(meta, self.options.boa_offset)
+        if "SCL" in self.band_names and "SCL" not in files:
+            self._scl_reason = "no SCL band file"
+        self._inspect()
+        self._settle_scl(meta.level)
+        self._grid_tags()
+        self._tags.update({
+            "INPUT_KIND": found.kind,
+            "BAND_SOURCES": json.dumps({b: _short(files[b]) for b in use}),
+            "RESAMPLING": json.dumps(how),
+            "PROCESSING_LEVEL": meta.level or "unknown",
+            "PROCESSING_BASELINE": meta.baseline or "unknown",
+        })
+        if meta.file:
+            self._tags["PRODUCT_METADATA"] = _short(meta.file)
+        if "SCL" in files and "SCL" in self.band_names and self._scl_fill is None:
+            self._tags["SCL_SOURCE"] = _short(files["SCL"])
+
+    def _reference(self, srcs: Mapping[str, rasterio.io.DatasetReader]):
+        """The finest grid; among equals the first of B2, B3, B4, B8, then the model order."""
+        order = ["B2", "B3", "B4", "B8", *srcs]
+        ranked = sorted(srcs, key=lambda b: (abs(srcs[b].transform.a), order.index(b)))
+        return srcs[ranked[0]]
+
+    def _check_grids(self, srcs, ref) -> None:
+        files = self._found.files
+        crss = {b: s.crs for b, s in srcs.items()}
+        if len({c.to_wkt() if c else None for c in crss.values()}) > 1:
+            shown = ", ".join(f"{b}: {c.to_string() if c else 'none'}" for b, c in crss.items())
+            raise InputError(f"{self.path}: band files are on different CRSs ({shown})")
+        rb = ref.bounds
+        for b, s in srcs.items():
+            tol = max(abs(s.transform.a), abs(ref.transform.a)) * 1.001
+            sb = s.bounds
+            overlap = (min(sb.right, rb.right) > max(sb.left, rb.left)
+                       and min(sb.top, rb.top) > max(sb.bottom, rb.bottom))
+            if not overlap or any(abs(x - y) > tol for x, y in zip(sb, rb, strict=True)):
+                raise InputError(
+                    f"{self.path}: band files do not cover the same area: {_short(files[b])} "
+                    f"{tuple(round(v, 2) for v in sb)} vs {tuple(round(v, 2) for v in rb)}"
+                )
+
+    def _read_raw(self, window: Window) -> dict[str, np.ndarray]:
+        return {b: r.read(1, window=window) for b, r in self._readers.items()}
+
+    def close(self) -> None:
+        for d in reversed(self._datasets):
+            try:
+                d.close()
+            except Exception:  # noqa: BLE001 - closing must not mask the real error
+                pass
+        self._datasets = []
+
+
+def _short(gdal_path: str) -> str:
+    """A band file's name for tags and messages (``IMG_DATA/R10m/..._B02_10m.jp2``)."""
+    parts = gdal_path.replace("\\", "/").split("/")
+    return "/".join(parts[-3:]) if "IMG_DATA" in parts else parts[-1]
+
+
+def open_source(path: str | os.PathLike, band_names: Sequence[str] = DEFAULT_BANDS,
+                options: SourceOptions = SourceOptions()) -> Source:
+    """Open ``path`` as the right kind of source.
+
+    A folder (plain, or an unpacked .SAFE) or a ``.zip`` -> BandFolderSource; anything else
+    GDAL opens (GeoTIFF, VRT, ``/vsi...`` paths) -> StackSource. Raises InputError (or
+    MissingSCLError) with a one-line message naming the input.
+    """
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        return BandFolderSource(p, band_names, options)
+    if os.path.isfile(p) and (p.lower().endswith(".zip") or _is_zip(p)):
+        return BandFolderSource(p, band_names, options)
+    if not os.path.exists(p) and not p.startswith("/vsi") and "://" not in p:
+        raise InputError(f"{p}: no such file or folder")
+    return StackSource(p, band_names, options)
+
+
+def _is_zip(path: str) -> bool:
+    import zipfile
+
+    try:
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False
