@@ -313,12 +313,16 @@ def find_band_files(path: str) -> BandFiles:
                 raise InputError(f"{path}: not a Sentinel-2 product (no GRANULE folder)")
             top = [n for n in tree.names if "/" not in n]
             files, ignored = _pick_files(tree, top, path)
-            meta = _folder_metadata(tree, ".", os.path.basename(os.path.abspath(path)))
+            label = os.path.basename(os.path.abspath(path))
+            if not _LEVEL_IN_NAME.search(label) and files:
+                label = os.path.basename(sorted(files.values())[0])  # <patch>_B02.tif
+            meta = _folder_metadata(tree, ".", label)
         if not files:
             what = "folder" if is_dir else "zip"
             raise InputError(
                 f"{path}: not a Sentinel-2 product: this {what} has no band files "
-                "(B01..B12, B8A, SCL; .SAFE GRANULE/*/IMG_DATA)"
+                "(B01..B12, B8A, SCL; .SAFE GRANULE/*/IMG_DATA); for one raster inside a "
+                "zip pass /vsizip/<zip>/<file>"
             )
         return BandFiles(kind=kind, files=files, metadata=meta, ignored=ignored)
     finally:

@@ -70,7 +70,12 @@ class SourceOptions:
 
 
 def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
+    """The error and its cause on one line (rasterio hides GDAL's message in ``__cause__``)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    cause = e.__cause__ or e.__context__
+    if cause is not None and "previous exception" in text:
+        text = " ".join(str(cause).split()) or text
+    return text
 
 
 def _resampling(name: str) -> Resampling:
@@ -176,7 +181,9 @@ class Source:
         except LulcEdgeError:
             raise
         except _READ_ERRORS as e:
-            raise InputError(f"{self.path}: read failed at {window!r} ({_one_line(e)})") from None
+            w = f"{window.width}x{window.height} at col {window.col_off}, row {window.row_off}"
+            raise InputError(f"{self.path}: read failed (truncated or corrupt file?) "
+                             f"for {w}: {_one_line(e)}") from None
 
     def read(self, window: Window) -> np.ndarray:
         """``(len(band_names), h, w)`` uint16 for ``window`` of the grid; outside it 0."""
@@ -352,8 +359,10 @@ class StackSource(Source):
                                                           self.options.boa_offset)
         if self.options.boa_offset is None:
             self._offset_source = "plain raster: values taken as harmonised"
-        self._inspect()
         level = str(src.tags().get("PROCESSING_LEVEL", "")) or None
+        if self._scl_reason and self.options.scl_fill is None:
+            self._settle_scl(level)  # refuse before reading anything
+        self._inspect()
         self._settle_scl(level)
         self._grid_tags()
         self._tags["INPUT_KIND"] = "stack"
@@ -469,6 +478,8 @@ class BandFolderSource(Source):
         self._offset, self._offset_source = resolve_offset(meta, self.options.boa_offset)
         if "SCL" in self.band_names and "SCL" not in files:
             self._scl_reason = "no SCL band file"
+            if self.options.scl_fill is None:
+                self._settle_scl(meta.level)  # refuse before reading anything
         self._inspect()
         self._settle_scl(meta.level)
         self._grid_tags()
@@ -493,7 +504,8 @@ class BandFolderSource(Source):
     def _check_grids(self, srcs, ref) -> None:
         files = self._found.files
         crss = {b: s.crs for b, s in srcs.items()}
-        if len({c.to_wkt() if c else None for c in crss.values()}) > 1:
+        if any((c is None) != (ref.crs is None) or (c is not None and c != ref.crs)
+               for c in crss.values()):
             shown = ", ".join(f"{b}: {c.to_string() if c else 'none'}" for b, c in crss.items())
             raise InputError(f"{self.path}: band files are on different CRSs ({shown})")
         rb = ref.bounds
