@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -35,7 +34,7 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from .errors import InputError, LulcEdgeError, LulcEdgeWarning, MissingSCLError
+from .errors import InputError, LulcEdgeError, MissingSCLError
 from .products import (
     KNOWN_BANDS,
     BandFiles,
@@ -172,8 +171,9 @@ class Source:
         return f"{type(self).__name__}({self.path!r}, {self.width}x{self.height})"
 
     def _warn(self, msg: str) -> None:
+        # Only recorded: the caller prints ``warnings`` once (the CLI does, from RunResult);
+        # a Python LulcEdgeWarning as well would be shown twice.
         self.warnings.append(msg)
-        warnings.warn(msg, LulcEdgeWarning, stacklevel=3)
 
     def _read_checked(self, window: Window) -> dict[str, np.ndarray]:
         try:

@@ -26,7 +26,7 @@ from lulc_edge.sources import (
     open_source,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore::lulc_edge.errors.LulcEdgeWarning")
+pytestmark = pytest.mark.filterwarnings("error::lulc_edge.errors.LulcEdgeWarning")
 
 DATA = Path(os.environ.get("LULC_EDGE_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
 needs_data = pytest.mark.skipif(
