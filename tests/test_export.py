@@ -241,6 +241,31 @@ def test_aligned_tile_with_halo_equals_whole(session, exported) -> None:
     np.testing.assert_allclose(inner, whole[:, :, y0:y0 + size, x0:x0 + size], rtol=0, atol=1e-6)
 
 
+def test_receptive_field_radius_is_exact(exported) -> None:
+    """Logits at phase 1 (mod 4) see exactly `radius` columns to the left, phase 2 to the right.
+
+    Probabilities saturate to exact 0/1 with random weights at reflectance scale, so the test
+    reads the head convolution's logits; whole columns are perturbed so max pooling cannot hide
+    the change.
+    """
+    m = onnx.load(str(exported[0]))
+    radius = get_metadata(m)["lulc_edge.receptive_field"]["radius"]
+    m.graph.output.append(onnx.helper.make_tensor_value_info("unet/head_conv",
+                                                             onnx.TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    bands = synthetic_bands(1, 96, 96, seed=9, nodata_fraction=0.0)
+    base = sess.run(["unet/head_conv"], {"bands": bands})[0]
+
+    def moved(x: int, column: int) -> bool:
+        b = bands.copy()
+        b[0, :, :, column] = 10000 - b[0, :, :, column] // 2
+        out = sess.run(["unet/head_conv"], {"bands": b})[0]
+        return not np.array_equal(out[0, :, 48, x], base[0, :, 48, x])
+
+    assert moved(49, 49 - radius) and not moved(49, 49 - radius - 1)
+    assert moved(50, 50 + radius) and not moved(50, 50 + radius + 1)
+
+
 def test_opset_18_builds(model: keras.Model, session) -> None:
     m18, _ = to_end_to_end(model, opset=18)
     assert m18.opset_import[0].version == 18
