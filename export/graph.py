@@ -176,11 +176,9 @@ def canonical_unet(converted: onnx.ModelProto) -> tuple[list[onnx.NodeProto],
             by_op.setdefault(n.op_type, []).append(n)
     names: dict[int, str] = {id(head): HEAD_CONV, id(softmax[0]): SOFTMAX}
     for op, group in by_op.items():
+        if op in ("Softmax", "Relu"):  # the softmax is named above, each ReLU after its producer
+            continue
         roles = _ROLES.get(op)
-        if op == "Softmax":
-            continue
-        if op == "Relu":
-            continue
         for i, n in enumerate(group):
             role = roles[i] if roles and len(roles) == len(group) else f"{op.lower()}{i + 1}"
             names[id(n)] = f"unet/{role}"
