@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import rasterio
 from rasterio.errors import RasterioError
 
 from . import __version__
+from .batch import JobReport, expand_inputs, plan_jobs, report_dict, run_dask, run_local
 from .engine import DEVICES, Engine, EngineOptions, available_devices, bundled_model
 from .errors import LulcEdgeError, LulcEdgeWarning
 from .pipeline import DEFAULT_BATCH, DEFAULT_TILE, MODES, RunOptions, RunResult, segment_file
@@ -103,13 +105,23 @@ def main() -> None:
               help="Resampling of 20/60 m bands to the 10 m grid (SCL is always nearest).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its journal.")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None,
+              help="Write each input's map to DIR/<name>.lulc.tif (batch mode).")
+@click.option("--from-list", type=click.Path(dir_okay=False), default=None,
+              help="Read inputs from a file, one per line (# comments allowed).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Scenes mapped in parallel processes (1: one scene at a time, all threads).")
+@click.option("--scheduler", envvar="LULC_EDGE_SCHEDULER", default=None, metavar="ADDRESS",
+              help="Dask scheduler (tcp://host:8786): one task per scene on the cluster. "
+                   "Also from LULC_EDGE_SCHEDULER.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary table.")
 def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: str,
         tile: int | None, batch: int | None, device: str, threads: int | None,
         confidence: bool, probs: bool, cog: bool, bands_map: str | None,
         boa_offset: int | None, scl_fill: int | None, resampling: str, overwrite: bool,
-        resume: bool, as_json: bool, quiet: bool) -> None:
+        resume: bool, out_dir: str | None, from_list: str | None, workers: int,
+        scheduler: str | None, as_json: bool, quiet: bool) -> None:
     """Map Sentinel-2 scenes to georeferenced land-cover class maps.
 
     SCENE is a 13-band GeoTIFF (bands B1..B9, B8A, SCL, B11, B12 in the model's order, or
@@ -117,34 +129,69 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
     folder / .zip. The output is a tiled, DEFLATE-compressed uint8 GeoTIFF with the input's
     grid, a colour table, class names in its tags and nodata 255.
 
+    Several inputs (or --out-dir, --from-list, globs) make a batch: finished outputs are
+    skipped, a bad input is reported and the rest go on, the exit code says if any failed.
+
     \b
     Examples:
       lulc-edge run scene.tif
       lulc-edge run scene.tif -o map.tif --confidence --cog
       lulc-edge run S2B_MSIL2A_20230612.SAFE.zip --json
       lulc-edge run l1c_folder/ --scl-fill 4        # L1C has no SCL: say what to use
+      lulc-edge run 'archive/*.zip' --out-dir maps/  # a batch; rerun to pick up failures
+      lulc-edge run big.tif --resume                # after a crash or power cut
     """
-    if not inputs:
-        _fail("no input given (see lulc-edge run --help)")
-    if len(inputs) > 1:
-        _fail("several inputs: batch mode is not available yet; run them one by one")
-    src = inputs[0]
-    if not Path(src).exists():
-        _fail(f"{src}: no such file or directory")
+    options = RunOptions(mode=mode, tile=tile, batch=batch, confidence=confidence,
+                         probs=probs, cog=cog, overwrite=overwrite, resume=resume,
+                         progress=False if quiet else None)
+    engine_options = EngineOptions(device=device, threads=threads)
     try:
-        engine = Engine(model, EngineOptions(device=device, threads=threads))
-        options = RunOptions(mode=mode, tile=tile, batch=batch, confidence=confidence,
-                             probs=probs, cog=cog, overwrite=overwrite, resume=resume,
-                             progress=False if quiet else None)
         src_opts = SourceOptions(bands=_parse_bands(bands_map), boa_offset=boa_offset,
                                  scl_fill=scl_fill, resampling=resampling)
+        items = expand_inputs(inputs, from_list)
+        batch_mode = len(items) > 1 or out_dir is not None or from_list is not None \
+            or scheduler is not None
+        if not batch_mode:
+            _run_one(items[0], output, model, engine_options, options, src_opts, as_json, quiet)
+            return
+        jobs = plan_jobs(items, out_dir, output)
+        t0 = time.perf_counter()
+
+        def show(rep: JobReport) -> None:
+            if rep.status == "failed":
+                click.echo(f"lulc-edge: error: {rep.error}", err=True)
+            elif not quiet and not as_json:
+                click.echo(f"{rep.status:<8}{rep.output}", err=True)
+
+        if scheduler:
+            reports = run_dask(jobs, scheduler, model, engine_options, options, src_opts,
+                               on_report=show)
+        else:
+            reports = run_local(jobs, model, engine_options, options, src_opts, workers,
+                                on_report=show)
+    except LulcEdgeError as exc:
+        _fail(str(exc))
+    doc = report_dict(reports, time.perf_counter() - t0)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    elif not quiet:
+        click.echo(f"{doc['done']} done, {doc['skipped']} skipped, {doc['failed']} failed "
+                   f"of {doc['inputs']} inputs in {doc['seconds']:.1f} s")
+    if doc["failed"]:
+        sys.exit(1)
+
+
+def _run_one(src: str, output: str | None, model: str | None, engine_options: EngineOptions,
+             options: RunOptions, src_opts: SourceOptions, as_json: bool, quiet: bool) -> None:
+    if not Path(src).exists() and not src.startswith("/vsi"):
+        _fail(f"{src}: no such file or directory")
+    try:
+        engine = Engine(model, engine_options)
         res = segment_file(src, output, engine=engine, options=options, source_options=src_opts)
     except LulcEdgeError as exc:
         _fail(str(exc))
-    except (RasterioError, OSError) as exc:
+    except (RasterioError, OSError, ValueError) as exc:
         _fail(f"{src}: {exc}")
-    except ValueError as exc:
-        _fail(str(exc))
     for w in res.warnings:
         click.echo(f"lulc-edge: warning: {w}", err=True)
     if as_json:
