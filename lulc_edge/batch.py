@@ -6,6 +6,7 @@ import glob
 import os
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -209,29 +210,41 @@ def run_dask(jobs: Sequence[Job], scheduler: str, model: str | None,
     quiet = RunOptions(**{**options.__dict__, "progress": False})
     bar = Progress(len(jobs), "scenes", options.progress, unit="scenes")
     try:
-        futs = [client.submit(_worker_job, j, model, engine_options, quiet, source_options,
-                              key=f"lulc-edge-{i}-{Path(j.input).name}", retries=TASK_RETRIES,
-                              pure=False)
-                for i, j in enumerate(jobs)]
-        by_key = {f.key: (i, f) for i, f in enumerate(futs)}
-        reports: list[JobReport | None] = [None] * len(jobs)
-        from distributed import as_completed as dask_completed
-
-        for fut in dask_completed(futs):
-            i, _ = by_key[fut.key]
-            try:
-                rep = fut.result()
-            except Exception as exc:  # noqa: BLE001 - e.g. the task's workers all died
-                rep = JobReport(jobs[i].input, jobs[i].output, "failed",
-                                error=f"{jobs[i].input}: task failed on the cluster "
-                                      f"({type(exc).__name__}: {_one_line(exc)})")
-            reports[i] = rep
-            bar.update(1, rep.pixels)
-            if on_report:
-                on_report(rep)
+        with client.as_current():
+            return _gather(client, jobs, model, engine_options, quiet, source_options, bar,
+                           on_report)
     finally:
         bar.close()
         client.close()
+
+
+def _gather(client: Any, jobs: Sequence[Job], model: str | None,
+            engine_options: EngineOptions, options: RunOptions,
+            source_options: SourceOptions, bar: Progress,
+            on_report: Callable[[JobReport], None] | None) -> list[JobReport]:
+    """Submit one task per job and collect reports as tasks finish."""
+    from distributed import as_completed as dask_completed
+
+    run_id = uuid.uuid4().hex[:8]  # keys must not collide with another batch's tasks
+    futs = [client.submit(_worker_job, j, model, engine_options, options, source_options,
+                          key=f"lulc-edge-{run_id}-{i}-{Path(j.input).name}",
+                          retries=TASK_RETRIES,
+                          pure=False)
+            for i, j in enumerate(jobs)]
+    index = {f.key: i for i, f in enumerate(futs)}
+    reports: list[JobReport | None] = [None] * len(jobs)
+    for fut in dask_completed(futs):
+        i = index[fut.key]
+        try:
+            rep = fut.result()
+        except Exception as exc:  # noqa: BLE001 - e.g. every worker that ran it died
+            rep = JobReport(jobs[i].input, jobs[i].output, "failed",
+                            error=f"{jobs[i].input}: task failed on the cluster "
+                                  f"({type(exc).__name__}: {_one_line(exc)})")
+        reports[i] = rep
+        bar.update(1, rep.pixels)
+        if on_report:
+            on_report(rep)
     return [r for r in reports if r is not None]
 
 
