@@ -6,6 +6,7 @@ import json
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ import rasterio
 from rasterio.errors import RasterioError
 
 from . import __version__
+from .autotune import DEFAULT_MIN_AGREEMENT
+from .backends import PRECISION_CHOICES, cpu_info, versions
 from .batch import JobReport, expand_inputs, plan_jobs, report_dict, run_dask, run_local
-from .engine import DEVICES, Engine, EngineOptions, available_devices, bundled_model
+from .engine import CUDA_BATCH, DEVICES, Engine, EngineOptions, available_devices, bundled_model
 from .errors import LulcEdgeError, LulcEdgeWarning
 from .pipeline import DEFAULT_BATCH, DEFAULT_TILE, MODES, RunOptions, RunResult, segment_file
 from .sources import SourceOptions
@@ -49,9 +52,10 @@ def _parse_bands(text: str | None) -> dict[str, int] | None:
     return out
 
 
-def _summary(res: RunResult) -> str:
+def _summary(res: RunResult, precision: str = "fp32") -> str:
     lines = [f"{res.output}: {res.width}x{res.height} px in {res.seconds:.1f} s "
-             f"({res.pixels / max(res.seconds, 1e-9) / 1e6:.2f} MP/s, {res.device}, {res.mode})"]
+             f"({res.pixels / max(res.seconds, 1e-9) / 1e6:.2f} MP/s, {res.device} {precision}, "
+             f"{res.mode})"]
     total = max(res.pixels, 1)
     for name, n in res.class_pixels.items():
         area = f"{res.class_hectares[name]:>12.2f} ha" if res.class_hectares else ""
@@ -88,7 +92,16 @@ def main() -> None:
               help=f"Tiles per inference call (seamless, default {DEFAULT_BATCH['seamless']}) or "
                    f"64x64 windows per call (window, default {DEFAULT_BATCH['window']}).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="Execution provider; auto takes the best one installed (CUDA, OpenVINO, CPU).")
+              help="Backend: cpu, cuda, openvino (OpenVINO's runtime, else its onnxruntime "
+                   "provider), openvino-ep; auto measures the installed ones, takes the fastest.")
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto",
+              show_default=True,
+              help="fp32, bf16 (OpenVINO on CPUs with bf16), fp16 (GPUs), int8 (the quantized "
+                   "model); auto: the fastest whose stored agreement with fp32 meets "
+                   "--min-agreement.")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=DEFAULT_MIN_AGREEMENT,
+              show_default=True,
+              help="Accuracy budget of --precision auto: argmax agreement with fp32.")
 @click.option("--threads", type=int, default=None, help="Inference threads (default: all CPUs).")
 @click.option("--confidence", is_flag=True, help="Add a band with the top probability (0-255).")
 @click.option("--probs", is_flag=True, help="Also write SCENE.lulc.probs.tif (float32 per class).")
@@ -117,7 +130,8 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary table.")
 def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: str,
-        tile: int | None, batch: int | None, device: str, threads: int | None,
+        tile: int | None, batch: int | None, device: str, precision: str,
+        min_agreement: float, threads: int | None,
         confidence: bool, probs: bool, cog: bool, bands_map: str | None,
         boa_offset: int | None, scl_fill: int | None, resampling: str, overwrite: bool,
         resume: bool, out_dir: str | None, from_list: str | None, workers: int,
@@ -141,10 +155,13 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
       lulc-edge run 'archive/*.zip' --out-dir maps/  # a batch; rerun to pick up failures
       lulc-edge run big.tif --resume                # after a crash or power cut
     """
+    if batch is None and device == "cuda":
+        batch = CUDA_BATCH[mode]
     options = RunOptions(mode=mode, tile=tile, batch=batch, confidence=confidence,
                          probs=probs, cog=cog, overwrite=overwrite, resume=resume,
                          progress=False if quiet else None)
-    engine_options = EngineOptions(device=device, threads=threads)
+    engine_options = EngineOptions(device=device, threads=threads, precision=precision,
+                                   min_agreement=min_agreement)
     try:
         src_opts = SourceOptions(bands=_parse_bands(bands_map), boa_offset=boa_offset,
                                  scl_fill=scl_fill, resampling=resampling)
@@ -187,6 +204,8 @@ def _run_one(src: str, output: str | None, model: str | None, engine_options: En
         _fail(f"{src}: no such file or directory")
     try:
         engine = Engine(model, engine_options)
+        if options.batch is None and engine.device == "cuda":
+            options = replace(options, batch=CUDA_BATCH[options.mode])
         res = segment_file(src, output, engine=engine, options=options, source_options=src_opts)
     except LulcEdgeError as exc:
         _fail(str(exc))
@@ -195,21 +214,30 @@ def _run_one(src: str, output: str | None, model: str | None, engine_options: En
     for w in res.warnings:
         click.echo(f"lulc-edge: warning: {w}", err=True)
     if as_json:
-        click.echo(json.dumps(res.as_dict(), indent=2))
+        click.echo(json.dumps({**res.as_dict(), "precision": engine.precision}, indent=2))
     elif not quiet:
-        click.echo(_summary(res))
+        click.echo(_summary(res, engine.precision))
 
 
 @main.command()
 @click.argument("model", required=False, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
-def info(model: str | None, as_json: bool) -> None:
-    """Show a model's contract, provenance and the devices available here."""
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=DEFAULT_MIN_AGREEMENT,
+              show_default=True, help="Accuracy budget for the auto table.")
+def info(model: str | None, as_json: bool, min_agreement: float) -> None:
+    """Show a model's contract, provenance, the devices here and what auto chooses."""
     try:
         engine = Engine(model or bundled_model(), EngineOptions(device="cpu"))
     except LulcEdgeError as exc:
         _fail(str(exc))
     c = engine.contract
+    try:
+        auto = Engine(model or bundled_model(),
+                      EngineOptions(device="auto", precision="auto",
+                                    min_agreement=min_agreement)).selection
+        auto_doc: dict[str, Any] = auto.as_dict() if auto else {}
+    except LulcEdgeError as exc:
+        auto_doc = {"error": str(exc)}
     doc = {
         "model": c.path, "sha256": c.sha256, "precision": c.precision,
         "demo_weights": c.demo, "trained_on": c.trained_on,
@@ -217,8 +245,10 @@ def info(model: str | None, as_json: bool) -> None:
         "nodata": vars(c.nodata), "halo": c.halo, "alignment": c.alignment,
         "window": {"size": c.window_size, "stride": c.window_stride},
         "devices_available": available_devices(),
-        "versions": {"lulc_edge": __version__, "onnxruntime": ort.__version__,
-                     "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__},
+        "cpu": {"model": cpu_info()["model"], "threads": engine.threads},
+        "auto": auto_doc,
+        "versions": {**versions(), "rasterio": rasterio.__version__,
+                     "gdal": rasterio.__gdal_version__},
         "metadata": c.metadata,
     }
     if as_json:
@@ -237,8 +267,21 @@ def info(model: str | None, as_json: bool) -> None:
         if key in c.metadata:
             click.echo(f"{key:<13}{json.dumps(c.metadata[key])}")
     click.echo(f"devices      {', '.join(available_devices())}")
-    click.echo(f"versions     onnxruntime {ort.__version__}, rasterio {rasterio.__version__}, "
+    ov = f", openvino {doc['versions']['openvino']}" if "openvino" in doc["versions"] else ""
+    click.echo(f"versions     onnxruntime {ort.__version__}{ov}, rasterio {rasterio.__version__}, "
                f"GDAL {rasterio.__gdal_version__}")
+    click.echo(f"cpu          {cpu_info()['model']}, {engine.threads} threads")
+    if "error" in auto_doc:
+        click.echo(f"auto         error: {auto_doc['error']}")
+        return
+    when = "cached" if auto_doc["cached"] else "measured now"
+    click.echo(f"auto         chose {auto_doc['chosen']} (budget: agreement >= "
+               f"{auto_doc['min_agreement']}; timings {when} in {auto_doc['cache_file']})")
+    for cand in auto_doc["candidates"]:
+        mps = f"{cand['mp_per_s']:6.2f} MP/s" if cand["mp_per_s"] else " " * 11
+        agree = f"{cand['agreement']:.4f}" if cand["agreement"] is not None else "  -   "
+        click.echo(f"  {cand['device'] + '/' + cand['precision']:<20}{mps}  agreement {agree}  "
+                   f"{cand['status']}{': ' + cand['note'][:72] if cand['note'] else ''}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LULC_EDGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _auto_cache_dir(tmp_path_factory):
+    """Keep auto's timing cache (and OpenVINO's compiled models) out of the user's ~/.cache."""
+    old = os.environ.get("LULC_EDGE_CACHE_DIR")
+    os.environ["LULC_EDGE_CACHE_DIR"] = str(tmp_path_factory.mktemp("lulc-edge-cache"))
+    yield
+    if old is None:
+        os.environ.pop("LULC_EDGE_CACHE_DIR", None)
+    else:
+        os.environ["LULC_EDGE_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     path = bundled_model()

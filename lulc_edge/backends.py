@@ -1,0 +1,414 @@
+"""lulc_edge.backends: the inference backends behind ``Engine``, their precisions and devices.
+
+Four backends run the same ONNX file and honour the same output contract (``class`` uint8 with
+nodata 255, ``confidence`` uint8, ``probabilities`` float32):
+
+* ``cpu``: onnxruntime's CPU execution provider (always there);
+* ``cuda``: onnxruntime-gpu's CUDA execution provider (a separate environment);
+* ``openvino``: OpenVINO's own runtime (the ``openvino`` package, installs beside onnxruntime);
+* ``openvino-ep``: onnxruntime-openvino's OpenVINO execution provider (a separate environment).
+
+Precisions are the same words on every backend: ``fp32``, ``bf16``, ``fp16``, ``int8``. bf16 and
+fp16 are inference-precision hints on OpenVINO (the CPU must support them), fp16 on CUDA is an
+fp16 model file beside the fp32 one, int8 is always the quantized model file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import queue
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from .contract import INPUT_NAME
+from .errors import BackendError, ModelError, PrecisionError
+
+#: Concrete backends (what ``Engine.device`` reports) and the onnxruntime provider each uses.
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "openvino-ep": "OpenVINOExecutionProvider",
+}
+BACKENDS = ("cpu", "cuda", "openvino", "openvino-ep")
+#: What users may type: a backend, ``auto``, or ``openvino`` (the runtime, else the EP).
+DEVICES = ("auto", *BACKENDS)
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+#: OpenVINO ``INFERENCE_PRECISION_HINT`` per precision (int8: the float remainder stays f32).
+OV_HINT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+#: x86/ARM CPU flags (from /proc/cpuinfo) that give a precision native speed.
+CPU_FLAGS = {
+    "bf16": ("avx512_bf16", "amx_bf16", "bf16"),
+    "fp16": ("avx512_fp16", "amx_fp16", "asimdhp"),
+}
+
+INSTALL_HINT = {
+    "cuda": "install onnxruntime-gpu in its own environment (docs/backends.md)",
+    "openvino": "pip install 'lulc-edge[openvino]' (docs/backends.md)",
+    "openvino-ep": "install onnxruntime-openvino in its own environment: .ci/openvino.sh",
+}
+
+
+class Backend(Protocol):
+    """What ``Engine`` needs from a backend."""
+
+    device: str
+    precision: str
+
+    def run(self, bands: np.ndarray, outputs: tuple[str, ...]) -> list[np.ndarray]:
+        """Run the graph on raw bands (N, 13, H, W) uint16; returns the named outputs."""
+        ...
+
+
+# --------------------------------------------------------------------------- this machine
+@lru_cache(maxsize=1)
+def cpu_info() -> dict[str, Any]:
+    """CPU model name and flags (Linux /proc/cpuinfo; elsewhere the platform's processor name)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("model name", "hardware") and model in ("", platform.machine(),
+                                                                   platform.processor()):
+                    model = value.strip()
+                elif key in ("flags", "features") and not flags:
+                    flags = set(value.split())
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return {"model": model, "flags": sorted(flags), "arch": platform.machine()}
+
+
+def cpu_supports(precision: str) -> bool:
+    """Whether this CPU runs ``precision`` natively (fp32 and int8: always)."""
+    if precision not in CPU_FLAGS:
+        return True
+    flags = set(cpu_info()["flags"])
+    return any(f in flags for f in CPU_FLAGS[precision])
+
+
+def openvino_runtime_available() -> bool:
+    """Whether OpenVINO's own Python runtime (the ``openvino`` package) is importable."""
+    return importlib.util.find_spec("openvino") is not None
+
+
+def available_devices() -> list[str]:
+    """Concrete backends usable here, in ``BACKENDS`` order."""
+    have = set(ort.get_available_providers())
+    out = []
+    for name in BACKENDS:
+        if name == "openvino":
+            if openvino_runtime_available():
+                out.append(name)
+        elif PROVIDERS[name] in have:
+            out.append(name)
+    return out
+
+
+def resolve_device(device: str) -> str:
+    """A concrete backend for a device word other than ``auto``, or a one-line BackendError."""
+    if device not in DEVICES:
+        raise BackendError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    have = available_devices()
+    if device == "openvino" and "openvino" not in have and "openvino-ep" in have:
+        return "openvino-ep"
+    if device not in have:
+        what = "OpenVINO's runtime (the openvino package)" if device == "openvino" else (
+            f"onnxruntime's {PROVIDERS[device]}")
+        raise BackendError(
+            f"device {device!r} needs {what}, which is not installed here "
+            f"(available: {', '.join(have)}); {INSTALL_HINT[device]}"
+        )
+    return device
+
+
+def versions() -> dict[str, str]:
+    """Versions of the inference libraries that shape speed and results."""
+    from . import __version__
+
+    out = {"lulc_edge": __version__, "onnxruntime": ort.__version__}
+    if openvino_runtime_available():
+        try:
+            import openvino
+
+            out["openvino"] = openvino.get_version()
+        except Exception as exc:  # noqa: BLE001 - a broken install is reported, not fatal
+            out["openvino"] = f"broken ({type(exc).__name__})"
+    return out
+
+
+# --------------------------------------------------------------------------- model variants
+def variant_path(base: Path, precision: str, base_precision: str, bundled: bool) -> Path:
+    """The model file that serves ``precision``: int8 (and fp16 on CUDA) are separate files.
+
+    With the bundled model, int8 is ``demo-unet-int8.onnx``; with a user's ``NAME.onnx`` it is
+    a sibling ``NAME-int8.onnx``. A model that is itself int8 serves only int8.
+    """
+    if base_precision == "int8":
+        if precision != "int8":
+            raise PrecisionError(
+                f"{base}: this model is quantized (int8); --precision {precision} needs the "
+                "fp32 model it came from"
+            )
+        return base
+    if precision != "int8":
+        return base
+    sibling = base.with_name(f"{base.stem}-int8{base.suffix}")
+    if not sibling.is_file():
+        where = ("the package has no bundled int8 model" if bundled
+                 else f"no {sibling.name} beside it")
+        raise PrecisionError(
+            f"{base}: --precision int8 needs the quantized model ({where}); make one with "
+            "export/quantize.py, or choose --precision fp32"
+        )
+    return sibling
+
+
+def fp16_model_path(base: Path) -> Path:
+    """The fp16 model CUDA runs for ``--precision fp16``: a sibling ``NAME-fp16.onnx``."""
+    sibling = base.with_name(f"{base.stem}-fp16{base.suffix}")
+    if not sibling.is_file():
+        raise PrecisionError(
+            f"{base}: --precision fp16 on cuda needs an fp16 model {sibling.name} beside it "
+            "(onnxconverter_common.float16.convert_float_to_float16(model, keep_io_types=True))"
+        )
+    return sibling
+
+
+def check_precision(device: str, precision: str, options: Any) -> None:
+    """Raise PrecisionError when ``device`` (concrete) cannot run ``precision`` here."""
+    if precision not in PRECISIONS:
+        raise PrecisionError(
+            f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}"
+        )
+    if precision in ("fp32", "int8"):
+        return
+    if device == "cpu":
+        raise PrecisionError(
+            f"the onnxruntime CPU provider has no {precision} kernels for this model; use "
+            f"--device openvino for {precision} on a CPU that has it, or --precision fp32/int8"
+        )
+    if device == "cuda":
+        if precision == "bf16":
+            raise PrecisionError("bf16 is not offered on cuda; use --precision fp16 or fp32")
+        return
+    ov_device = str(getattr(options, "openvino_device_type", "CPU")).upper()
+    if device == "openvino" and ov_device.startswith("CPU"):
+        caps = openvino_capabilities("CPU")
+        if precision.upper() not in caps:
+            raise PrecisionError(
+                f"OpenVINO's CPU plugin cannot run {precision} on this CPU "
+                f"({cpu_info()['model']}; capabilities: {', '.join(sorted(caps))})"
+            )
+    elif device == "openvino-ep" and ov_device.startswith("CPU") and not cpu_supports(precision):
+        raise PrecisionError(
+            f"this CPU ({cpu_info()['model']}) has no native {precision} "
+            f"(needs one of the CPU flags {', '.join(CPU_FLAGS[precision])})"
+        )
+    elif device.startswith("openvino") and ov_device.startswith(("GPU", "NPU")) \
+            and precision == "bf16":
+        raise PrecisionError(f"bf16 is not offered on OpenVINO {ov_device}; use fp16")
+
+
+# --------------------------------------------------------------------------- onnxruntime
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def session_options(threads: int, optimize: bool = True) -> ort.SessionOptions:
+    """Sequential execution on ``threads`` intra-op threads, quiet logs."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                   else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    so.log_severity_level = 3
+    return so
+
+
+def load_session(path: Path, providers: list[tuple[str, dict]], threads: int,
+                 optimize: bool = True) -> ort.InferenceSession:
+    """An onnxruntime session, ModelError for files that are not (valid) ONNX models."""
+    try:
+        return ort.InferenceSession(
+            str(path), sess_options=session_options(threads, optimize),
+            providers=[p for p, _ in providers], provider_options=[o for _, o in providers],
+        )
+    except Exception as exc:  # onnxruntime raises several unrelated types
+        text = str(exc)
+        if "INVALID_PROTOBUF" in text or "Protobuf parsing failed" in text or \
+                providers[0][0] == PROVIDERS["cpu"]:
+            raise ModelError(f"{path}: cannot load model ({_first_line(exc)})") from None
+        raise BackendError(f"{path}: {providers[0][0]} failed ({_first_line(exc)})") from None
+
+
+def metadata_session(path: Path) -> ort.InferenceSession:
+    """A cheap CPU session used only to read the model's inputs, outputs and metadata."""
+    return load_session(path, [(PROVIDERS["cpu"], {})], 1, optimize=False)
+
+
+def provider_entry(device: str, precision: str, options: Any, threads: int) -> tuple[str, dict]:
+    """Provider name and provider options of a concrete onnxruntime backend."""
+    if device == "cuda":
+        return PROVIDERS["cuda"], {
+            "device_id": str(options.cuda_device_id),
+            # tiles have one or two shapes per run: searching once per shape pays off
+            "cudnn_conv_algo_search": "EXHAUSTIVE",
+            "cudnn_conv_use_max_workspace": "1",
+            "arena_extend_strategy": "kSameAsRequested",
+            "do_copy_in_default_stream": "1",
+        }
+    if device == "openvino-ep":
+        ov_device = options.openvino_device_type
+        opts: dict[str, str] = {"device_type": ov_device, "num_of_threads": str(threads),
+                                "num_streams": "1"}
+        cpu = ov_device.upper().startswith("CPU")
+        # The EP's own `precision` option takes FP32/ACCURACY only on CPU (BF16 is refused and
+        # the session silently falls back to the CPU provider): bf16/f16 go through load_config.
+        opts["precision"] = "FP16" if (precision == "fp16" and not cpu) else "FP32"
+        if cpu:
+            opts["load_config"] = json.dumps(
+                {ov_device.upper(): {"INFERENCE_PRECISION_HINT": OV_HINT[precision]}})
+        cache = getattr(options, "openvino_cache_dir", None)
+        if cache:
+            opts["cache_dir"] = str(cache)
+        return PROVIDERS["openvino-ep"], opts
+    return PROVIDERS["cpu"], {}
+
+
+class OrtBackend:
+    """One onnxruntime session on one execution provider; thread-safe."""
+
+    def __init__(self, path: Path, device: str, precision: str, options: Any,
+                 threads: int) -> None:
+        self.path, self.device, self.precision = path, device, precision
+        providers = [provider_entry(device, precision, options, threads)]
+        if device != "cpu":
+            providers.append(provider_entry("cpu", precision, options, threads))
+        self.session = load_session(path, providers, threads)
+        if PROVIDERS[device] not in self.session.get_providers():
+            raise BackendError(
+                f"{path}: {PROVIDERS[device]} failed to initialise (check its provider options "
+                "and drivers); use --device cpu or --device auto"
+            )
+
+    def run(self, bands: np.ndarray, outputs: tuple[str, ...]) -> list[np.ndarray]:
+        """Run the session; onnxruntime's errors become ModelError."""
+        try:
+            return self.session.run(list(outputs), {INPUT_NAME: bands})
+        except Exception as exc:
+            raise ModelError(f"{self.path}: inference failed ({_first_line(exc)})") from None
+
+
+# --------------------------------------------------------------------------- OpenVINO runtime
+_CORE: Any = None
+_CORE_LOCK = threading.Lock()
+
+
+def openvino_core() -> Any:
+    """The process-wide ``openvino.Core`` (creating one costs ~100 ms and loads plugins)."""
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            import openvino
+
+            _CORE = openvino.Core()
+        return _CORE
+
+
+@lru_cache(maxsize=8)
+def openvino_capabilities(ov_device: str = "CPU") -> frozenset[str]:
+    """OpenVINO's OPTIMIZATION_CAPABILITIES of a device (e.g. FP32, BF16, FP16, INT8)."""
+    if not openvino_runtime_available():
+        return frozenset()
+    try:
+        return frozenset(str(c) for c in
+                         openvino_core().get_property(ov_device, "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # noqa: BLE001 - no such device: nothing it can do
+        return frozenset()
+
+
+class OpenVINOBackend:
+    """The ONNX file compiled by OpenVINO's own runtime, with dynamic N, H and W.
+
+    One compiled model; a pool of infer requests makes ``run`` safe from several threads (an
+    infer request serves one call at a time, the compiled model is shared).
+    """
+
+    device = "openvino"
+
+    def __init__(self, path: Path, precision: str, options: Any, threads: int) -> None:
+        self.path, self.precision = path, precision
+        core = openvino_core()
+        ov_device = options.openvino_device_type
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        if ov_device.upper().startswith("CPU"):
+            config["INFERENCE_NUM_THREADS"] = threads
+        config["INFERENCE_PRECISION_HINT"] = OV_HINT[precision]
+        cache = getattr(options, "openvino_cache_dir", None)
+        if cache:
+            Path(cache).mkdir(parents=True, exist_ok=True)
+            config["CACHE_DIR"] = str(cache)
+        try:
+            model = core.read_model(str(path))
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError for everything
+            raise ModelError(f"{path}: OpenVINO cannot read the model ({_first_line(exc)})") \
+                from None
+        try:
+            self.compiled = core.compile_model(model, ov_device, config)
+        except Exception as exc:  # noqa: BLE001
+            raise BackendError(
+                f"{path}: OpenVINO could not compile the model for {ov_device} "
+                f"({_first_line(exc)})"
+            ) from None
+        self.ports = {name: port for port in self.compiled.outputs
+                      for name in port.get_names()}
+        self.hint = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+
+    def run(self, bands: np.ndarray, outputs: tuple[str, ...]) -> list[np.ndarray]:
+        """Run one infer request (taken from the pool) and copy the named outputs out."""
+        try:
+            request = self._requests.get_nowait()
+        except queue.Empty:
+            request = self.compiled.create_infer_request()
+        try:
+            res = request.infer({INPUT_NAME: np.ascontiguousarray(bands)},
+                                share_inputs=True, share_outputs=False)
+            return [res[self.ports[name]] for name in outputs]
+        except KeyError as exc:
+            raise ModelError(f"{self.path}: the model has no output {exc}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"{self.path}: inference failed ({_first_line(exc)})") from None
+        finally:
+            self._requests.put(request)
+
+
+def open_backend(path: Path, device: str, precision: str, options: Any,
+                 threads: int) -> Backend:
+    """Build a concrete backend (``device`` as returned by ``resolve_device``)."""
+    if device == "openvino":
+        return OpenVINOBackend(path, precision, options, threads)
+    if device == "cuda" and precision == "fp16":
+        path = fp16_model_path(path)
+    return OrtBackend(path, device, precision, options, threads)
+
+
+def default_cache_dir() -> Path:
+    """``$LULC_EDGE_CACHE_DIR``, else ``$XDG_CACHE_HOME/lulc-edge``, else ``~/.cache/lulc-edge``."""
+    env = os.environ.get("LULC_EDGE_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "lulc-edge"
