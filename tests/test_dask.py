@@ -70,6 +70,6 @@ def test_worker_killed_mid_batch_loses_no_scene(cluster, scenes, tmp_path):
                        None, EngineOptions(device="cpu", threads=1),
                        RunOptions(progress=False, tile=64), SourceOptions(), on_report=kill_one)
     assert killed
-    assert [r.status for r in reports] == ["done"] * 6
+    assert [r.status for r in reports] == ["done"] * 6, [(r.status, r.error) for r in reports]
     for r in reports:
         assert _read(r.output).shape == (120, 128)
