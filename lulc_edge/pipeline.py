@@ -76,10 +76,9 @@ class RunResult:
 def default_output(src: Path) -> Path:
     """``SCENE.lulc.tif`` beside the input; products and folders lose their extension."""
     name = src.name.rstrip("/")
-    for ext in (".tif", ".tiff", ".vrt", ".zip", ".safe", ".jp2", ".img"):
-        if name.lower().endswith(ext):
-            name = name[: -len(ext)]
-            break
+    for ext in (".zip", ".safe", ".tif", ".tiff", ".vrt", ".jp2", ".img"):
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            name = name[: -len(ext)]  # S2A_....SAFE.zip -> S2A_...
     return src.parent / f"{name}.lulc.tif"
 
 
