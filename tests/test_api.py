@@ -131,3 +131,13 @@ def test_package_never_imports_tensorflow():
             s = line.strip()
             for mod in ("tensorflow", "keras", "tf2onnx"):
                 assert not s.startswith((f"import {mod}", f"from {mod}")), f"{py}: {s}"
+
+
+def test_wrong_dtype_or_band_count_reaching_the_graph_names_the_file(engine, model_path):
+    from lulc_edge import ModelError
+
+    for bad in (np.zeros((1, 13, 64, 64), np.float32), np.zeros((1, 12, 64, 64), np.uint16)):
+        with pytest.raises(ModelError) as info:
+            engine.run(bad)
+        msg = str(info.value)
+        assert str(model_path) in msg and "\n" not in msg
