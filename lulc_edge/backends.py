@@ -294,13 +294,17 @@ class OrtBackend:
                  threads: int) -> None:
         self.path, self.device, self.precision = path, device, precision
         providers = [provider_entry(device, precision, options, threads)]
+        #: the provider options passed (onnxruntime does not report the EPs' back)
+        self.provider_options = dict(providers[0][1])
         if device != "cpu":
             providers.append(provider_entry("cpu", precision, options, threads))
         self.session = load_session(path, providers, threads)
         if PROVIDERS[device] not in self.session.get_providers():
+            shown = ", ".join(f"{k}={v}" for k, v in self.provider_options.items()
+                              if k in ("device_type", "device_id", "precision"))
             raise BackendError(
-                f"{path}: {PROVIDERS[device]} failed to initialise (check its provider options "
-                "and drivers); use --device cpu or --device auto"
+                f"{path}: {PROVIDERS[device]} ({shown}) failed to initialise (check its provider "
+                "options and drivers); use --device cpu or --device auto"
             )
 
     def run(self, bands: np.ndarray, outputs: tuple[str, ...]) -> list[np.ndarray]:
@@ -374,7 +378,9 @@ class OpenVINOBackend:
             ) from None
         self.ports = {name: port for port in self.compiled.outputs
                       for name in port.get_names()}
-        self.hint = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        #: the precision OpenVINO compiled for: f32, bf16, f16
+        self.hint = hint.to_string() if hasattr(hint, "to_string") else str(hint)
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
 
     def run(self, bands: np.ndarray, outputs: tuple[str, ...]) -> list[np.ndarray]:

@@ -54,13 +54,17 @@ def _boundless(arr: np.ndarray, window: Window) -> np.ndarray:
 class Segmenter:
     """A loaded model for repeated use, e.g. in a ground-station or drone pipeline.
 
-    One onnxruntime session is created once and reused; ``predict`` may be called from several
-    threads at once (onnxruntime sessions are thread-safe, and no state is kept between calls).
+    One backend (an onnxruntime session or an OpenVINO compiled model) is created once and
+    reused; ``predict`` may be called from several threads at once (onnxruntime sessions are
+    thread-safe, OpenVINO calls take an infer request from a pool, no state is kept between
+    calls). ``precision`` defaults to fp32 (exact); "auto" trades accuracy within the model's
+    stored budget for speed, see docs/backends.md.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
-                 threads: int | None = None, options: EngineOptions | None = None) -> None:
-        opts = options or EngineOptions(device=device, threads=threads)
+                 precision: str = "fp32", threads: int | None = None,
+                 options: EngineOptions | None = None) -> None:
+        opts = options or EngineOptions(device=device, threads=threads, precision=precision)
         self.engine = Engine(model, opts)
 
     @property
@@ -70,7 +74,13 @@ class Segmenter:
 
     @property
     def device(self) -> str:
+        """The backend in use (cpu, cuda, openvino, openvino-ep)."""
         return self.engine.device
+
+    @property
+    def precision(self) -> str:
+        """The precision in use (fp32, bf16, fp16, int8)."""
+        return self.engine.precision
 
     def predict(self, bands: np.ndarray, *, mode: str = "seamless", tile: int | None = None,
                 batch: int | None = None, confidence: bool = False,
