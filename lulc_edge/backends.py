@@ -343,62 +343,106 @@ def openvino_capabilities(ov_device: str = "CPU") -> frozenset[str]:
         return frozenset()
 
 
-class OpenVINOBackend:
-    """The ONNX file compiled by OpenVINO's own runtime, with dynamic N, H and W.
+class _Compiled:
+    """One compiled model, its output ports and a pool of infer requests."""
 
-    One compiled model; a pool of infer requests makes ``run`` safe from several threads (an
-    infer request serves one call at a time, the compiled model is shared).
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.ports = {name: port for port in compiled.outputs for name in port.get_names()}
+        self.requests: queue.SimpleQueue = queue.SimpleQueue()
+
+    def infer(self, x: np.ndarray, outputs: tuple[str, ...]) -> list[np.ndarray]:
+        try:
+            request = self.requests.get_nowait()
+        except queue.Empty:
+            request = self.compiled.create_infer_request()
+        try:
+            res = request.infer({INPUT_NAME: x}, share_inputs=True, share_outputs=False)
+            return [res[self.ports[name]] for name in outputs]
+        finally:
+            self.requests.put(request)
+
+
+class OpenVINOBackend:
+    """The ONNX file compiled by OpenVINO's own runtime.
+
+    The model is compiled once with dynamic N, H and W, and again with static shapes for the
+    first ``MAX_SHAPES`` input shapes it meets (a run has one to three: full tiles, edge tiles):
+    OpenVINO's CPU plugin runs a static-shape bf16 model about 1.4x faster than the dynamic one.
+    The ``bands`` input is declared float32 inside OpenVINO (uint16 values are exact in it; the
+    CPU plugin refuses a static u16 input) and converted on the way in. Infer requests come from
+    per-shape pools, so ``run`` is safe from several threads.
     """
 
     device = "openvino"
+    MAX_SHAPES = 8
 
     def __init__(self, path: Path, precision: str, options: Any, threads: int) -> None:
+        import openvino
+
         self.path, self.precision = path, precision
-        core = openvino_core()
-        ov_device = options.openvino_device_type
+        self._core = openvino_core()
+        self._ov_device = options.openvino_device_type
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-        if ov_device.upper().startswith("CPU"):
+        if self._ov_device.upper().startswith("CPU"):
             config["INFERENCE_NUM_THREADS"] = threads
         config["INFERENCE_PRECISION_HINT"] = OV_HINT[precision]
         cache = getattr(options, "openvino_cache_dir", None)
         if cache:
             Path(cache).mkdir(parents=True, exist_ok=True)
             config["CACHE_DIR"] = str(cache)
+        self._config = config
         try:
-            model = core.read_model(str(path))
+            model = self._core.read_model(str(path))
+            param = model.get_parameters()[0]
+            if param.get_element_type() == openvino.Type.u16:
+                param.set_element_type(openvino.Type.f32)
+                model.validate_nodes_and_infer_types()
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError for everything
             raise ModelError(f"{path}: OpenVINO cannot read the model ({_first_line(exc)})") \
                 from None
-        try:
-            self.compiled = core.compile_model(model, ov_device, config)
-        except Exception as exc:  # noqa: BLE001
-            raise BackendError(
-                f"{path}: OpenVINO could not compile the model for {ov_device} "
-                f"({_first_line(exc)})"
-            ) from None
-        self.ports = {name: port for port in self.compiled.outputs
-                      for name in port.get_names()}
-        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self._model = model
+        self._dynamic = _Compiled(self._compile(model))
+        self._static: dict[tuple[int, ...], _Compiled] = {}
+        self._lock = threading.Lock()
+        hint = self._dynamic.compiled.get_property("INFERENCE_PRECISION_HINT")
         #: the precision OpenVINO compiled for: f32, bf16, f16
         self.hint = hint.to_string() if hasattr(hint, "to_string") else str(hint)
-        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+
+    def _compile(self, model: Any) -> Any:
+        try:
+            return self._core.compile_model(model, self._ov_device, self._config)
+        except Exception as exc:  # noqa: BLE001
+            raise BackendError(
+                f"{self.path}: OpenVINO could not compile the model for {self._ov_device} "
+                f"({_first_line(exc)})"
+            ) from None
+
+    def _for_shape(self, shape: tuple[int, ...]) -> _Compiled:
+        got = self._static.get(shape)
+        if got is not None:
+            return got
+        with self._lock:
+            if shape not in self._static:
+                if len(self._static) >= self.MAX_SHAPES:
+                    return self._dynamic
+                model = self._model.clone()
+                try:
+                    model.reshape({INPUT_NAME: list(shape)})
+                    self._static[shape] = _Compiled(self._compile(model))
+                except Exception:  # noqa: BLE001 - the dynamic model serves this shape
+                    self._static[shape] = self._dynamic
+            return self._static[shape]
 
     def run(self, bands: np.ndarray, outputs: tuple[str, ...]) -> list[np.ndarray]:
-        """Run one infer request (taken from the pool) and copy the named outputs out."""
+        """Run one infer request of the shape's compiled model; copies the named outputs out."""
+        x = np.ascontiguousarray(bands, dtype=np.float32)
         try:
-            request = self._requests.get_nowait()
-        except queue.Empty:
-            request = self.compiled.create_infer_request()
-        try:
-            res = request.infer({INPUT_NAME: np.ascontiguousarray(bands)},
-                                share_inputs=True, share_outputs=False)
-            return [res[self.ports[name]] for name in outputs]
+            return self._for_shape(tuple(x.shape)).infer(x, outputs)
         except KeyError as exc:
             raise ModelError(f"{self.path}: the model has no output {exc}") from None
         except Exception as exc:  # noqa: BLE001
             raise ModelError(f"{self.path}: inference failed ({_first_line(exc)})") from None
-        finally:
-            self._requests.put(request)
 
 
 def open_backend(path: Path, device: str, precision: str, options: Any,
