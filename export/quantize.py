@@ -8,11 +8,12 @@ valid pixels of the calibration scenes. The feature subgraph (``features/*``) an
 subgraph (``outputs/*``) stay float, and so do the last 1x1 convolution and the softmax.
 
 The U-Net input is unnormalised (reflectance DN up to ~10000 beside indices in [-1, 1] and SCL
-0..11): one uint8 scale for the whole tensor wipes out the index channels. So the graph gets a
-float ``Mul`` by a per-channel scale (1 / max |x_c| over the calibration pixels) in front of the
-first convolution, whose weights are divided by the same scale: the fp32 math is unchanged and
-the quantized input sees channels of comparable range. ``export/INT8.md`` has the numbers behind
-these choices.
+0..11): one uint8 scale for the whole tensor wipes out the index channels. Two ways around it
+are implemented: keep the first convolution in float (the default: the input is never
+quantized, only the first conv's output is), or a float ``Mul`` by a per-channel scale
+(1 / max |x_c| over the calibration pixels) in front of the first convolution, whose weights are
+divided by the same scale (``input_handling="channel-scale"``). ``export/INT8.md`` has the
+numbers behind the choice.
 
 A gate compares int8 with fp32 before anything is written: argmax agreement on held-out tiles of
 the calibration scenes and on a labelled synthetic scene, and per-class F1 against the labels.
@@ -51,7 +52,7 @@ SYNTHETIC_SCENES = ((201, 384, 32), (202, 384, 48), (203, 384, 64))
 GATE_SCENE = (301, 512, 48)
 SYNTHETIC_WORD = "synthetic"
 METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
-INPUT_HANDLING = ("channel-scale", "float-first-conv", "none")
+INPUT_HANDLING = ("float-first-conv", "channel-scale", "none")
 FIRST_CONV, HEAD_CONV, SOFTMAX = "unet/enc1_conv1", "unet/head_conv", "unet/softmax"
 SCALE_NODE, SCALED_INPUT = "unet/input_scale", "unet/input_scaled"
 MIN_AGREEMENT = 0.99
@@ -68,8 +69,10 @@ class QuantizeOptions:
     tile_size: int = 128
     seed: int = 0
     method: str = "minmax"                  # minmax | entropy | percentile
-    input_handling: str = "channel-scale"   # channel-scale | float-first-conv | none
+    input_handling: str = "float-first-conv"  # float-first-conv | channel-scale | none
     float_head: bool = True                 # keep unet/head_conv and unet/softmax in float
+    scope: str = "unet"                     # "unet"; "graph" (features too) only for INT8.md
+    keep_float: tuple[str, ...] = ()        # further unet/ nodes to leave in float
     scl_fill: int | None = 4                # SCL for scenes without one (L1C, BigEarthNet)
     gate: bool = True
     min_agreement: float = MIN_AGREEMENT
@@ -194,6 +197,17 @@ def resolve_scenes(calibration: Sequence[str | os.PathLike], scl_fill: int | Non
     return scenes, note
 
 
+def check_calibration(options: QuantizeOptions) -> None:
+    """Open the calibration scenes once (one-line ExportError if one is unusable), then close."""
+    if options.tiles < 1:
+        raise ExportError(f"--calibration-tiles must be >= 1, got {options.tiles}")
+    files = [c for c in options.calibration if str(c) != SYNTHETIC_WORD]
+    if files:
+        scenes, _ = resolve_scenes(files, options.scl_fill)
+        for scene in scenes:
+            scene.close()
+
+
 def _tile_origins(scene: _Scene, size: int, rng: np.random.Generator) -> Iterator[tuple[int, int]]:
     """Random tile origins on multiples of 4 (tiles of small scenes reach past their edge)."""
     rmax, cmax = max(scene.height - size, 0), max(scene.width - size, 0)
@@ -300,13 +314,14 @@ def fold_input_scale(model: onnx.ModelProto, scales: np.ndarray) -> onnx.ModelPr
 
 def excluded_nodes(model: onnx.ModelProto, options: QuantizeOptions) -> list[str]:
     """Names of the nodes that stay float: everything outside unet/ and the chosen exceptions."""
-    keep_float = {SCALE_NODE}
+    keep_float = {SCALE_NODE, *options.keep_float}
     if options.float_head:
         keep_float |= {HEAD_CONV, SOFTMAX}
     if options.input_handling == "float-first-conv":
         keep_float.add(FIRST_CONV)
     return [n.name for n in model.graph.node
-            if not n.name.startswith("unet/") or n.name in keep_float]
+            if (options.scope == "unet" and not n.name.startswith("unet/"))
+            or n.name in keep_float]
 
 
 class _Reader:
@@ -372,17 +387,40 @@ def quantize_graph(fp32: onnx.ModelProto, tiles: np.ndarray, options: QuantizeOp
             calibrate_method=getattr(CalibrationMethod, METHODS[options.method]),
             extra_options=extra)
         quantized = onnx.load(dst)
+    if options.scope == "unet":
+        _prefix_qdq_names(quantized)
+        check_float_boundary(quantized, options.float_head)
     qnodes = [n.name for n in quantized.graph.node if n.op_type == "QuantizeLinear"]
     if not qnodes:
         raise ExportError("quantization produced no QuantizeLinear node (node names not matched?)")
-    outside = [n.name for n in quantized.graph.node
-               if n.op_type in ("QuantizeLinear", "DequantizeLinear")
-               and not n.name.startswith("unet/")]
-    if outside:
-        raise ExportError(f"QDQ nodes outside unet/: {outside[:3]}")
     facts["quantize_linear_nodes"] = len(qnodes)
     facts["float_nodes_in_unet"] = sorted(n for n in exclude if n.startswith("unet/"))
     return quantized, facts
+
+
+def _prefix_qdq_names(model: onnx.ModelProto) -> None:
+    """Q/DQ nodes are named after their tensor (``features_QuantizeLinear``): put them in unet/."""
+    for n in model.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not n.name.startswith("unet/"):
+            n.name = f"unet/{n.name}"
+
+
+def check_float_boundary(model: onnx.ModelProto, float_head: bool = True) -> None:
+    """features/* and outputs/* see no quantized tensor; Q/DQ nodes all sit in unet/.
+
+    No node outside unet/ may consume a DequantizeLinear output (with a float head the U-Net's
+    probabilities come from the float softmax), and no Q/DQ node may be named outside unet/.
+    """
+    dq_out = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    for n in model.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            if not n.name.startswith("unet/"):
+                raise ExportError(f"QDQ node outside unet/: {n.name}")
+        elif not n.name.startswith("unet/") and float_head:
+            bad = [i for i in n.input if i in dq_out]
+            if bad:
+                raise ExportError(f"{n.name} consumes a dequantized tensor {bad[0]}: the float "
+                                  "part of the graph would see int8 values")
 
 
 # ---------------------------------------------------------------- gate
@@ -515,15 +553,25 @@ def quantize_model(fp32: onnx.ModelProto, options: QuantizeOptions,
     exporter = dict(meta.get("lulc_edge.exporter", {}))
     exporter["quantizer"] = {"tool": TOOL, "onnxruntime": onnxruntime.__version__,
                              "onnx": onnx.__version__}
+    entries = {**meta, "lulc_edge.precision": "int8", "lulc_edge.calibration": calibration,
+               "lulc_edge.exporter": exporter}
+    if not result.get("skipped"):
+        # what `--precision auto` reads: this file's agreement with the fp32 model it came from
+        entries["lulc_edge.accuracy"] = {"int8": {
+            "agreement": min(result["argmax_agreement_eval_tiles"],
+                             result["argmax_agreement_synthetic"]),
+            "max_f1_drop": result["max_f1_drop"],
+            "measured_by": f"{TOOL} gate (held-out calibration tiles and a labelled synthetic "
+                           "scene); benchmarks/parity.py measures more scenes"}}
     del int8.metadata_props[:]
-    set_metadata(int8, {**meta, "lulc_edge.precision": "int8",
-                        "lulc_edge.calibration": calibration, "lulc_edge.exporter": exporter})
+    set_metadata(int8, entries)
     int8.doc_string = fp32.doc_string + " (int8 U-Net, see lulc_edge.calibration)"
     return int8, calibration, result
 
 
 def quantize_file(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
-                  options: QuantizeOptions | None = None) -> QuantizeReport:
+                  options: QuantizeOptions | None = None,
+                  fp32_label: str | None = None) -> QuantizeReport:
     """Quantize an fp32 end-to-end ONNX file; raises ExportError (no file written) on failure."""
     from export.graph import get_metadata
     from export.to_onnx import _atomic_write, sha256_file
@@ -535,7 +583,7 @@ def quantize_file(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
         raise ExportError("output path is the input model")
     if not (out_path.parent if str(out_path.parent) else Path(".")).is_dir():
         raise ExportError(f"output directory does not exist: {out_path.parent}")
-    info = {"file": fp32_path.name, "sha256": sha256_file(fp32_path)}
+    info = {"file": fp32_label or fp32_path.name, "sha256": sha256_file(fp32_path)}
     int8, calibration, result = quantize_model(fp32, options, info)
     if options.gate and not result["passed"]:
         raise ExportError(
@@ -595,6 +643,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path, help="fp32 end-to-end model (export/to_onnx.py output)")
     p.add_argument("-o", "--output", type=Path, required=True, help="int8 .onnx path")
     add_cli_options(p)
+    p.add_argument("--input-handling", choices=INPUT_HANDLING, default=INPUT_HANDLING[0],
+                   help="how the unnormalised U-Net input is kept apart from int8 "
+                        "(default float-first-conv; see export/INT8.md)")
     p.add_argument("--no-gate", action="store_true", help="skip the int8 vs fp32 gate")
     return p
 
@@ -604,6 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     options = options_from_args(args)
     options.gate = not args.no_gate
+    options.input_handling = args.input_handling
     try:
         report = quantize_file(args.model, args.output, options)
     except ExportError as exc:

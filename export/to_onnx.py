@@ -278,6 +278,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="provenance of the weights (default: 'unknown: converted from <file>')")
     p.add_argument("--demo", action="store_true", help="mark the weights as demo weights")
     p.add_argument("--no-parity", action="store_true", help="skip the parity gate")
+    g = p.add_argument_group("int8 (export/quantize.py)")
+    g.add_argument("--int8", action="store_true",
+                   help="write an int8 model (U-Net quantized, features/outputs float)")
+    from export.quantize import add_cli_options
+
+    add_cli_options(g)
     return p
 
 
@@ -312,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_paths(args.model, args.output)
         _import_quietly()
+        if args.int8:
+            return _main_int8(args, options)
         report = convert(args.model, args.output, options)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -328,6 +336,28 @@ def main(argv: list[str] | None = None) -> int:
         print("parity gate skipped (--no-parity)")
     print(f"wrote {report.onnx_path} (opset {report.opset}, halo {report.halo} px, "
           f"receptive-field radius {report.receptive_field_radius} px)")
+    return 0
+
+
+def _main_int8(args: argparse.Namespace, options: ExportOptions) -> int:
+    """--int8: export fp32 to a temporary file (parity-gated), then quantize it to -o."""
+    from export.quantize import (
+        check_calibration,
+        options_from_args,
+        print_summary,
+        quantize_file,
+    )
+
+    qopts = options_from_args(args)
+    check_calibration(qopts)  # before the (slow) fp32 export
+    with tempfile.TemporaryDirectory(prefix="lulc-export-") as tmp:
+        fp32 = Path(tmp) / (args.output.stem + ".fp32.onnx")
+        report = convert(args.model, fp32, options)
+        if report.parity_path is not None:
+            _write_parity(parity_path_for(args.output), report.parity)
+        qreport = quantize_file(fp32, args.output, qopts,
+                                fp32_label=f"fp32 export of {args.model.name} (not kept)")
+    print_summary(qreport)
     return 0
 
 
