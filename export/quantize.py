@@ -197,10 +197,24 @@ def resolve_scenes(calibration: Sequence[str | os.PathLike], scl_fill: int | Non
     return scenes, note
 
 
-def check_calibration(options: QuantizeOptions) -> None:
-    """Open the calibration scenes once (one-line ExportError if one is unusable), then close."""
+def validate_options(options: QuantizeOptions) -> None:
+    """One-line ExportError for options that cannot work (before any slow step)."""
     if options.tiles < 1:
         raise ExportError(f"--calibration-tiles must be >= 1, got {options.tiles}")
+    if options.tile_size < 32 or options.tile_size % 4:
+        raise ExportError("--calibration-tile-size must be a multiple of 4 >= 32, "
+                          f"got {options.tile_size}")
+    if options.method not in METHODS:
+        raise ExportError(f"unknown calibration method {options.method!r}; "
+                          f"choose one of {', '.join(METHODS)}")
+    if options.input_handling not in INPUT_HANDLING:
+        raise ExportError(f"unknown input handling {options.input_handling!r}; "
+                          f"choose one of {', '.join(INPUT_HANDLING)}")
+
+
+def check_calibration(options: QuantizeOptions) -> None:
+    """Open the calibration scenes once (one-line ExportError if one is unusable), then close."""
+    validate_options(options)
     files = [c for c in options.calibration if str(c) != SYNTHETIC_WORD]
     if files:
         scenes, _ = resolve_scenes(files, options.scl_fill)
@@ -366,7 +380,10 @@ def quantize_graph(fp32: onnx.ModelProto, tiles: np.ndarray, options: QuantizeOp
     with tempfile.TemporaryDirectory(prefix="lulc-int8-") as tmp:
         src, pre, dst = (Path(tmp) / n for n in ("in.onnx", "pre.onnx", "out.onnx"))
         onnx.save(model, src)
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        # shape inference only: skip_symbolic_shape (fails on this graph, shared/MEASURED.md);
+        # skip_optimization keeps the float parts exactly as exported (its constant dedup would
+        # merge features/* and outputs/* initializers)
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True, skip_optimization=True)
         pre_model = onnx.load(pre)
         missing = {n.name for n in model.graph.node} - {n.name for n in pre_model.graph.node}
         if missing:
@@ -517,6 +534,7 @@ def quantize_model(fp32: onnx.ModelProto, options: QuantizeOptions,
     from export.graph import get_metadata, set_metadata
 
     t0 = time.monotonic()
+    validate_options(options)
     scenes, note = resolve_scenes(options.calibration, options.scl_fill)
     if not options.calibration:
         _say(options, f"note: {note}")
