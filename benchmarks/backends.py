@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from lulc_edge import Engine, EngineOptions, LulcEdgeError
 from lulc_edge.backends import PRECISIONS, available_devices, cpu_info, versions
 from lulc_edge.synthetic import SceneSpec, generate
