@@ -191,8 +191,12 @@ def time_backend(backend: Backend, tile: np.ndarray | None = None, runs: int = R
 
 
 def candidates(device: str, precision: str, options: Any, accuracy: Any,
-               min_agreement: float) -> list[Candidate]:
-    """Every pair auto may consider, with exclusions explained (nothing is built here)."""
+               min_agreement: float, unavailable: dict[str, str] | None = None
+               ) -> list[Candidate]:
+    """Every pair auto may consider, with exclusions explained (nothing is built here).
+
+    ``unavailable`` maps a precision to why it has no model file (e.g. no NAME-int8.onnx).
+    """
     devices = available_devices() if device == "auto" else [resolve_device(device)]
     precisions = PRECISIONS if precision == "auto" else (precision,)
     out = []
@@ -200,6 +204,8 @@ def candidates(device: str, precision: str, options: Any, accuracy: Any,
         for prec in precisions:
             c = Candidate(dev, prec, stored_agreement(accuracy, prec))
             try:
+                if unavailable and prec in unavailable:
+                    raise BackendError(unavailable[prec])
                 check_precision(dev, prec, options)
             except LulcEdgeError as exc:
                 c.status, c.note = "excluded", str(exc)
@@ -227,7 +233,8 @@ def _rank(pool: list[Candidate]) -> list[Candidate]:
 
 
 def select(device: str, precision: str, options: Any, threads: int, model_sha256: str,
-           accuracy: Any, build: Callable[[str, str], Backend]) -> Selection:
+           accuracy: Any, build: Callable[[str, str], Backend],
+           unavailable: dict[str, str] | None = None) -> Selection:
     """Choose a pair; ``build(device, precision)`` opens a backend (BackendError if it fails).
 
     Only pairs allowed by the accuracy budget are timed, and only when there are several; the
@@ -235,7 +242,7 @@ def select(device: str, precision: str, options: Any, threads: int, model_sha256
     with a warning naming it.
     """
     min_agreement = options.min_agreement
-    cands = candidates(device, precision, options, accuracy, min_agreement)
+    cands = candidates(device, precision, options, accuracy, min_agreement, unavailable)
     pool = [c for c in cands if c.status == "candidate"]
     key = cache_key(model_sha256, threads, options)
     path = default_cache_dir() / CACHE_FILE

@@ -32,8 +32,8 @@ from .backends import (
     resolve_device,
     variant_path,
 )
-from .contract import Contract, contract_from_session, file_sha256
-from .errors import ModelError, PrecisionError
+from .contract import Contract, contract_from_session, file_sha256, read_metadata
+from .errors import LulcEdgeError, ModelError, PrecisionError
 
 __all__ = [
     "DEVICES", "PRECISIONS", "PRECISION_CHOICES", "PROVIDERS", "Engine", "EngineOptions",
@@ -114,8 +114,8 @@ class Engine:
         self.selection: Selection | None = None
         if opts.device == "auto" or opts.precision == "auto":
             self.selection = select(opts.device, opts.precision, opts, self.threads,
-                                    self.base_contract.sha256,
-                                    self.base_contract.metadata.get("accuracy"), self._build)
+                                    self.base_contract.sha256, self._accuracy(), self._build,
+                                    self._missing_variants())
             backend = self.selection.backend
         else:
             device = resolve_device(opts.device)
@@ -130,6 +130,34 @@ class Engine:
         else:
             self.contract = contract_from_session(metadata_session(self.path), str(self.path),
                                                   file_sha256(self.path))
+
+    def _accuracy(self) -> dict[str, Any]:
+        """Stored agreement per precision: the model's ``lulc_edge.accuracy``, and for int8 the
+        quantized sibling's own entry (export/quantize.py stores its gate result there)."""
+        acc = self.base_contract.metadata.get("accuracy")
+        out: dict[str, Any] = dict(acc) if isinstance(acc, dict) else {}
+        if "int8" not in out and self.base_contract.precision != "int8":
+            bundled = self.base_path.resolve() == bundled_model().resolve()
+            try:
+                path = variant_path(self.base_path, "int8", "fp32", bundled)
+                meta = read_metadata(metadata_session(path))
+            except LulcEdgeError:
+                return out
+            entry = meta.get("accuracy")
+            if isinstance(entry, dict) and "int8" in entry:
+                out["int8"] = entry["int8"]
+        return out
+
+    def _missing_variants(self) -> dict[str, str]:
+        """Precisions whose model file is missing here, with the reason (for auto's table)."""
+        bundled = self.base_path.resolve() == bundled_model().resolve()
+        out = {}
+        for prec in PRECISIONS:
+            try:
+                variant_path(self.base_path, prec, self.base_contract.precision, bundled)
+            except PrecisionError as exc:
+                out[prec] = str(exc)
+        return out
 
     def _build(self, device: str, precision: str) -> Backend:
         """Open ``device`` (concrete) at ``precision``: checks, model variant, backend."""

@@ -155,12 +155,18 @@ def test_cli_precision_error_is_one_line(make_scene):
     assert "bf16" in proc.stderr
 
 
-def test_cli_auto_runs_and_reports_precision(make_scene):
+def test_cli_auto_runs_and_reports_precision(make_scene, model_path, tmp_path):
     src, _, _ = make_scene(64, 64)
     proc = run_cli("run", src, "--device", "auto", "--precision", "auto", "--json", "-q")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["device"] in HAVE and doc["precision"] == "fp32"  # no stored accuracy: fp32
+    assert doc["device"] in HAVE and doc["precision"] in ("fp32", "bf16", "fp16", "int8")
+    # a user model with no stored accuracy and no int8 sibling runs fp32
+    user = tmp_path / "user.onnx"
+    shutil.copy(model_path, user)
+    proc = run_cli("run", src, "--model", user, "-o", tmp_path / "u.tif", "--json", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["precision"] == "fp32"
 
 
 def test_info_shows_the_auto_table():
@@ -168,7 +174,7 @@ def test_info_shows_the_auto_table():
     assert proc.returncode == 0, proc.stderr
     assert "auto         chose" in proc.stdout and "cpu/fp32" in proc.stdout
     doc = json.loads(run_cli("info", "--json").stdout)
-    assert doc["auto"]["chosen"].endswith("/fp32")
+    assert doc["auto"]["chosen"].split("/")[0] in HAVE
     assert {c["device"] for c in doc["auto"]["candidates"]} == HAVE
 
 
@@ -180,12 +186,25 @@ def _cpu_int8_model(model_path: Path, tmp_path: Path, **accuracy: object) -> Pat
     return user
 
 
-def test_auto_excludes_precisions_without_stored_accuracy(model_path):
-    eng = Engine(model_path, EngineOptions(device="auto", precision="auto"))
+def test_auto_excludes_precisions_without_stored_accuracy(model_path, tmp_path):
+    user = _with_metadata(model_path, tmp_path / "m.onnx", accuracy={"int8": {"agreement": 1}})
+    eng = Engine(user, EngineOptions(device="auto", precision="auto"))
     assert eng.precision == "fp32"
     notes = {c.key: c for c in eng.selection.candidates}
     for dev in HAVE:
-        assert notes[f"{dev}/int8"].status == "excluded"
+        assert notes[f"{dev}/int8"].status == "excluded"  # no m-int8.onnx
+        assert notes[f"{dev}/fp32"].status in ("measured", "chosen")
+
+
+def test_auto_reads_int8_accuracy_from_the_quantized_model(model_path):
+    """export/quantize.py stores its gate result in the int8 file; auto uses it."""
+    int8 = model_path.with_name("demo-unet-int8.onnx")
+    if not int8.is_file():
+        pytest.skip("bundled int8 model not built yet")
+    eng = Engine(None, EngineOptions(device="cpu", precision="auto", threads=2))
+    cand = {c.key: c for c in eng.selection.candidates}["cpu/int8"]
+    assert cand.agreement is not None and cand.agreement >= 0.99
+    assert cand.status in ("measured", "chosen")
 
 
 def test_auto_budget_and_cache(model_path, tmp_path, cache_dir):
