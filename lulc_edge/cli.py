@@ -52,10 +52,10 @@ def _parse_bands(text: str | None) -> dict[str, int] | None:
     return out
 
 
-def _summary(res: RunResult, precision: str = "fp32") -> str:
+def _summary(res: RunResult) -> str:
     lines = [f"{res.output}: {res.width}x{res.height} px in {res.seconds:.1f} s "
-             f"({res.pixels / max(res.seconds, 1e-9) / 1e6:.2f} MP/s, {res.device} {precision}, "
-             f"{res.mode})"]
+             f"({res.pixels / max(res.seconds, 1e-9) / 1e6:.2f} MP/s, "
+             f"{res.device} {res.precision}, {res.mode})"]
     total = max(res.pixels, 1)
     for name, n in res.class_pixels.items():
         area = f"{res.class_hectares[name]:>12.2f} ha" if res.class_hectares else ""
@@ -214,9 +214,9 @@ def _run_one(src: str, output: str | None, model: str | None, engine_options: En
     for w in res.warnings:
         click.echo(f"lulc-edge: warning: {w}", err=True)
     if as_json:
-        click.echo(json.dumps({**res.as_dict(), "precision": engine.precision}, indent=2))
+        click.echo(json.dumps(res.as_dict(), indent=2))
     elif not quiet:
-        click.echo(_summary(res, engine.precision))
+        click.echo(_summary(res))
 
 
 @main.command()

@@ -56,6 +56,7 @@ class RunResult:
     height: int
     seconds: float
     device: str
+    precision: str
     mode: str
     tiles_total: int
     tiles_inferred: int
@@ -252,7 +253,8 @@ def segment_file(
         warnings = list(source.warnings)
     return RunResult(
         input=str(src_path), output=str(dst_path), width=grid.width, height=grid.height,
-        seconds=time.perf_counter() - t0, device=engine.device, mode=options.mode,
+        seconds=time.perf_counter() - t0, device=engine.device, precision=engine.precision,
+        mode=options.mode,
         tiles_total=len(tiles), tiles_inferred=len(todo),
         class_pixels=_named_counts(counts, engine), class_hectares=_hectares(counts, grid, engine),
         warnings=warnings,
