@@ -380,7 +380,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      for a, b in zip(p["per_class"], base["per_class"], strict=True)]
                 s["synthetic_delta_f1_vs_fp32"] = d
                 s["synthetic_worst_f1_drop"] = max(
-                    (max(-x, 0.0) for x in d if x is not None), default=0.0)
+                    (max(0.0, -x) for x in d if x is not None), default=0.0)
         px = sum(r["size"][0] * r["size"][1] for r in results if name in r["results"])
         secs = sum(m["seconds"] for m in rows)
         s["mp_per_s_all_scenes"] = round(px / max(secs, 1e-9) / 1e6, 4)
