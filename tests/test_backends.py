@@ -163,7 +163,11 @@ def test_cli_auto_runs_and_reports_precision(make_scene, model_path, tmp_path):
     assert doc["device"] in HAVE and doc["precision"] in ("fp32", "bf16", "fp16", "int8")
     # a user model with no stored accuracy and no int8 sibling runs fp32
     user = tmp_path / "user.onnx"
-    shutil.copy(model_path, user)
+    m = onnx.load(str(model_path))
+    keep = [p for p in m.metadata_props if p.key != "lulc_edge.accuracy"]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    onnx.save(m, str(user))
     proc = run_cli("run", src, "--model", user, "-o", tmp_path / "u.tif", "--json", "-q")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["precision"] == "fp32"
@@ -196,14 +200,23 @@ def test_auto_excludes_precisions_without_stored_accuracy(model_path, tmp_path):
         assert notes[f"{dev}/fp32"].status in ("measured", "chosen")
 
 
-def test_auto_reads_int8_accuracy_from_the_quantized_model(model_path):
-    """export/quantize.py stores its gate result in the int8 file; auto uses it."""
+def test_auto_reads_int8_accuracy_from_the_quantized_model(model_path, tmp_path):
+    """export/quantize.py stores its gate result in the int8 file; auto uses it when the fp32
+    model stores none."""
     int8 = model_path.with_name("demo-unet-int8.onnx")
     if not int8.is_file():
         pytest.skip("bundled int8 model not built yet")
-    eng = Engine(None, EngineOptions(device="cpu", precision="auto", threads=2))
+    m = onnx.load(str(model_path))
+    keep = [p for p in m.metadata_props if p.key != "lulc_edge.accuracy"]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    onnx.save(m, str(tmp_path / "user.onnx"))
+    shutil.copy(int8, tmp_path / "user-int8.onnx")
+    q = {p.key: p.value for p in onnx.load(str(int8)).metadata_props}
+    gate = json.loads(q["lulc_edge.accuracy"])["int8"]["agreement"]
+    eng = Engine(tmp_path / "user.onnx", EngineOptions(device="cpu", precision="auto", threads=2))
     cand = {c.key: c for c in eng.selection.candidates}["cpu/int8"]
-    assert cand.agreement is not None and cand.agreement >= 0.99
+    assert cand.agreement == pytest.approx(gate)
     assert cand.status in ("measured", "chosen")
 
 
