@@ -189,7 +189,7 @@ def test_features_follow_metadata_recipe(exported) -> None:
     np.testing.assert_array_equal(feats, features_nhwc(bands).transpose(0, 3, 1, 2))
 
 
-@pytest.mark.parametrize("shape", [(3, 64, 64), (1, 128, 96), (1, 512, 512)])
+@pytest.mark.parametrize("shape", [(3, 64, 64), (1, 100, 132), (1, 128, 96), (1, 512, 512)])
 def test_dynamic_shapes(session, shape) -> None:
     n, h, w = shape
     bands = synthetic_bands(n, h, w, seed=h)
