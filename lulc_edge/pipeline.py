@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 
 from .engine import Engine
 from .errors import LulcEdgeError, OutputError
@@ -29,6 +31,10 @@ DEFAULT_TILE = {"seamless": int(os.environ.get("LULC_EDGE_TILE", 512)), "window"
 DEFAULT_BATCH = {"seamless": 1, "window": 32}
 #: Read-ahead depth of the prefetch thread (batches held in memory at once).
 PREFETCH = 2
+#: GDAL block cache while mapping a scene, in bytes, unless GDAL_CACHEMAX is set: enough for the
+#: blocks of one row of tiles of a 10980 px wide scene (halo re-reads hit the cache), instead of
+#: GDAL's default of 5% of RAM, which held 1.2 GB of decoded input on a 24 GB machine.
+GDAL_CACHE_BYTES = int(os.environ.get("LULC_EDGE_GDAL_CACHE_BYTES", 256 * 2**20))
 
 
 @dataclass(frozen=True)
@@ -199,7 +205,10 @@ def segment_file(
     check_output(src_path, dst_path, options.overwrite, options.resume)
     tile = options.tile or DEFAULT_TILE[options.mode]
     batch = options.batch or DEFAULT_BATCH[options.mode]
-    with open_source(src_path, engine.contract.bands, source_options or SourceOptions()) as source:
+    cache = (contextlib.nullcontext() if "GDAL_CACHEMAX" in os.environ
+             else rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES))
+    with cache, open_source(src_path, engine.contract.bands,
+                            source_options or SourceOptions()) as source:
         tiles = plan(options.mode, source.height, source.width, tile, engine)
         grid = Grid(source.width, source.height, source.crs, source.transform)
         outputs = _outputs(options)
