@@ -195,8 +195,8 @@ def _variants(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str,
 
     devices = ["cpu"] + [d for d in available_devices() if d != "cpu"]
     for device in devices:
-        for precision in ("fp32", "int8", "bf16"):
-            if device == "cpu" and precision == "bf16":
+        for precision in ("fp32", "int8", "bf16", "fp16"):
+            if device == "cpu" and precision in ("bf16", "fp16"):
                 continue
             path = args.int8 if precision == "int8" else args.model
             name = f"onnx {precision} seamless ({device})"
