@@ -59,6 +59,8 @@ S2_PIXELS = S2_SIDE * S2_SIDE
 WINDOW, STRIDE = 64, 32
 SPIN_KEY = "session.intra_op.allow_spinning"
 SCHEMA = 1
+#: Text after this line of throughput.md is hand-written analysis, kept when the file is rewritten.
+NOTES_MARK = "<!-- notes: kept when benchmarks/throughput.py rewrites this file -->\n"
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -240,7 +242,8 @@ def child_keras(cfg: dict[str, Any]) -> dict[str, Any]:
             times.append(time.perf_counter() - t)
     n_scene = len(range(0, h - WINDOW + 1, STRIDE)) * len(range(0, w - WINDOW + 1, STRIDE))
     n_s2 = len(range(0, S2_SIDE - WINDOW + 1, STRIDE)) ** 2
-    ms = statistics.median(times) * 1e3
+    ms = min(times) * 1e3  # the fastest window: the original method at its best (conservative)
+    ms_med = statistics.median(times) * 1e3
     return {
         "method": "keras model.predict per 64x64 window, stride 32, numpy features per window",
         "weights": weights, "windows_timed": len(times), "load_seconds": round(load_s, 2),
@@ -249,7 +252,10 @@ def child_keras(cfg: dict[str, Any]) -> dict[str, Any]:
         "ms_per_window_mean": round(statistics.mean(times) * 1e3, 2),
         "scene_windows": n_scene, "scene_pixels": h * w,
         "mp_s": mps(h * w, n_scene * ms / 1e3),
+        "mp_s_median": mps(h * w, n_scene * ms_med / 1e3),
+        "speedups_use": "mp_s (best window time), the original method's most favourable figure",
         "s2_tile_windows": n_s2, "s2_tile_minutes": round(n_s2 * ms / 1e3 / 60, 1),
+        "s2_tile_minutes_median": round(n_s2 * ms_med / 1e3 / 60, 1),
         "tensorflow": tf.__version__, "keras": keras.__version__,
         "tf_threads": {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
                        "inter": tf.config.threading.get_inter_op_parallelism_threads()},
@@ -480,7 +486,8 @@ def build_configs(args: argparse.Namespace, threads: int) -> list[dict[str, Any]
                         continue  # batching is for small tiles; big ones fill the cores
                     cfgs.append({"mode": "seamless", "tile": tile, "batch": b,
                                  "precision": prec, "device": dev, "threads": threads})
-            for b in (args.window_batches if sweep_all else [args.window_batches[-1]]):
+            wins = args.window_batches if sweep_all and prec == "fp32" else args.window_batches[-1:]
+            for b in wins:
                 cfgs.append({"mode": "window", "tile": 512, "batch": b,
                              "precision": prec, "device": dev, "threads": threads})
     return cfgs
@@ -618,7 +625,11 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
     result["env"]["loadavg_end"] = list(os.getloadavg())
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     (out_dir / "throughput.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out_dir / "throughput.md").write_text(markdown(result))
+    md_path = out_dir / "throughput.md"
+    notes = ""
+    if md_path.is_file() and NOTES_MARK in md_path.read_text():
+        notes = md_path.read_text().split(NOTES_MARK, 1)[1]
+    md_path.write_text(markdown(result) + "\n" + NOTES_MARK + notes)
     return result
 
 
@@ -796,9 +807,11 @@ def markdown(r: dict[str, Any]) -> str:
             "## The original app's method", "",
             f"{k['method']}; weights {k['weights']}; TensorFlow {k['tensorflow']}, "
             f"Keras {k['keras']}. {k['windows_timed']} windows timed: median "
-            f"{k['ms_per_window_median']} ms a window (best {k['ms_per_window_best']}) -> "
-            f"**{k['mp_s']} MP/s**; a full Sentinel-2 tile ({k['s2_tile_windows']} windows) "
-            f"would take **{k['s2_tile_minutes']} min**.", "",
+            f"{k['ms_per_window_median']} ms a window, best {k['ms_per_window_best']} ms. At "
+            f"the best window time (used for every speed-up below, the original method's most "
+            f"favourable figure): **{k['mp_s']} MP/s** (median: {k['mp_s_median']}); a full "
+            f"Sentinel-2 tile ({k['s2_tile_windows']} windows) would take "
+            f"**{k['s2_tile_minutes']} min** ({k['s2_tile_minutes_median']} at the median).", "",
         ]
     elif k:
         lines += ["## The original app's method", "", f"Not measured: {k}", ""]
@@ -806,7 +819,7 @@ def markdown(r: dict[str, Any]) -> str:
         "## lulc-edge: pure inference and end to end", "",
         "pure = `Engine.run` over the scene's pre-read blocks (halo included, no I/O); e2e = "
         "`segment_file` in a fresh process (read, inference, stitching, write); peak RSS = "
-        "VmHWM of that process; S2 min = projected minutes for 10980 x 10980 px at the e2e rate.",
+        "VmHWM of that process; x original = e2e MP/s over the original method's.",
         "",
         "interior = one call on full-halo tiles as in a big scene (per core pixel; small scenes "
         "clip halos at their borders, big ones do not); S2 min = projected minutes for a 10980 x "
