@@ -67,6 +67,10 @@ class Backend(Protocol):
         """Run the graph on raw bands (N, 13, H, W) uint16; returns the named outputs."""
         ...
 
+    def prepare(self, sizes: list[tuple[int, int]]) -> None:
+        """Hint: the (H, W) block sizes a run will feed, most frequent first."""
+        ...
+
 
 # --------------------------------------------------------------------------- this machine
 @lru_cache(maxsize=1)
@@ -369,11 +373,13 @@ class _Compiled:
 class OpenVINOBackend:
     """The ONNX file compiled by OpenVINO's own runtime.
 
-    The model is compiled once with dynamic N, H and W, and again with a static shape for the
-    first ``MAX_SHAPES`` input shapes that come back ``STATIC_AFTER`` times (in a scene: the
-    full interior tiles, then the first row's): OpenVINO's CPU plugin runs a static-shape bf16
-    model about 1.4x faster than the dynamic one, but each compiled model holds about 180 MB, and
-    a full Sentinel-2 tile has nine tile shapes (edges, corners), so the rare ones stay dynamic.
+    The model is compiled once with dynamic N, H and W. ``prepare`` (called by the pipeline
+    with a scene's tile sizes, most frequent first) compiles static-shape models for the first
+    ``MAX_SHAPES`` of them: OpenVINO's CPU plugin runs a static-shape bf16 model about 1.4x
+    faster than the dynamic one, but each holds about 180 MB and a full Sentinel-2 tile has nine
+    tile sizes (edges, corners). Which model serves a block depends only on its size and the
+    plan, never on what ran before, and images run one at a time, so a resumed or batched run
+    gives the same pixels as an uninterrupted one.
     The ``bands`` input is declared float32 inside OpenVINO (uint16 values are exact in it; the
     CPU plugin refuses a static u16 input) and converted on the way in. Infer requests come from
     per-shape pools, so ``run`` is safe from several threads.
@@ -381,7 +387,6 @@ class OpenVINOBackend:
 
     device = "openvino"
     MAX_SHAPES = 2
-    STATIC_AFTER = 3
 
     def __init__(self, path: Path, precision: str, options: Any, threads: int) -> None:
         import openvino
@@ -408,9 +413,9 @@ class OpenVINOBackend:
             raise ModelError(f"{path}: OpenVINO cannot read the model ({_first_line(exc)})") \
                 from None
         self._model = model
+        self._n_bands = param.get_partial_shape()[1].get_length()
         self._dynamic = _Compiled(self._compile(model))
-        self._static: dict[tuple[int, ...], _Compiled] = {}
-        self._uses: dict[tuple[int, ...], int] = {}
+        self._static: dict[tuple[int, int], _Compiled] = {}
         self._lock = threading.Lock()
         hint = self._dynamic.compiled.get_property("INFERENCE_PRECISION_HINT")
         #: the precision OpenVINO compiled for: f32, bf16, f16
@@ -425,28 +430,31 @@ class OpenVINOBackend:
                 f"({_first_line(exc)})"
             ) from None
 
-    def _for_shape(self, shape: tuple[int, ...]) -> _Compiled:
-        got = self._static.get(shape)
-        if got is not None:
-            return got
+    def prepare(self, sizes: list[tuple[int, int]]) -> None:
+        """Compile static-shape models for the first ``MAX_SHAPES`` block sizes (replacing any
+        from an earlier plan)."""
         with self._lock:
-            if shape not in self._static:
-                self._uses[shape] = uses = self._uses.get(shape, 0) + 1
-                if uses < self.STATIC_AFTER or len(self._static) >= self.MAX_SHAPES:
-                    return self._dynamic
+            keep = [tuple(hw) for hw in sizes[: self.MAX_SHAPES]]
+            self._static = {hw: m for hw, m in self._static.items() if hw in keep}
+            for h, w in keep:
+                if (h, w) in self._static:
+                    continue
                 model = self._model.clone()
                 try:
-                    model.reshape({INPUT_NAME: list(shape)})
-                    self._static[shape] = _Compiled(self._compile(model))
-                except Exception:  # noqa: BLE001 - the dynamic model serves this shape
-                    self._static[shape] = self._dynamic
-            return self._static[shape]
+                    model.reshape({INPUT_NAME: [1, self._n_bands, h, w]})
+                    self._static[(h, w)] = _Compiled(self._compile(model))
+                except Exception:  # noqa: BLE001 - the dynamic model serves this size
+                    continue
 
     def run(self, bands: np.ndarray, outputs: tuple[str, ...]) -> list[np.ndarray]:
         """Run one infer request of the shape's compiled model; copies the named outputs out."""
         x = np.ascontiguousarray(bands, dtype=np.float32)
         try:
-            return self._for_shape(tuple(x.shape)).infer(x, outputs)
+            model = self._static.get((x.shape[2], x.shape[3]), self._dynamic)
+            if x.shape[0] == 1:
+                return model.infer(x, outputs)
+            parts = [model.infer(x[i: i + 1], outputs) for i in range(x.shape[0])]
+            return [np.concatenate([p[k] for p in parts]) for k in range(len(outputs))]
         except KeyError as exc:
             raise ModelError(f"{self.path}: the model has no output {exc}") from None
         except Exception as exc:  # noqa: BLE001

@@ -171,6 +171,13 @@ class Engine:
         """The onnxruntime session of onnxruntime backends (None on OpenVINO's runtime)."""
         return self._backend.session if isinstance(self._backend, OrtBackend) else None
 
+    def prepare(self, sizes: list[tuple[int, int]]) -> None:
+        """Tell the backend the block sizes a run will feed, most frequent first (OpenVINO
+        compiles static-shape models for the first ones; other backends ignore it)."""
+        prepare = getattr(self._backend, "prepare", None)
+        if prepare is not None:
+            prepare(sizes)
+
     def run(self, bands: np.ndarray, outputs: tuple[str, ...] = ("class",)) -> list[np.ndarray]:
         """Run the end-to-end graph on raw bands (N, 13, H, W) uint16; returns the named outputs."""
         return self._backend.run(bands, outputs)

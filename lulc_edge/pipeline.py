@@ -7,6 +7,7 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,13 @@ def plan(mode: str, height: int, width: int, tile: int, engine: Engine) -> list[
     if mode == "window":
         return plan_windows(height, width, tile, c.window_size, c.window_stride)
     raise LulcEdgeError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+
+
+def block_sizes(tiles: list[Tile]) -> list[tuple[int, int]]:
+    """The read-block sizes of a plan, most frequent first (ties by size): from the whole plan,
+    so a resumed run prepares the backend exactly as the uninterrupted one did."""
+    counts = Counter(t.read_shape for t in tiles)
+    return sorted(counts, key=lambda hw: (-counts[hw], hw))
 
 
 def _prefetch(source: Source, groups: list[list[Tile]]) -> Iterator[tuple[list[Tile], np.ndarray]]:
@@ -223,6 +231,9 @@ def segment_file(
                            probs=options.probs)
         counts = np.zeros(256, np.int64)
         todo = [t for t in tiles if t.index not in done]
+        c = engine.contract
+        engine.prepare(block_sizes(tiles) if options.mode == "seamless"
+                       else [(c.window_size, c.window_size)])
         bar = Progress(len(tiles), src_path.name, options.progress)
         try:
             journal.start(sorted(done.items()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import rasterio
 
 from lulc_edge import EngineOptions, RunOptions, SourceOptions
 from lulc_edge.batch import plan_jobs, run_dask, run_local
+from lulc_edge.raster import is_complete
 
 distributed = pytest.importorskip("distributed")
 
@@ -70,6 +72,8 @@ def test_worker_killed_mid_batch_loses_no_scene(cluster, scenes, tmp_path):
                        None, EngineOptions(device="cpu", threads=1),
                        RunOptions(progress=False, tile=64), SourceOptions(), on_report=kill_one)
     assert killed
-    assert [r.status for r in reports] == ["done"] * 6, [(r.status, r.error) for r in reports]
+    # a scene whose worker died after writing its output is found complete on the rerun
+    assert {r.status for r in reports} <= {"done", "skipped"}, [(r.status, r.error)
+                                                                 for r in reports]
     for r in reports:
-        assert _read(r.output).shape == (120, 128)
+        assert is_complete(Path(r.output)) and _read(r.output).shape == (120, 128)
