@@ -314,6 +314,9 @@ class OrtBackend:
                 "options and drivers); use --device cpu or --device auto"
             )
 
+    def prepare(self, sizes: list[tuple[int, int]]) -> None:
+        """onnxruntime needs no per-shape preparation."""
+
     def run(self, bands: np.ndarray, outputs: tuple[str, ...]) -> list[np.ndarray]:
         """Run the session; onnxruntime's errors become ModelError."""
         try:

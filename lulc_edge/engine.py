@@ -174,9 +174,7 @@ class Engine:
     def prepare(self, sizes: list[tuple[int, int]]) -> None:
         """Tell the backend the block sizes a run will feed, most frequent first (OpenVINO
         compiles static-shape models for the first ones; other backends ignore it)."""
-        prepare = getattr(self._backend, "prepare", None)
-        if prepare is not None:
-            prepare(sizes)
+        self._backend.prepare(sizes)
 
     def run(self, bands: np.ndarray, outputs: tuple[str, ...] = ("class",)) -> list[np.ndarray]:
         """Run the end-to-end graph on raw bands (N, 13, H, W) uint16; returns the named outputs."""
