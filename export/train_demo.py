@@ -31,6 +31,11 @@ TRAIN_SCENES = [(s, 384, scale) for s, scale in
 #: Held-out scene for the accuracy printed at the end.
 VALID_SCENE = (100, 384, 48)
 PATCH = 64
+#: Share of training patches whose SCL is replaced by one constant class on valid pixels: SCL is
+#: a perfect class hint in synthetic scenes but not in real ones (and ``--scl-fill`` gives a
+#: constant), so the weights must not lean on it alone.
+SCL_DROPOUT = 0.35
+SCL_FILLS = (4, 5, 6, 7)
 
 
 def trained_on_text(minutes: float, seed: int) -> str:
@@ -40,13 +45,16 @@ def trained_on_text(minutes: float, seed: int) -> str:
         "DEMO WEIGHTS, not the real land-cover model: trained by export/train_demo.py "
         f"(seed {seed}, about {minutes:g} min on CPU) on {len(TRAIN_SCENES)} synthetic "
         f"{TRAIN_SCENES[0][1]}x{TRAIN_SCENES[0][1]} px scenes from lulc_edge.synthetic "
-        f"(seeds {seeds}); never trained on real Sentinel-2 data. Export the real "
+        f"(seeds {seeds}; SCL replaced by a constant class in {SCL_DROPOUT:.0%} of the "
+        "patches); never trained on real Sentinel-2 data. Export the real "
         "landcover_unet_model.h5 with export/to_onnx.py for real maps."
     )
 
 
-def _patches(seed: int, size: int, scale: float, rng: np.random.Generator, n: int):
+def _patches(seed: int, size: int, scale: float, rng: np.random.Generator, n: int,
+             scl_dropout: float = 0.0):
     from export.reference import features_nhwc
+    from lulc_edge.synthetic import SCL_INDEX
 
     bands, labels, _ = generate(SceneSpec(width=size, height=size, seed=seed,
                                           region_scale=scale))
@@ -58,7 +66,11 @@ def _patches(seed: int, size: int, scale: float, rng: np.random.Generator, n: in
         lab = labels[r: r + PATCH, c: c + PATCH]
         if (lab == 255).mean() > 0.5:
             continue
-        xs.append(bands[:, r: r + PATCH, c: c + PATCH])
+        patch = bands[:, r: r + PATCH, c: c + PATCH].copy()
+        if rng.random() < scl_dropout:
+            valid = patch.any(axis=0)
+            patch[SCL_INDEX][valid] = rng.choice(SCL_FILLS)
+        xs.append(patch)
         ys.append(lab)
     x = features_nhwc(np.stack(xs))
     y = np.stack(ys)
@@ -68,7 +80,7 @@ def _patches(seed: int, size: int, scale: float, rng: np.random.Generator, n: in
 def _dataset(rng: np.random.Generator, per_scene: int):
     xs, ys = [], []
     for seed, size, scale in TRAIN_SCENES:
-        x, y = _patches(seed, size, scale, rng, per_scene)
+        x, y = _patches(seed, size, scale, rng, per_scene, SCL_DROPOUT)
         xs.append(x)
         ys.append(y)
     x, y = np.concatenate(xs), np.concatenate(ys)

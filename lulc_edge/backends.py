@@ -206,6 +206,15 @@ def check_precision(device: str, precision: str, options: Any) -> None:
             raise PrecisionError("bf16 is not offered on cuda; use --precision fp16 or fp32")
         return
     ov_device = str(getattr(options, "openvino_device_type", "CPU")).upper()
+    if precision == "fp16" and device.startswith("openvino") and ov_device.startswith("CPU") \
+            and "amx_fp16" not in cpu_info()["flags"]:
+        # Measured on a Sapphire Rapids Xeon (AVX512_FP16, no AMX-FP16): the CPU plugin accepts
+        # the f16 hint and reports it, yet returns exactly the fp32 result: a silent fallback.
+        raise PrecisionError(
+            f"OpenVINO's CPU plugin does not run this model in fp16 on this CPU "
+            f"({cpu_info()['model']}, no AMX-FP16): it would silently compute fp32; use "
+            "--precision bf16 or int8 here, fp16 on a GPU"
+        )
     if device == "openvino" and ov_device.startswith("CPU"):
         caps = openvino_capabilities("CPU")
         if precision.upper() not in caps:

@@ -422,3 +422,13 @@ def test_providers_listed_match_onnxruntime():
     assert ("cuda" in HAVE) == ("CUDAExecutionProvider" in have)
     assert ("openvino-ep" in HAVE) == ("OpenVINOExecutionProvider" in have)
     assert "cpu" in HAVE
+
+
+def test_fp16_on_a_cpu_without_amx_fp16_is_refused_not_faked():
+    """OpenVINO's CPU plugin takes the f16 hint but computes fp32 there: refuse it."""
+    from lulc_edge.backends import cpu_info, openvino_runtime_available
+
+    if not openvino_runtime_available() or "amx_fp16" in cpu_info()["flags"]:
+        pytest.skip("needs OpenVINO's runtime on a CPU without AMX-FP16")
+    with pytest.raises(PrecisionError, match="fp16"):
+        Engine(None, EngineOptions(device="openvino", precision="fp16", threads=2))
