@@ -218,11 +218,15 @@ def segment_file(
     with cache, open_source(src_path, engine.contract.bands,
                             source_options or SourceOptions()) as source:
         tiles = plan(options.mode, source.height, source.width, tile, engine)
+        c = engine.contract
+        engine.prepare(block_sizes(tiles) if options.mode == "seamless"
+                       else [(c.window_size, c.window_size)])
         grid = Grid(source.width, source.height, source.crs, source.transform)
         outputs = _outputs(options)
         header = {
             "version": 1, "input": str(src_path.resolve()), "model": engine.contract.sha256,
-            "mode": options.mode, "tile": tile, "width": source.width, "height": source.height,
+            "device": engine.device, "precision": engine.precision, "mode": options.mode,
+            "tile": tile, "width": source.width, "height": source.height,
             "outputs": list(outputs), "source": source.tags(),
         }
         journal = Journal(journal_path(dst_path), header)
@@ -231,9 +235,6 @@ def segment_file(
                            probs=options.probs)
         counts = np.zeros(256, np.int64)
         todo = [t for t in tiles if t.index not in done]
-        c = engine.contract
-        engine.prepare(block_sizes(tiles) if options.mode == "seamless"
-                       else [(c.window_size, c.window_size)])
         bar = Progress(len(tiles), src_path.name, options.progress)
         try:
             journal.start(sorted(done.items()))
