@@ -249,7 +249,7 @@ def segment_file(
                         bar.update(1, int(t.core.width * t.core.height))
                 group_size = batch if options.mode == "seamless" else 1
                 for group, arr in _prefetch(source, list(batches(todo, group_size))):
-                    results = _infer(engine, options.mode, group, arr, outputs, batch)
+                    results = infer_tiles(engine, options.mode, group, arr, outputs, batch)
                     for t, res in zip(group, results, strict=True):
                         writer.put(t, res)
                         counts += np.bincount(res.classes.ravel(), minlength=256)
@@ -291,8 +291,9 @@ def _outputs(options: RunOptions) -> tuple[str, ...]:
     return tuple(outs)
 
 
-def _infer(engine: Engine, mode: str, group: list[Tile], arr: np.ndarray,
-           outputs: tuple[str, ...], batch: int) -> list[TileResult]:
+def infer_tiles(engine: Engine, mode: str, group: list[Tile], arr: np.ndarray,
+                outputs: tuple[str, ...], batch: int) -> list[TileResult]:
+    """Results for a group of tiles read as one array, in the mode's way."""
     if mode == "seamless":
         return infer_seamless(engine, group, arr, outputs)
     return [infer_windows(engine, t, a, outputs, batch) for t, a in zip(group, arr, strict=True)]

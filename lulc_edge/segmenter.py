@@ -10,7 +10,7 @@ from rasterio.windows import Window
 
 from .engine import Engine, EngineOptions
 from .errors import InputError
-from .pipeline import DEFAULT_BATCH, DEFAULT_TILE, RunOptions, RunResult, _infer, plan
+from .pipeline import DEFAULT_BATCH, DEFAULT_TILE, RunOptions, RunResult, infer_tiles, plan
 from .sources import SourceOptions
 
 
@@ -98,7 +98,7 @@ class Segmenter:
         nbatch = batch or DEFAULT_BATCH[mode]
         for t in tiles:
             block = _boundless(arr, t.read)[None]
-            res = _infer(self.engine, mode, [t], block, outputs, nbatch)[0]
+            res = infer_tiles(self.engine, mode, [t], block, outputs, nbatch)[0]
             rs = slice(int(t.core.row_off), int(t.core.row_off + t.core.height))
             cs = slice(int(t.core.col_off), int(t.core.col_off + t.core.width))
             classes[rs, cs] = res.classes
