@@ -213,6 +213,9 @@ def _run_one(src: str, output: str | None, model: str | None, engine_options: En
         _fail(f"{src}: {exc}")
     for w in res.warnings:
         click.echo(f"lulc-edge: warning: {w}", err=True)
+    if engine.contract.demo and not quiet:
+        click.echo("lulc-edge: note: the model has DEMO weights trained on synthetic scenes, "
+                   "not a real land-cover model (lulc-edge info; README)", err=True)
     if as_json:
         click.echo(json.dumps(res.as_dict(), indent=2))
     elif not quiet:

@@ -183,3 +183,10 @@ def test_copy_of_bundled_model_works(make_scene, model_path, tmp_path):
     shutil.copy(model_path, m)
     proc = run_cli("run", src, "--model", m, "-q", "--json")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_run_says_when_weights_are_demo_weights(make_scene):
+    src, _, _ = make_scene(64, 64)
+    proc = run_cli("run", src)
+    assert proc.returncode == 0 and "DEMO weights" in proc.stderr
+    assert "DEMO" not in run_cli("run", src, "--overwrite", "-q").stderr
