@@ -9,13 +9,13 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .engine import Engine, EngineOptions
-from .errors import InputError, LulcEdgeError, OutputError
+from .errors import InputError, LulcEdgeError, OutputError, one_line
 from .pipeline import RunOptions, default_output, segment_file
 from .progress import Progress
 from .raster import is_complete
@@ -103,11 +103,6 @@ def plan_jobs(inputs: Sequence[str], out_dir: str | None, output: str | None = N
     return jobs
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
 def run_job(job: Job, engine: Engine, options: RunOptions,
             source_options: SourceOptions,
             on_tile: Callable[[int, int], None] | None = None) -> JobReport:
@@ -118,7 +113,7 @@ def run_job(job: Job, engine: Engine, options: RunOptions,
         return JobReport(job.input, job.output, "skipped")
     opts = options
     if out.exists() and not is_complete(out):
-        opts = RunOptions(**{**options.__dict__, "overwrite": True})  # a stray incomplete file
+        opts = replace(options, overwrite=True)  # a stray incomplete file
     try:
         if not Path(job.input).exists() and "://" not in job.input \
                 and not job.input.startswith("/vsi"):
@@ -127,12 +122,12 @@ def run_job(job: Job, engine: Engine, options: RunOptions,
                            source_options=source_options, on_tile=on_tile)
     except (LulcEdgeError, OSError, ValueError) as exc:
         return JobReport(job.input, job.output, "failed", time.perf_counter() - t0,
-                         error=_one_line(exc))
+                         error=one_line(exc))
     except Exception as exc:  # noqa: BLE001 - one bad input never stops the batch
         tb = traceback.extract_tb(exc.__traceback__)[-1]
         return JobReport(job.input, job.output, "failed", time.perf_counter() - t0,
                          error=f"{job.input}: unexpected {type(exc).__name__}: "
-                               f"{_one_line(exc)} ({Path(tb.filename).name}:{tb.lineno})")
+                               f"{one_line(exc)} ({Path(tb.filename).name}:{tb.lineno})")
     return JobReport(job.input, job.output, "done", res.seconds, res.pixels, res.class_pixels,
                      res.class_hectares, res.tiles_inferred, warnings=res.warnings)
 
@@ -155,7 +150,7 @@ def run_local(jobs: Sequence[Job], model: str | None, engine_options: EngineOpti
               options: RunOptions, source_options: SourceOptions, workers: int = 1,
               on_report: Callable[[JobReport], None] | None = None) -> list[JobReport]:
     """Run jobs one after another with all threads (workers=1) or in worker processes."""
-    quiet = RunOptions(**{**options.__dict__, "progress": False})
+    quiet = replace(options, progress=False)
     reports: list[JobReport] = []
     bar = Progress(len(jobs), "scenes", options.progress, unit="scenes")
     if workers <= 1:
@@ -206,8 +201,8 @@ def run_dask(jobs: Sequence[Job], scheduler: str, model: str | None,
         client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise LulcEdgeError(f"cannot reach Dask scheduler {scheduler} within "
-                            f"{CONNECT_TIMEOUT:g} s ({_one_line(exc)})") from None
-    quiet = RunOptions(**{**options.__dict__, "progress": False})
+                            f"{CONNECT_TIMEOUT:g} s ({one_line(exc)})") from None
+    quiet = replace(options, progress=False)
     bar = Progress(len(jobs), "scenes", options.progress, unit="scenes")
     try:
         with client.as_current():
@@ -240,7 +235,7 @@ def _gather(client: Any, jobs: Sequence[Job], model: str | None,
         except Exception as exc:  # noqa: BLE001 - e.g. every worker that ran it died
             rep = JobReport(jobs[i].input, jobs[i].output, "failed",
                             error=f"{jobs[i].input}: task failed on the cluster "
-                                  f"({type(exc).__name__}: {_one_line(exc)})")
+                                  f"({type(exc).__name__}: {one_line(exc)})")
         reports[i] = rep
         bar.update(1, rep.pixels)
         if on_report:

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message (or its cause's, which rasterio hides GDAL's in) on one line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and "previous exception" in text:
+        text = " ".join(str(cause).split()) or text
+    return text
+
+
 class LulcEdgeError(Exception):
     """Base class of every error lulc-edge raises on purpose."""
 

@@ -90,7 +90,7 @@ def default_output(src: Path) -> Path:
     return src.parent / f"{name}.lulc.tif"
 
 
-def check_output(src: Path, dst: Path, overwrite: bool, resume: bool) -> None:
+def check_output(src: Path, dst: Path, overwrite: bool) -> None:
     """Refuse an output that equals the input, exists, or cannot be created."""
     if dst.resolve() == src.resolve():
         raise OutputError(f"{dst}: output would overwrite the input")
@@ -210,7 +210,7 @@ def segment_file(
     dst_path = Path(dst) if dst is not None else default_output(src_path)
     if options.mode not in MODES:
         raise LulcEdgeError(f"unknown mode {options.mode!r}; choose one of {', '.join(MODES)}")
-    check_output(src_path, dst_path, options.overwrite, options.resume)
+    check_output(src_path, dst_path, options.overwrite)
     tile = options.tile or DEFAULT_TILE[options.mode]
     batch = options.batch or DEFAULT_BATCH[options.mode]
     cache = (contextlib.nullcontext() if "GDAL_CACHEMAX" in os.environ
@@ -272,12 +272,13 @@ def segment_file(
             raise
         journal.remove()
         warnings = list(source.warnings)
+    named = _named_counts(counts, engine)
     return RunResult(
         input=str(src_path), output=str(dst_path), width=grid.width, height=grid.height,
         seconds=time.perf_counter() - t0, device=engine.device, precision=engine.precision,
         mode=options.mode,
         tiles_total=len(tiles), tiles_inferred=len(todo),
-        class_pixels=_named_counts(counts, engine), class_hectares=_hectares(counts, grid, engine),
+        class_pixels=named, class_hectares=_hectares(named, grid),
         warnings=warnings,
     )
 
@@ -324,7 +325,7 @@ def _named_counts(counts: np.ndarray, engine: Engine) -> dict[str, int]:
     return named
 
 
-def _hectares(counts: np.ndarray, grid: Grid, engine: Engine) -> dict[str, float] | None:
+def _hectares(named: dict[str, int], grid: Grid) -> dict[str, float] | None:
     """Class areas in hectares, when the CRS is projected in metres (else None)."""
     crs = grid.crs
     if crs is None or not crs.is_projected:
@@ -335,5 +336,4 @@ def _hectares(counts: np.ndarray, grid: Grid, engine: Engine) -> dict[str, float
         return None
     t = grid.transform
     px_m2 = abs(t.a * t.e - t.b * t.d) * unit * unit
-    named = _named_counts(counts, engine)
     return {k: round(v * px_m2 / 1e4, 4) for k, v in named.items()}

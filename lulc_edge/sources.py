@@ -34,7 +34,7 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from .errors import InputError, LulcEdgeError, MissingSCLError
+from .errors import InputError, LulcEdgeError, MissingSCLError, one_line
 from .products import (
     KNOWN_BANDS,
     BandFiles,
@@ -68,15 +68,6 @@ class SourceOptions:
     resampling: str = "bilinear"   # reflectance bands onto the 10 m grid; SCL is always nearest
 
 
-def _one_line(e: BaseException) -> str:
-    """The error and its cause on one line (rasterio hides GDAL's message in ``__cause__``)."""
-    text = " ".join(str(e).split()) or type(e).__name__
-    cause = e.__cause__ or e.__context__
-    if cause is not None and "previous exception" in text:
-        text = " ".join(str(cause).split()) or text
-    return text
-
-
 def _resampling(name: str) -> Resampling:
     try:
         return Resampling[name.lower()]
@@ -88,7 +79,7 @@ def _open(path: str, label: str | None = None) -> rasterio.io.DatasetReader:
     try:
         src = rasterio.open(path)
     except _READ_ERRORS as e:
-        raise InputError(f"{label or path}: not a readable raster ({_one_line(e)})") from None
+        raise InputError(f"{label or path}: not a readable raster ({one_line(e)})") from None
     if src.width == 0 or src.height == 0 or src.count == 0:
         src.close()
         raise InputError(f"{label or path}: empty raster ({src.width}x{src.height}, "
@@ -183,7 +174,7 @@ class Source:
         except _READ_ERRORS as e:
             w = f"{window.width}x{window.height} at col {window.col_off}, row {window.row_off}"
             raise InputError(f"{self.path}: read failed (truncated or corrupt file?) "
-                             f"for {w}: {_one_line(e)}") from None
+                             f"for {w}: {one_line(e)}") from None
 
     def read(self, window: Window) -> np.ndarray:
         """``(len(band_names), h, w)`` uint16 for ``window`` of the grid; outside it 0."""
