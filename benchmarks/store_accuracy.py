@@ -18,6 +18,11 @@ from pathlib import Path
 import onnx
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from export.graph import get_metadata, set_metadata  # noqa: E402
+
 PRECISIONS = ("bf16", "fp16", "int8")
 
 
@@ -48,21 +53,6 @@ def accuracy_entries(parity: dict) -> dict[str, dict]:
     return out
 
 
-def _set(model: onnx.ModelProto, key: str, value: object) -> None:
-    for prop in model.metadata_props:
-        if prop.key == key:
-            prop.value = json.dumps(value)
-            return
-    model.metadata_props.add(key=key, value=json.dumps(value))
-
-
-def _get(model: onnx.ModelProto, key: str) -> object:
-    for prop in model.metadata_props:
-        if prop.key == key:
-            return json.loads(prop.value)
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parity", type=Path, default=ROOT / "benchmarks/results/parity.json")
@@ -76,19 +66,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     entries = accuracy_entries(parity)
     model = onnx.load(str(args.model))
-    acc = _get(model, "lulc_edge.accuracy") or {}
+    acc = get_metadata(model).get("lulc_edge.accuracy") or {}
     acc.update(entries)
-    _set(model, "lulc_edge.accuracy", acc)
+    set_metadata(model, {"lulc_edge.accuracy": acc})
     tmp = args.model.with_name(f".{args.model.name}.tmp")
     onnx.save(model, str(tmp))
     tmp.replace(args.model)
     sha = hashlib.sha256(args.model.read_bytes()).hexdigest()
     if args.int8.exists():  # keep the int8 file's provenance pointing at the fp32 file
         q = onnx.load(str(args.int8))
-        cal = _get(q, "lulc_edge.calibration")
+        cal = get_metadata(q).get("lulc_edge.calibration")
         if isinstance(cal, dict) and isinstance(cal.get("fp32_model"), dict):
             cal["fp32_model"]["sha256"] = sha
-            _set(q, "lulc_edge.calibration", cal)
+            set_metadata(q, {"lulc_edge.calibration": cal})
             onnx.save(q, str(args.int8))
     print(json.dumps({"model": str(args.model), "sha256": sha, "accuracy": acc}, indent=1))
     return 0
