@@ -151,39 +151,36 @@ def versions() -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- model variants
-def variant_path(base: Path, precision: str, base_precision: str, bundled: bool) -> Path:
-    """The model file that serves ``precision``: int8 (and fp16 on CUDA) are separate files.
+def variant_path(base: Path, precision: str, base_precision: str, bundled: bool,
+                 device: str | None = None) -> Path:
+    """The model file that serves ``precision`` on ``device``: int8 (and fp16 on CUDA) are
+    separate files.
 
-    With the bundled model, int8 is ``demo-unet-int8.onnx``; with a user's ``NAME.onnx`` it is
-    a sibling ``NAME-int8.onnx``. A model that is itself int8 serves only int8.
+    With the bundled model, int8 is ``demo-unet-int8.onnx`` and CUDA's fp16
+    ``demo-unet-fp16.onnx``; with a user's ``NAME.onnx`` they are siblings ``NAME-int8.onnx``
+    and ``NAME-fp16.onnx``. A model that is itself int8 (fp16) serves only int8 (fp16).
     """
-    if base_precision == "int8":
-        if precision != "int8":
+    if base_precision in ("int8", "fp16"):
+        if precision != base_precision:
+            kind = "quantized (int8)" if base_precision == "int8" else "an fp16 model"
             raise PrecisionError(
-                f"{base}: this model is quantized (int8); --precision {precision} needs the "
+                f"{base}: this model is {kind}; --precision {precision} needs the "
                 "fp32 model it came from"
             )
         return base
-    if precision != "int8":
+    if precision == "fp16" and device == "cuda":
+        tool = "export/to_fp16.py"
+    elif precision == "int8":
+        tool = "export/quantize.py"
+    else:
         return base
-    sibling = base.with_name(f"{base.stem}-int8{base.suffix}")
+    sibling = base.with_name(f"{base.stem}-{precision}{base.suffix}")
     if not sibling.is_file():
-        where = ("the package has no bundled int8 model" if bundled
+        where = (f"the package has no bundled {precision} model" if bundled
                  else f"no {sibling.name} beside it")
         raise PrecisionError(
-            f"{base}: --precision int8 needs the quantized model ({where}); make one with "
-            "export/quantize.py, or choose --precision fp32"
-        )
-    return sibling
-
-
-def fp16_model_path(base: Path) -> Path:
-    """The fp16 model CUDA runs for ``--precision fp16``: a sibling ``NAME-fp16.onnx``."""
-    sibling = base.with_name(f"{base.stem}-fp16{base.suffix}")
-    if not sibling.is_file():
-        raise PrecisionError(
-            f"{base}: --precision fp16 on cuda needs an fp16 model {sibling.name} beside it "
-            "(onnxconverter_common.float16.convert_float_to_float16(model, keep_io_types=True))"
+            f"{base}: --precision {precision}{' on cuda' if precision == 'fp16' else ''} needs "
+            f"its {precision} model ({where}); make one with {tool}, or choose --precision fp32"
         )
     return sibling
 
@@ -478,8 +475,6 @@ def open_backend(path: Path, device: str, precision: str, options: Any,
     """Build a concrete backend (``device`` as returned by ``resolve_device``)."""
     if device == "openvino":
         return OpenVINOBackend(path, precision, options, threads)
-    if device == "cuda" and precision == "fp16":
-        path = fp16_model_path(path)
     return OrtBackend(path, device, precision, options, threads)
 
 

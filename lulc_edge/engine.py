@@ -132,20 +132,23 @@ class Engine:
                                                   file_sha256(self.path))
 
     def _accuracy(self) -> dict[str, Any]:
-        """Stored agreement per precision: the model's ``lulc_edge.accuracy``, and for int8 the
-        quantized sibling's own entry (export/quantize.py stores its gate result there)."""
+        """Stored agreement per precision: the model's ``lulc_edge.accuracy``, and for int8 and
+        fp16 the sibling files' own entries (their export gates store them there)."""
         acc = self.base_contract.metadata.get("accuracy")
         out: dict[str, Any] = dict(acc) if isinstance(acc, dict) else {}
-        if "int8" not in out and self.base_contract.precision != "int8":
-            bundled = self.base_path.resolve() == bundled_model().resolve()
+        if self.base_contract.precision != "fp32":
+            return out
+        bundled = self.base_path.resolve() == bundled_model().resolve()
+        for prec in ("int8", "fp16"):
+            if prec in out:
+                continue
             try:
-                path = variant_path(self.base_path, "int8", "fp32", bundled)
-                meta = read_metadata(metadata_session(path))
+                path = variant_path(self.base_path, prec, "fp32", bundled, "cuda")
+                entry = read_metadata(metadata_session(path)).get("accuracy")
             except LulcEdgeError:
-                return out
-            entry = meta.get("accuracy")
-            if isinstance(entry, dict) and "int8" in entry:
-                out["int8"] = entry["int8"]
+                continue
+            if isinstance(entry, dict) and prec in entry:
+                out[prec] = entry[prec]
         return out
 
     def _missing_variants(self) -> dict[str, str]:
@@ -163,7 +166,8 @@ class Engine:
         """Open ``device`` (concrete) at ``precision``: checks, model variant, backend."""
         check_precision(device, precision, self.options)
         bundled = self.base_path.resolve() == bundled_model().resolve()
-        path = variant_path(self.base_path, precision, self.base_contract.precision, bundled)
+        path = variant_path(self.base_path, precision, self.base_contract.precision, bundled,
+                            device)
         return open_backend(path, device, precision, self.options, self.threads)
 
     @property
