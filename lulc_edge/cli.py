@@ -6,7 +6,6 @@ import json
 import sys
 import time
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,15 @@ from . import __version__
 from .autotune import DEFAULT_MIN_AGREEMENT
 from .backends import PRECISION_CHOICES, cpu_info, versions
 from .batch import JobReport, expand_inputs, plan_jobs, report_dict, run_dask, run_local
-from .engine import CUDA_BATCH, DEVICES, Engine, EngineOptions, available_devices, bundled_model
+from .engine import (
+    CUDA_BATCH,
+    CUDA_TILE,
+    DEVICES,
+    Engine,
+    EngineOptions,
+    available_devices,
+    bundled_model,
+)
 from .errors import LulcEdgeError, LulcEdgeWarning
 from .pipeline import DEFAULT_BATCH, DEFAULT_TILE, MODES, RunOptions, RunResult, segment_file
 from .sources import SourceOptions
@@ -86,11 +93,13 @@ def main() -> None:
               help="seamless: large tiles with a halo, exact and fast. window: the original "
                    "app's 64x64 windows at stride 32 with averaged probabilities.")
 @click.option("--tile", type=int, default=None,
-              help=f"Core tile edge in px (default {DEFAULT_TILE['seamless']}; multiple of 4, or "
+              help=f"Core tile edge in px (default {DEFAULT_TILE['seamless']}, "
+                   f"{CUDA_TILE['seamless']} on cuda; multiple of 4, or "
                    "of 32 in window mode). Results do not depend on it.")
 @click.option("--batch", type=int, default=None,
               help=f"Tiles per inference call (seamless, default {DEFAULT_BATCH['seamless']}) or "
-                   f"64x64 windows per call (window, default {DEFAULT_BATCH['window']}).")
+                   f"64x64 windows per call (window, default {DEFAULT_BATCH['window']}; "
+                   f"{CUDA_BATCH['window']} on cuda).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Backend: cpu, cuda, openvino (OpenVINO's runtime, else its onnxruntime "
                    "provider), openvino-ep; auto measures the installed ones, takes the fastest.")
@@ -155,8 +164,6 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
       lulc-edge run 'archive/*.zip' --out-dir maps/  # a batch; rerun to pick up failures
       lulc-edge run big.tif --resume                # after a crash or power cut
     """
-    if batch is None and device == "cuda":
-        batch = CUDA_BATCH[mode]
     options = RunOptions(mode=mode, tile=tile, batch=batch, confidence=confidence,
                          probs=probs, cog=cog, overwrite=overwrite, resume=resume,
                          progress=False if quiet else None)
@@ -204,8 +211,6 @@ def _run_one(src: str, output: str | None, model: str | None, engine_options: En
         _fail(f"{src}: no such file or directory")
     try:
         engine = Engine(model, engine_options)
-        if options.batch is None and engine.device == "cuda":
-            options = replace(options, batch=CUDA_BATCH[options.mode])
         res = segment_file(src, output, engine=engine, options=options, source_options=src_opts)
     except LulcEdgeError as exc:
         _fail(str(exc))

@@ -10,7 +10,7 @@ from rasterio.windows import Window
 
 from .engine import Engine, EngineOptions
 from .errors import InputError
-from .pipeline import DEFAULT_BATCH, DEFAULT_TILE, RunOptions, RunResult, infer_tiles, plan
+from .pipeline import RunOptions, RunResult, default_batch, default_tile, infer_tiles, plan
 from .sources import SourceOptions
 
 
@@ -88,14 +88,14 @@ class Segmenter:
         """Map an in-memory (13, H, W) stack in the model's band order (uint16 DN)."""
         arr = _as_uint16(bands, len(self.contract.bands))
         _, h, w = arr.shape
-        size = tile or DEFAULT_TILE[mode]
+        size = tile or default_tile(mode, self.engine.device)
         tiles = plan(mode, h, w, size, self.engine)
         outputs = ("class",) + (("confidence",) if confidence else ()) + (
             ("probabilities",) if probabilities else ())
         classes = np.empty((h, w), np.uint8)
         conf = np.empty((h, w), np.uint8) if confidence else None
         probs = np.empty((self.contract.n_classes, h, w), np.float32) if probabilities else None
-        nbatch = batch or DEFAULT_BATCH[mode]
+        nbatch = batch or default_batch(mode, self.engine.device)
         for t in tiles:
             block = _boundless(arr, t.read)[None]
             res = infer_tiles(self.engine, mode, [t], block, outputs, nbatch)[0]

@@ -17,11 +17,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import rasterio
 
 from lulc_edge import BackendError, Engine, EngineOptions, PrecisionError, Segmenter, autotune
 from lulc_edge.backends import available_devices, cpu_supports, openvino_capabilities
 from lulc_edge.errors import LulcEdgeWarning
-from lulc_edge.synthetic import SceneSpec, generate
+from lulc_edge.synthetic import SceneSpec, generate, write_scene
 
 from .conftest import run_cli
 
@@ -138,6 +139,7 @@ def test_bf16_refused_without_cpu_support(model_path):
 
 
 # --------------------------------------------------------------------------- CLI
+@pytest.mark.skipif("cuda" in HAVE, reason="the CUDA provider is installed here")
 def test_cli_missing_provider_is_one_line(make_scene):
     src, _, _ = make_scene(64, 64)
     proc = run_cli("run", src, "--device", "cuda", "-q")
@@ -410,11 +412,35 @@ def test_cuda_parity(model_path, scene, reference):
 
 @pytest.mark.gpu
 @needs_cuda
-def test_cuda_fp16_needs_an_fp16_model(model_path, tmp_path):
+def test_cuda_fp16_runs_the_fp16_sibling(model_path, scene, reference, tmp_path):
+    eng = Engine(None, EngineOptions(device="cuda", precision="fp16"))
+    assert eng.path.name == "demo-unet-fp16.onnx" and eng.precision == "fp16"
+    assert eng.session.get_providers()[0] == "CUDAExecutionProvider"
+    cls = eng.run(scene, ("class",))[0]
+    assert _agreement(cls, reference[0]) >= 0.99
+    assert np.all(cls[0, :9, :13] == 255)
     user = tmp_path / "m.onnx"
     shutil.copy(model_path, user)
     with pytest.raises(PrecisionError, match="m-fp16.onnx"):
         Engine(user, EngineOptions(device="cuda", precision="fp16"))
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_auto_picks_a_cuda_pair_and_the_cli_map_matches_cpu(tmp_path):
+    eng = Engine(None, EngineOptions(device="auto", precision="auto"))
+    assert eng.device == "cuda", eng.selection.as_dict()
+    src = tmp_path / "s.tif"
+    write_scene(src, SceneSpec(width=300, height=260, seed=4))
+    outs = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / f"{device}.tif"
+        proc = run_cli("run", str(src), "-o", str(out), "--device", device, "--precision",
+                       "fp32", "-q")
+        assert proc.returncode == 0, proc.stderr
+        with rasterio.open(out) as ds:
+            outs[device] = ds.read(1)
+    assert np.mean(outs["cpu"] == outs["cuda"]) >= 0.999
 
 
 def test_providers_listed_match_onnxruntime():

@@ -187,3 +187,24 @@ def test_existing_output_is_kept_unless_overwrite(engine, make_scene, tmp_path):
     assert out.read_bytes() == b"keep me"
     _run(engine, src, out, overwrite=True)
     assert _read(out).shape == (64, 64)
+
+
+def test_run_defaults_per_device_and_gdal_settings(monkeypatch):
+    from lulc_edge.engine import CUDA_BATCH, CUDA_TILE
+    from lulc_edge.pipeline import (
+        DEFAULT_BATCH,
+        DEFAULT_TILE,
+        default_batch,
+        default_tile,
+        gdal_settings,
+    )
+
+    assert default_tile("seamless", "cpu") == DEFAULT_TILE["seamless"]
+    assert default_tile("seamless", "cuda") == CUDA_TILE["seamless"]
+    assert default_batch("window", "openvino") == DEFAULT_BATCH["window"]
+    assert default_batch("window", "cuda") == CUDA_BATCH["window"]
+    monkeypatch.delenv("GDAL_NUM_THREADS", raising=False)
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    assert gdal_settings()["GDAL_NUM_THREADS"] == "ALL_CPUS"
+    monkeypatch.setenv("GDAL_NUM_THREADS", "1")  # the user's setting wins
+    assert "GDAL_NUM_THREADS" not in gdal_settings() and "GDAL_CACHEMAX" in gdal_settings()
