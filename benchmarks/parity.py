@@ -292,7 +292,10 @@ def machine() -> dict[str, Any]:
     libs: dict[str, str] = {"python": platform.python_version(), "numpy": np.__version__}
     from importlib.metadata import PackageNotFoundError, version
 
-    for dist in ("onnxruntime", "onnx", "rasterio", "openvino", "onnxruntime-openvino",
+    import onnxruntime
+
+    libs["onnxruntime"] = onnxruntime.__version__  # the module imported (-gpu/-openvino too)
+    for dist in ("onnxruntime-gpu", "onnx", "rasterio", "openvino", "onnxruntime-openvino",
                  "tensorflow-cpu", "tensorflow", "keras"):
         try:
             libs[dist] = version(dist)

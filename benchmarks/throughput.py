@@ -156,10 +156,16 @@ def patch_spinning(spin: str | None) -> None:
 
 def model_variants() -> dict[str, Path]:
     out = {"fp32": bundled_model()}
-    int8 = bundled_model("demo-unet-int8.onnx")
-    if int8.is_file():
-        out["int8"] = int8
+    for prec in ("int8", "fp16"):
+        path = bundled_model(f"demo-unet-{prec}.onnx")
+        if path.is_file():
+            out[prec] = path
     return out
+
+
+def runs_on(precision: str, device: str) -> bool:
+    """fp16 is measured on CUDA only (its model file is CUDA's; CPUs here have no fp16 path)."""
+    return precision != "fp16" or device == "cuda"
 
 
 def open_engine(precision: str, device: str, threads: int) -> Engine:
@@ -171,15 +177,15 @@ def open_engine(precision: str, device: str, threads: int) -> Engine:
 def child_e2e(cfg: dict[str, Any]) -> dict[str, Any]:
     """One ``segment_file`` run in this (fresh) process: seconds, load time, peak RSS."""
     patch_spinning(cfg.get("spin"))
-    from lulc_edge.pipeline import DEFAULT_BATCH, DEFAULT_TILE, RunOptions, plan, segment_file
+    from lulc_edge.pipeline import RunOptions, default_batch, default_tile, plan, segment_file
 
     rss0 = peak_rss_mb()
     t0 = time.perf_counter()
     engine = open_engine(cfg["precision"], cfg["device"], cfg["threads"])
     load_s = time.perf_counter() - t0
     mode = cfg["mode"]
-    tile = cfg.get("tile") or DEFAULT_TILE[mode]
-    batch = cfg.get("batch") or DEFAULT_BATCH[mode]
+    tile = cfg.get("tile") or default_tile(mode, engine.device)
+    batch = cfg.get("batch") or default_batch(mode, engine.device)
     if cfg.get("warmup", True):  # one call of the run's main shape (as the pure timings do)
         import rasterio
 
@@ -479,14 +485,19 @@ def build_configs(args: argparse.Namespace, threads: int) -> list[dict[str, Any]
     cfgs = []
     for prec in variants:
         for dev in devices:
+            if not runs_on(prec, dev):
+                continue
             sweep_all = dev == "cpu"
             for tile in args.tiles:
                 for b in args.batches:
-                    if b > 1 and (not sweep_all or tile > min(256, args.size // 2)):
-                        continue  # batching is for small tiles; big ones fill the cores
+                    if b > 1 and dev != "cuda" and (not sweep_all
+                                                    or tile > min(256, args.size // 2)):
+                        continue  # on CPUs batching is for small tiles; big ones fill the cores
                     cfgs.append({"mode": "seamless", "tile": tile, "batch": b,
                                  "precision": prec, "device": dev, "threads": threads})
             wins = args.window_batches if sweep_all and prec == "fp32" else args.window_batches[-1:]
+            if args.no_window:
+                wins = []
             for b in wins:
                 cfgs.append({"mode": "window", "tile": 512, "batch": b,
                              "precision": prec, "device": dev, "threads": threads})
@@ -616,7 +627,7 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
         result["features"] = bench_features(block, threads, max(2, args.repeats), tmp)
         if not args.quick or args.profile:
             result["profile"] = [bench_profile(block, m, threads, tmp)
-                                 for m in model_variants().values()]
+                                 for p, m in model_variants().items() if runs_on(p, "cpu")]
         # (4) many scenes (issue 9)
         if args.batch:
             result["batch"] = bench_batch(args, tmp)
@@ -639,10 +650,12 @@ def headline_variants(threads: int, devices: list[str]) -> list[dict[str, Any]]:
     for prec in model_variants():
         base = {"mode": "seamless", "tile": None, "batch": None, "precision": prec,
                 "device": "cpu", "threads": threads}
-        out += [{**base, "spin": "1"}, {**base, "spin": "0"}]
-        if threads > 1:
-            out.append({**base, "threads": 1, "spin": "1"})
-        out += [{**base, "device": d, "spin": None} for d in devices if d != "cpu"]
+        if runs_on(prec, "cpu"):
+            out += [{**base, "spin": "1"}, {**base, "spin": "0"}]
+            if threads > 1:
+                out.append({**base, "threads": 1, "spin": "1"})
+        out += [{**base, "device": d, "spin": None} for d in devices
+                if d != "cpu" and runs_on(prec, d)]
     return out
 
 
@@ -930,6 +943,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="scene edge for the defaults' e2e/pure section (0: skip; default 2048)")
     p.add_argument("--keras-windows", type=int, help="windows timed (0: skip; default 30)")
     p.add_argument("--no-e2e", action="store_true", help="pure inference only")
+    p.add_argument("--no-window", action="store_true", help="seamless mode only")
     p.add_argument("--profile", action="store_true", help="onnxruntime profile (quick mode)")
     p.add_argument("--batch", action="store_true", help="also the many-scenes section")
     p.add_argument("--batch-scenes", type=int)
