@@ -335,7 +335,8 @@ def excluded_nodes(model: onnx.ModelProto, options: QuantizeOptions) -> list[str
         keep_float.add(FIRST_CONV)
     return [n.name for n in model.graph.node
             if (options.scope == "unet" and not n.name.startswith("unet/"))
-            or n.name in keep_float]
+            or n.name in keep_float
+            or (options.float_head and n.name.startswith(f"{SOFTMAX}_"))]  # its Exp/Sum form
 
 
 class _Reader:
@@ -535,6 +536,7 @@ def quantize_model(fp32: onnx.ModelProto, options: QuantizeOptions,
                    ) -> tuple[onnx.ModelProto, dict[str, Any], dict[str, Any]]:
     """Calibrate, quantize and gate; returns (int8 model, calibration metadata, gate)."""
     from export.graph import get_metadata, set_metadata
+    from export.optimize import SUBPIXEL
 
     t0 = time.monotonic()
     validate_options(options)
@@ -548,7 +550,10 @@ def quantize_model(fp32: onnx.ModelProto, options: QuantizeOptions,
     finally:
         for scene in scenes:
             scene.close()
-    int8, facts = quantize_graph(fp32, tiles, options)
+    # OpenVINO's int8 path needs the Resize/Concat decoder (export/optimize.py)
+    from export.optimize import canonical_decoder
+
+    int8, facts = quantize_graph(canonical_decoder(fp32), tiles, options)
     result = gate(fp32, int8, eval_tiles, options) if options.gate else {"skipped": True}
     calibration = {
         "scenes": used,
@@ -574,6 +579,8 @@ def quantize_model(fp32: onnx.ModelProto, options: QuantizeOptions,
     exporter = dict(meta.get("lulc_edge.exporter", {}))
     exporter["quantizer"] = {"tool": TOOL, "onnxruntime": onnxruntime.__version__,
                              "onnx": onnx.__version__}
+    if "optimizations" in exporter:  # quantized from the canonical decoder (see above)
+        exporter["optimizations"] = [o for o in exporter["optimizations"] if o != SUBPIXEL]
     entries = {**meta, "lulc_edge.precision": "int8", "lulc_edge.calibration": calibration,
                "lulc_edge.exporter": exporter}
     if not result.get("skipped"):

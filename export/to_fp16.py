@@ -74,7 +74,7 @@ def convert(model: onnx.ModelProto, check: bool = True) -> onnx.ModelProto:
     for node in out.graph.node:
         if node.name.startswith(UNET_PREFIX):
             for k, name in enumerate(node.input):
-                if name in entering:
+                if name in rename:  # entering, or made and also read inside (the logits)
                     node.input[k] = rename[name]
             for k, name in enumerate(node.output):
                 if name in leaving:

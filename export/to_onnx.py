@@ -39,6 +39,7 @@ class ExportOptions:
     trained_on: str | None = None  # provenance text; default "unknown: converted from <file>"
     demo: bool = False             # the weights are demo weights (export/train_demo.py)
     parity: bool = True            # run the parity gate
+    optimize: bool = True          # exact graph rewrites of export/optimize.py
     parity_sizes: tuple[tuple[int, int, int], ...] = DEFAULT_PARITY_SIZES
     parity_seed: int = 0
     max_abs_dp: float = PARITY_MAX_ABS_DP
@@ -219,6 +220,11 @@ def convert(h5_path: str | os.PathLike, out_path: str | os.PathLike,
 
     model = load_h5(h5_path)
     onnx_model, rf = to_end_to_end(model, opset=options.opset)
+    optimizations: list[str] = []
+    if options.optimize:
+        from export.optimize import optimize
+
+        onnx_model, optimizations = optimize(onnx_model)
     digest = sha256_file(h5_path)
     metadata: dict[str, Any] = contract_metadata(rf)
     metadata.update({
@@ -228,6 +234,7 @@ def convert(h5_path: str | os.PathLike, out_path: str | os.PathLike,
         },
         "lulc_edge.source": {"file": h5_path.name, "sha256": digest},
         "lulc_edge.exporter": {"tool": TOOL, "opset": options.opset,
+                               "optimizations": optimizations,
                                "versions": library_versions()},
         "lulc_edge.precision": "fp32",
     })
@@ -278,6 +285,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="provenance of the weights (default: 'unknown: converted from <file>')")
     p.add_argument("--demo", action="store_true", help="mark the weights as demo weights")
     p.add_argument("--no-parity", action="store_true", help="skip the parity gate")
+    p.add_argument("--no-optimize", action="store_true",
+                   help="write the canonical graph (Resize/Concat decoder, Softmax node) instead "
+                        "of the faster equivalent one (export/optimize.py)")
     g = p.add_argument_group("int8 (export/quantize.py)")
     g.add_argument("--int8", action="store_true",
                    help="write an int8 model (U-Net quantized, features/outputs float)")
@@ -314,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
     args = _parser().parse_args(argv)
     options = ExportOptions(opset=args.opset, trained_on=args.trained_on, demo=args.demo,
-                            parity=not args.no_parity)
+                            parity=not args.no_parity, optimize=not args.no_optimize)
     try:
         check_paths(args.model, args.output)
         _import_quietly()

@@ -140,17 +140,18 @@ def test_graph_io_names_and_layout(exported) -> None:
     types = [o.type.tensor_type.elem_type for o in g.output]
     assert types == [onnx.TensorProto.UINT8, onnx.TensorProto.UINT8, onnx.TensorProto.FLOAT]
     ops = [n.op_type for n in g.node]
-    assert "Transpose" not in ops and "Tile" not in ops and ops.count("Resize") == 2
+    # export/optimize.py: sub-pixel decoder (no Resize, no upsampled tensor), Exp/Sum softmax
+    assert "Transpose" not in ops and "Tile" not in ops and "Resize" not in ops
+    assert ops.count("DepthToSpace") == 2 and "Softmax" not in ops
     names = [n.name for n in g.node]
     assert all(names) and len(set(names)) == len(names)
     assert all(n.split("/")[0] in ("features", "unet", "outputs") for n in names)
     by_name = {n.name: n for n in g.node}
     assert by_name["unet/head_conv"].op_type == "Conv"
-    assert by_name["unet/softmax"].op_type == "Softmax"
-    assert by_name["unet/softmax"].input[0] == by_name["unet/head_conv"].output[0]
-    for r in ("unet/dec2_up", "unet/dec1_up"):
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in by_name[r].attribute}
-        assert attrs["mode"] == b"nearest" and attrs["nearest_mode"] == b"floor"
+    assert by_name["unet/softmax"].output[0] == "probabilities"
+    assert by_name["outputs/argmax"].input[0] == by_name["unet/head_conv"].output[0]  # logits
+    assert get_metadata(m)["lulc_edge.exporter"]["optimizations"] == [
+        "subpixel-decoder", "softmax-exp-sum, argmax on logits"]
 
 
 def test_features_follow_metadata_recipe(exported) -> None:
@@ -315,3 +316,19 @@ def test_bad_inputs_fail_cleanly(kind: str, message: str, workdir: Path, h5: Pat
     assert lines[0].startswith("error:") and message in lines[0]
     assert "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_no_optimize_writes_the_canonical_graph_with_the_same_results(h5, workdir,
+                                                                       session) -> None:
+    out = workdir / "canonical.onnx"
+    proc = _run_cli(h5, "-o", out, "--trained-on", "test: random weights", "--no-optimize")
+    assert proc.returncode == 0, proc.stderr
+    m = onnx.load(str(out))
+    ops = [n.op_type for n in m.graph.node]
+    assert ops.count("Resize") == 2 and ops.count("Softmax") == 1 and "DepthToSpace" not in ops
+    assert get_metadata(m)["lulc_edge.exporter"]["optimizations"] == []
+    bands = np.random.default_rng(5).integers(0, 9000, (1, 13, 96, 120)).astype(np.uint16)
+    a = session.run(None, {"bands": bands})
+    b = _session(out).run(None, {"bands": bands})
+    assert np.abs(a[2] - b[2]).max() < 1e-4
+    assert np.mean(a[0] == b[0]) >= 0.999

@@ -37,7 +37,8 @@ def _float16_tensors(model: onnx.ModelProto) -> set[str]:
 def test_shipped_fp16_model_has_only_the_unet_in_float16():
     model = onnx.load(FP16)
     casts = [n for n in model.graph.node if n.op_type == "Cast" and n.name.startswith("unet/")]
-    assert sorted(n.name for n in casts) == ["unet/to_fp16_0", "unet/to_fp32_0"]
+    # in: the features; out: the probabilities and the logits the argmax reads
+    assert sorted(n.name for n in casts) == ["unet/to_fp16_0", "unet/to_fp32_0", "unet/to_fp32_1"]
     half = _float16_tensors(model)
     producers = {o: n.name for n in model.graph.node for o in n.output}
     assert half and all(producers[t].startswith("unet/") for t in half if t in producers)

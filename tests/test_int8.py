@@ -68,7 +68,9 @@ def _assert_unet_only(q: onnx.ModelProto, fp32: onnx.ModelProto) -> None:
     head = next(n for n in q.graph.node if n.name == "unet/head_conv")
     inits = {t.name: t for t in q.graph.initializer}
     assert inits[head.input[1]].data_type == onnx.TensorProto.FLOAT  # float head weights
-    assert next(n for n in q.graph.node if n.name == "unet/softmax").op_type == "Softmax"
+    softmax = [n for n in q.graph.node if n.name.startswith("unet/softmax")]
+    assert softmax and all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear"
+                           for n in softmax for i in n.input)  # Exp/Sum form, float inputs
     conv2 = next(n for n in q.graph.node if n.name == "unet/enc1_conv2")
     assert producers[conv2.input[0]].op_type == "DequantizeLinear"
     assert producers[conv2.input[1]].op_type == "DequantizeLinear"
