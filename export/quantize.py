@@ -48,9 +48,12 @@ DEFAULT_EXAMPLE_SCENE = Path(__file__).resolve().parents[1] / "examples/data/exa
 #: (seed, size, region scale). Seeds differ from the demo training scenes (1..8) and the
 #: held-out scene (100) of export/train_demo.py.
 SYNTHETIC_SCENES = ((201, 384, 32), (202, 384, 48), (203, 384, 64))
+BRIGHT_SCENE = (211, 384, 48, 3.0)  # (seed, size, region scale, brightening): the DN range of
+SCL_INDEX = 10                      # real scenes; SCL's position in the 13 bands
 #: The labelled synthetic scene of the gate (F1 against ground truth).
 GATE_SCENE = (301, 512, 48)
 SYNTHETIC_WORD = "synthetic"
+BRIGHT_WORD = "synthetic-bright"
 METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 INPUT_HANDLING = ("float-first-conv", "channel-scale", "none")
 FIRST_CONV, HEAD_CONV, SOFTMAX = "unet/enc1_conv1", "unet/head_conv", "unet/softmax"
@@ -140,14 +143,23 @@ def _open_scene(path: str | None, scl_fill: int | None):  # noqa: ANN202 - lulc_
         raise ExportError(f"calibration scene {exc}") from None
 
 
-def _synthetic_scene(seed: int, size: int, scale: float) -> _Scene:
+def _synthetic_scene(seed: int, size: int, scale: float, brighten: float = 1.0) -> _Scene:
+    """A synthetic scene; ``brighten`` > 1 scales its reflectance bands (not SCL) from x1 at the
+    left edge to x``brighten`` at the right: synthetic DNs stop near 5400, real scenes reach
+    13000-16000 on clouds, snow and bright soil (export/INT8.md)."""
     from lulc_edge.synthetic import SceneSpec, generate
 
     spec = SceneSpec(width=size, height=size, seed=seed, region_scale=scale)
     bands, _, _ = generate(spec)
+    info: dict[str, Any] = {"generator": "lulc_edge.synthetic", "seed": seed, "size": size,
+                            "region_scale": scale}
+    if brighten != 1.0:
+        ramp = np.linspace(1.0, brighten, size, dtype=np.float32)[None, None, :]
+        refl = [i for i in range(bands.shape[0]) if i != SCL_INDEX]
+        bands[refl] = np.clip(bands[refl] * ramp, 0, 65535).astype(np.uint16)
+        info["brighten"] = f"reflectance bands x1 -> x{brighten:g} from left to right"
     return _Scene(label=f"synthetic seed {seed}", width=size, height=size, array=bands,
-                  info={"synthetic": {"generator": "lulc_edge.synthetic", "seed": seed,
-                                      "size": size, "region_scale": scale}})
+                  info={"synthetic": info})
 
 
 def _file_scene(path: str, scl_fill: int | None) -> _Scene:
@@ -190,6 +202,8 @@ def resolve_scenes(calibration: Sequence[str | os.PathLike], scl_fill: int | Non
     for item in items:
         if item == SYNTHETIC_WORD:
             scenes += [_synthetic_scene(*s) for s in SYNTHETIC_SCENES]
+        elif item == BRIGHT_WORD:
+            scenes.append(_synthetic_scene(*BRIGHT_SCENE))
         else:
             if not os.path.exists(item):
                 raise ExportError(f"calibration scene not found: {item}")
@@ -215,7 +229,7 @@ def validate_options(options: QuantizeOptions) -> None:
 def check_calibration(options: QuantizeOptions) -> None:
     """Open the calibration scenes once (one-line ExportError if one is unusable), then close."""
     validate_options(options)
-    files = [c for c in options.calibration if str(c) != SYNTHETIC_WORD]
+    files = [c for c in options.calibration if str(c) not in (SYNTHETIC_WORD, BRIGHT_WORD)]
     if files:
         scenes, _ = resolve_scenes(files, options.scl_fill)
         for scene in scenes:
@@ -630,8 +644,9 @@ def add_cli_options(p: argparse.ArgumentParser) -> None:
     """The calibration flags shared by this CLI and export/to_onnx.py --int8."""
     p.add_argument("--calibration", nargs="+", default=[], metavar="SCENE",
                    help="scenes (13-band stacks, band folders, products) to calibrate on; "
-                        f"the word '{SYNTHETIC_WORD}' adds synthetic scenes (default: the "
-                        "example scene, else synthetic scenes)")
+                        f"the word '{SYNTHETIC_WORD}' adds synthetic scenes, "
+                        f"'{BRIGHT_WORD}' one brightened to the DN range of clouds and snow "
+                        "(default: the example scene, else synthetic scenes; export/INT8.md)")
     p.add_argument("--calibration-tiles", type=int, default=32, metavar="N",
                    help="calibration tiles (default 32)")
     p.add_argument("--calibration-tile-size", type=int, default=128, metavar="PX",

@@ -209,3 +209,19 @@ def test_to_onnx_int8_cli(tmp_path):
     assert meta["lulc_edge.parity"]["passed"]  # the fp32 export's Keras parity gate
     assert meta["lulc_edge.calibration"]["seed"] == 2
     assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
+
+
+def test_synthetic_bright_calibration_word_widens_the_ranges(tmp_path, fp32_model):
+    """'synthetic-bright' adds a scene brightened x1..x3 (the DNs of clouds and snow)."""
+    from export.quantize import _synthetic_scene, resolve_scenes
+
+    scenes, _ = resolve_scenes(["synthetic", "synthetic-bright"], 4)
+    assert len(scenes) == 4 and "brighten" in scenes[-1].info["synthetic"]
+    plain, bright = _synthetic_scene(211, 384, 48), scenes[-1]
+    assert int(bright.array.max()) > 2 * int(plain.array.max())
+    assert np.array_equal(bright.array[:, :, 0], plain.array[:, :, 0])  # x1 at the left edge
+    assert np.array_equal(bright.array[10], plain.array[10])  # SCL kept
+    out = tmp_path / "m-int8.onnx"
+    rep = quantize_file(bundled_model(), out, QuantizeOptions(
+        calibration=["synthetic-bright"], tiles=8, gate=False, quiet=True))
+    assert out.is_file() and rep.calibration["scenes"][0]["synthetic"]["brighten"]
