@@ -3,7 +3,9 @@
     python export/to_fp16.py MODEL.onnx [-o MODEL-fp16.onnx]
 
 Only the U-Net (nodes ``unet/*``) runs in fp16: its convolution weights and biases are stored
-as float16, one Cast to float16 enters it and one Cast back to float32 leaves it. The feature
+as float16, one Cast to float16 enters it and Casts back to float32 leave it (probabilities,
+and the logits the argmax reads). The decoder is the canonical Resize/Concat one
+(``export/optimize.py``'s sub-pixel form ran slower in fp16 on a GPU). The feature
 recipe stays float32 (its ``1e-8`` epsilon is below float16's smallest subnormal) and so do the
 outputs (argmax, confidence, nodata). Inputs and outputs of the file are unchanged, so
 ``lulc-edge run --device cuda --precision fp16`` swaps it in for ``MODEL.onnx``.
@@ -59,8 +61,12 @@ def convert(model: onnx.ModelProto, check: bool = True) -> onnx.ModelProto:
     meta = get_metadata(model)
     if meta.get("lulc_edge.precision", "fp32") != "fp32":
         raise ExportError("the model is not fp32 (lulc_edge.precision)")
+    from export.optimize import canonical_decoder
+
+    # On an H200 the sub-pixel decoder ran fp16 at 81-98 core MP/s against 111-136 for the
+    # Resize/Concat one (benchmarks/results/cuda/): GPUs get the canonical decoder.
     out = onnx.ModelProto()
-    out.CopyFrom(model)
+    out.CopyFrom(canonical_decoder(model))
     entering, leaving = _boundary(out)
     conv_params = {i for n in out.graph.node if n.name.startswith(UNET_PREFIX)
                    and n.op_type == "Conv" for i in n.input[1:]}

@@ -113,3 +113,9 @@ def test_auto_reads_the_fp16_siblings_stored_agreement():
     eng = Engine(None, EngineOptions(device="cpu", precision="fp32", threads=1))
     acc = eng._accuracy()
     assert acc["fp16"]["agreement"] >= 0.99 and "int8" in acc
+
+
+def test_fp16_sibling_has_the_canonical_decoder():
+    """GPUs ran the Resize/Concat decoder faster in fp16 than the sub-pixel one."""
+    ops = [n.op_type for n in onnx.load(FP16).graph.node]
+    assert ops.count("Resize") == 2 and "DepthToSpace" not in ops
