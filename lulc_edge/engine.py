@@ -42,9 +42,9 @@ __all__ = [
 
 DEMO_MODEL = "demo-unet.onnx"
 DEMO_MODEL_INT8 = "demo-unet-int8.onnx"
-#: Tiles per inference call that fill a GPU (seamless mode) / 64x64 windows per call.
-# Measured on an H200 (docs/backends.md): one 1024 px tile a call beats batches of tiles
-# (batch 8 of 512 px ran 30 % slower than batch 1); windows are tiny, so they go 256 a call.
+#: CUDA's core tile edge and tiles (64x64 windows) per call. Measured on an H200
+#: (docs/backends.md): one 1024 px tile a call beats batches of tiles (batch 8 of 512 px ran
+#: 30 % slower than batch 1); windows are tiny, so they go 256 a call.
 CUDA_TILE = {"seamless": 1024, "window": 512}
 CUDA_BATCH = {"seamless": 1, "window": 256}
 

@@ -30,6 +30,13 @@ DEFAULT_TILE = {"seamless": int(os.environ.get("LULC_EDGE_TILE", 512)), "window"
 #: Default batch: tiles per run in seamless mode, 64x64 windows per run in window mode.
 DEFAULT_BATCH = {"seamless": 1, "window": 32}
 
+#: Read-ahead depth of the prefetch thread (batches held in memory at once).
+PREFETCH = 2
+#: GDAL block cache while mapping a scene, in bytes, unless GDAL_CACHEMAX is set: enough for the
+#: blocks of one row of tiles of a 10980 px wide scene (halo re-reads hit the cache), instead of
+#: GDAL's default of 5% of RAM, which held 1.2 GB of decoded input on a 24 GB machine.
+GDAL_CACHE_BYTES = int(os.environ.get("LULC_EDGE_GDAL_CACHE_BYTES", 256 * 2**20))
+
 
 def gdal_settings() -> dict[str, Any]:
     """GDAL settings of a run, each unless the environment sets it: a bounded block cache, and
@@ -47,12 +54,6 @@ def default_batch(mode: str, device: str) -> int:
 def default_tile(mode: str, device: str) -> int:
     """Core tile edge when the caller gives none: bigger on a GPU (docs/backends.md)."""
     return (CUDA_TILE if device == "cuda" else DEFAULT_TILE)[mode]
-#: Read-ahead depth of the prefetch thread (batches held in memory at once).
-PREFETCH = 2
-#: GDAL block cache while mapping a scene, in bytes, unless GDAL_CACHEMAX is set: enough for the
-#: blocks of one row of tiles of a 10980 px wide scene (halo re-reads hit the cache), instead of
-#: GDAL's default of 5% of RAM, which held 1.2 GB of decoded input on a 24 GB machine.
-GDAL_CACHE_BYTES = int(os.environ.get("LULC_EDGE_GDAL_CACHE_BYTES", 256 * 2**20))
 
 
 @dataclass(frozen=True)
