@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 from onnx import helper, numpy_helper  # noqa: E402
 
-from export.errors import ExportError  # noqa: E402
+from export.errors import ExportError, run_tool  # noqa: E402
 
 TOOL = "export/quantize.py"
 DEFAULT_EXAMPLE_SCENE = Path(__file__).resolve().parents[1] / "examples/data/example-scene.tif"
@@ -699,16 +699,12 @@ def main(argv: list[str] | None = None) -> int:
     options = options_from_args(args)
     options.gate = not args.no_gate
     options.input_handling = args.input_handling
-    try:
-        report = quantize_file(args.model, args.output, options)
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    print_summary(report)
-    return 0
+
+    def work() -> int:
+        print_summary(quantize_file(args.model, args.output, options))
+        return 0
+
+    return run_tool(work)
 
 
 if __name__ == "__main__":

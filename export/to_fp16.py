@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from export.errors import ExportError  # noqa: E402
+from export.errors import ExportError, run_tool  # noqa: E402
 
 TOOL = "export/to_fp16.py"
 UNET_PREFIX = "unet/"
@@ -171,13 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", type=Path, help="output path (default NAME-fp16.onnx)")
     p.add_argument("--no-gate", action="store_true", help="skip the fp16 vs fp32 gate")
     args = p.parse_args(argv)
-    try:
+
+    def work() -> int:
         dst = convert_file(args.model, args.output, check=not args.no_gate)
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"wrote {dst} (fp16 U-Net; benchmarks/parity.py measures it on a GPU)")
-    return 0
+        print(f"wrote {dst} (fp16 U-Net; benchmarks/parity.py measures it on a GPU)")
+        return 0
+
+    return run_tool(work)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from export.errors import ExportError  # noqa: E402
+from export.errors import ExportError, run_tool  # noqa: E402
 
 MIN_OPSET, MAX_OPSET = 13, 18  # tf2onnx 1.17 failed from opset 19 (shared/MEASURED.md)
 DEFAULT_PARITY_SIZES = ((2, 64, 64), (2, 256, 256))  # (batch, H, W) of the parity cases
@@ -325,18 +325,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     options = ExportOptions(opset=args.opset, trained_on=args.trained_on, demo=args.demo,
                             parity=not args.no_parity, optimize=not args.no_optimize)
-    try:
-        check_paths(args.model, args.output)
-        _import_quietly()
-        if args.int8:
-            return _main_int8(args, options)
-        report = convert(args.model, args.output, options)
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    return run_tool(lambda: _export(args, options))
+
+
+def _export(args: argparse.Namespace, options: ExportOptions) -> int:
+    """Check the paths, export (fp32, or fp32 then int8 with --int8) and print the outcome."""
+    check_paths(args.model, args.output)
+    _import_quietly()
+    if args.int8:
+        return _main_int8(args, options)
+    report = convert(args.model, args.output, options)
     if options.parity:
         for case in report.parity["cases"]:
             print(f"parity {'x'.join(map(str, case['shape']))}: max |dp| "
