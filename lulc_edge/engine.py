@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 DEMO_MODEL = "demo-unet.onnx"
-DEMO_MODEL_INT8 = "demo-unet-int8.onnx"
 #: CUDA's core tile edge and tiles (64x64 windows) per call. Measured on an H200
 #: (docs/backends.md): one 1024 px tile a call beats batches of tiles (batch 8 of 512 px ran
 #: 30 % slower than batch 1); windows are tiny, so they go 256 a call.
@@ -93,7 +92,8 @@ def _ov_cache(options: EngineOptions) -> EngineOptions:
 class Engine:
     """A loaded model: its contract and one backend, safe to share between threads.
 
-    Attributes: ``path`` (the model file actually run: the int8 sibling for int8), ``device``
+    Attributes: ``path`` (the model file actually run: the int8 sibling for int8, the fp16 one
+    for fp16 on CUDA), ``device``
     (the concrete backend), ``precision``, ``threads``, ``contract``, ``selection`` (what auto
     measured and chose, or None when nothing was automatic).
     """
@@ -105,6 +105,7 @@ class Engine:
         if not base.is_file():
             raise ModelError(f"{base}: model file not found")
         self.base_path = base
+        self._bundled = base.resolve() == bundled_model().resolve()
         self.threads = self.options.threads or default_threads()
         opts = self.options
         if opts.device not in DEVICES:
@@ -141,12 +142,11 @@ class Engine:
         out: dict[str, Any] = dict(acc) if isinstance(acc, dict) else {}
         if self.base_contract.precision != "fp32":
             return out
-        bundled = self.base_path.resolve() == bundled_model().resolve()
         for prec in ("int8", "fp16"):
             if prec in out:
                 continue
             try:
-                path = variant_path(self.base_path, prec, "fp32", bundled, "cuda")
+                path = variant_path(self.base_path, prec, "fp32", self._bundled, "cuda")
                 entry = read_metadata(metadata_session(path)).get("accuracy")
             except LulcEdgeError:
                 continue
@@ -156,11 +156,10 @@ class Engine:
 
     def _missing_variants(self) -> dict[str, str]:
         """Precisions whose model file is missing here, with the reason (for auto's table)."""
-        bundled = self.base_path.resolve() == bundled_model().resolve()
         out = {}
         for prec in PRECISIONS:
             try:
-                variant_path(self.base_path, prec, self.base_contract.precision, bundled)
+                variant_path(self.base_path, prec, self.base_contract.precision, self._bundled)
             except PrecisionError as exc:
                 out[prec] = str(exc)
         return out
@@ -168,9 +167,8 @@ class Engine:
     def _build(self, device: str, precision: str) -> Backend:
         """Open ``device`` (concrete) at ``precision``: checks, model variant, backend."""
         check_precision(device, precision, self.options)
-        bundled = self.base_path.resolve() == bundled_model().resolve()
-        path = variant_path(self.base_path, precision, self.base_contract.precision, bundled,
-                            device)
+        path = variant_path(self.base_path, precision, self.base_contract.precision,
+                            self._bundled, device)
         return open_backend(path, device, precision, self.options, self.threads)
 
     @property

@@ -239,7 +239,7 @@ def segment_file(
         engine.prepare(block_sizes(tiles) if options.mode == "seamless"
                        else [(c.window_size, c.window_size)])
         grid = Grid(source.width, source.height, source.crs, source.transform)
-        outputs = _outputs(options)
+        outputs = output_names(options.confidence, options.probs)
         header = {
             "version": 1, "input": str(src_path.resolve()), "model": engine.contract.sha256,
             "device": engine.device, "precision": engine.precision, "mode": options.mode,
@@ -300,13 +300,10 @@ def segment_file(
     )
 
 
-def _outputs(options: RunOptions) -> tuple[str, ...]:
-    outs = ["class"]
-    if options.confidence:
-        outs.append("confidence")
-    if options.probs:
-        outs.append("probabilities")
-    return tuple(outs)
+def output_names(confidence: bool, probabilities: bool) -> tuple[str, ...]:
+    """The graph outputs a run asks for: ``class``, then the optional ones, in graph order."""
+    return ("class",) + (("confidence",) if confidence else ()) + (
+        ("probabilities",) if probabilities else ())
 
 
 def infer_tiles(engine: Engine, mode: str, group: list[Tile], arr: np.ndarray,

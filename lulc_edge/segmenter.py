@@ -10,7 +10,15 @@ from rasterio.windows import Window
 
 from .engine import Engine, EngineOptions
 from .errors import InputError
-from .pipeline import RunOptions, RunResult, default_batch, default_tile, infer_tiles, plan
+from .pipeline import (
+    RunOptions,
+    RunResult,
+    default_batch,
+    default_tile,
+    infer_tiles,
+    output_names,
+    plan,
+)
 from .sources import SourceOptions
 
 
@@ -90,8 +98,7 @@ class Segmenter:
         _, h, w = arr.shape
         size = tile or default_tile(mode, self.engine.device)
         tiles = plan(mode, h, w, size, self.engine)
-        outputs = ("class",) + (("confidence",) if confidence else ()) + (
-            ("probabilities",) if probabilities else ())
+        outputs = output_names(confidence, probabilities)
         classes = np.empty((h, w), np.uint8)
         conf = np.empty((h, w), np.uint8) if confidence else None
         probs = np.empty((self.contract.n_classes, h, w), np.float32) if probabilities else None
