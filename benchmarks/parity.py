@@ -36,6 +36,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lulc_edge import LulcEdgeError, Segmenter, SourceOptions, bundled_model  # noqa: E402
+from lulc_edge.errors import first_line  # noqa: E402
 from lulc_edge.synthetic import CLASS_NAMES, SceneSpec, generate  # noqa: E402
 
 SCHEMA = 1
@@ -185,7 +186,7 @@ def _variants(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str,
         except ImportError as exc:
             models["keras"] = f"not available: TensorFlow not installed ({exc})"
         except Exception as exc:  # noqa: BLE001 - any load failure is reported, not fatal
-            models["keras"] = f"not available: {str(exc).splitlines()[0]}"
+            models["keras"] = f"not available: {first_line(exc)}"
 
     def seamless(seg: Segmenter, mode: str = "seamless"):
         def run(bands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

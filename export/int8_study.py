@@ -30,11 +30,11 @@ from export.errors import ExportError  # noqa: E402
 from export.quantize import (  # noqa: E402
     QuantizeOptions,
     _session,
+    calibration_scenes,
     calibration_tiles,
     load_fp32,
     per_class_f1,
     quantize_graph,
-    resolve_scenes,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="calibration scenes (default: the synthetic set)")
     args = ap.parse_args(argv)
     fp32 = load_fp32(args.model)
-    scenes, _ = resolve_scenes(args.calibration, 4)
-    tiles, _ = calibration_tiles(scenes, 32, 128, 0)
+    with calibration_scenes(args.calibration, 4) as (scenes, _):
+        tiles, _ = calibration_tiles(scenes, 32, 128, 0)
     evals = _eval_scenes()
     s32 = _session(fp32, 2)
     ref = [_classes(s32, b) for _, b, _ in evals]

@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras import layers
 
 from export.errors import ExportError
+from lulc_edge.errors import first_line
 
 N_FEATURES = 16
 N_CLASSES = 5
@@ -132,8 +133,7 @@ def load_h5(path: str | os.PathLike) -> keras.Model:
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - keras raises many unrelated types here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"cannot load Keras model from {path}: {first}") from exc
+        raise ExportError(f"cannot load Keras model from {path}: {first_line(exc)}") from exc
     if not isinstance(model, keras.Model):
         raise ExportError(f"{path} does not hold a Keras model")
     return model

@@ -28,10 +28,10 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 
 from export.errors import ExportError
+from export.graph import SOFTMAX
+from lulc_edge.errors import first_line
 
 DECODERS = ("unet/dec2", "unet/dec1")
-SOFTMAX = "unet/softmax"
-LOGITS_PRODUCER = "unet/head_conv"
 ARGMAX = "outputs/argmax"
 SUBPIXEL = "subpixel-decoder"
 SOFTMAX_EXP = "softmax-exp-sum, argmax on logits"
@@ -45,15 +45,15 @@ def _nodes(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
     return {n.name: n for n in model.graph.node}
 
 
-def _channels(model: onnx.ModelProto, tensor: str) -> int:
-    """Channel count of an NCHW tensor of the U-Net, by shape inference."""
+def _channel_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """Channel count of every 4-D tensor whose channels shape inference can tell."""
     inferred = shape_inference.infer_shapes(model)
+    out = {}
     for v in inferred.graph.value_info:
-        if v.name == tensor:
-            dims = v.type.tensor_type.shape.dim
-            if len(dims) == 4 and dims[1].HasField("dim_value"):
-                return int(dims[1].dim_value)
-    raise ExportError(f"cannot infer the channel count of {tensor!r}")
+        dims = v.type.tensor_type.shape.dim
+        if len(dims) == 4 and dims[1].HasField("dim_value"):
+            out[v.name] = int(dims[1].dim_value)
+    return out
 
 
 def _replace(model: onnx.ModelProto, old: set[str], new: dict[str, list[onnx.NodeProto]]) -> None:
@@ -111,6 +111,7 @@ def subpixel_decoder(model: onnx.ModelProto) -> onnx.ModelProto:
     out.CopyFrom(model)
     nodes, inits = _nodes(out), _inits(out)
     scales = _resize_scales(out)
+    channels = _channel_counts(out)
     old: set[str] = set()
     new: dict[str, list[onnx.NodeProto]] = {}
     for prefix in DECODERS:
@@ -118,7 +119,9 @@ def subpixel_decoder(model: onnx.ModelProto) -> onnx.ModelProto:
         if scales.get(up.name) != (1, 1, 2, 2):
             raise ExportError(f"{up.name}: expected a 2x upsampling, got {scales.get(up.name)}")
         low, skip = up.input[0], cat.input[1]
-        c_up = _channels(out, low)
+        if low not in channels:
+            raise ExportError(f"cannot infer the channel count of {low!r}")
+        c_up = channels[low]
         w = numpy_helper.to_array(inits[conv.input[1]])
         w_up, w_skip = w[:, :c_up], w[:, c_up:]
         bias = conv.input[2] if len(conv.input) > 2 else ""
@@ -250,6 +253,6 @@ def optimize(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
     try:
         onnx.checker.check_model(out, full_check=True)
     except Exception as exc:  # noqa: BLE001 - the checker raises several types
-        raise ExportError(f"the optimised graph is invalid: {str(exc).splitlines()[0]}") \
+        raise ExportError(f"the optimised graph is invalid: {first_line(exc)}") \
             from None
     return out, [SUBPIXEL, SOFTMAX_EXP]

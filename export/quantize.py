@@ -33,6 +33,7 @@ import json  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -41,6 +42,8 @@ import onnx  # noqa: E402
 from onnx import helper, numpy_helper  # noqa: E402
 
 from export.errors import ExportError, run_tool  # noqa: E402
+from export.graph import HEAD_CONV, SOFTMAX, _find  # noqa: E402
+from lulc_edge.errors import first_line  # noqa: E402
 
 TOOL = "export/quantize.py"
 DEFAULT_EXAMPLE_SCENE = Path(__file__).resolve().parents[1] / "examples/data/example-scene.tif"
@@ -48,15 +51,14 @@ DEFAULT_EXAMPLE_SCENE = Path(__file__).resolve().parents[1] / "examples/data/exa
 #: (seed, size, region scale). Seeds differ from the demo training scenes (1..8) and the
 #: held-out scene (100) of export/train_demo.py.
 SYNTHETIC_SCENES = ((201, 384, 32), (202, 384, 48), (203, 384, 64))
-BRIGHT_SCENE = (211, 384, 48, 3.0)  # (seed, size, region scale, brightening): the DN range of
-SCL_INDEX = 10                      # real scenes; SCL's position in the 13 bands
+BRIGHT_SCENE = (211, 384, 48, 3.0)  # (seed, size, region scale, brightening): real DN range
 #: The labelled synthetic scene of the gate (F1 against ground truth).
 GATE_SCENE = (301, 512, 48)
 SYNTHETIC_WORD = "synthetic"
 BRIGHT_WORD = "synthetic-bright"
 METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 INPUT_HANDLING = ("float-first-conv", "channel-scale", "none")
-FIRST_CONV, HEAD_CONV, SOFTMAX = "unet/enc1_conv1", "unet/head_conv", "unet/softmax"
+FIRST_CONV = "unet/enc1_conv1"
 SCALE_NODE, SCALED_INPUT = "unet/input_scale", "unet/input_scaled"
 MIN_AGREEMENT = 0.99
 MAX_F1_DROP = 0.01  # 1.0 point
@@ -133,10 +135,12 @@ class _Scene:
             self.source.close()
 
 
-def _open_scene(path: str | None, scl_fill: int | None):  # noqa: ANN202 - lulc_edge Source
+def _open_scene(path: str, scl_fill: int | None):  # noqa: ANN202 - lulc_edge Source
     from lulc_edge.errors import LulcEdgeError
     from lulc_edge.sources import SourceOptions, open_source
 
+    if not os.path.exists(path):
+        raise ExportError(f"calibration scene not found: {path}")
     try:
         return open_source(str(path), options=SourceOptions(scl_fill=scl_fill))
     except LulcEdgeError as exc:
@@ -147,7 +151,7 @@ def _synthetic_scene(seed: int, size: int, scale: float, brighten: float = 1.0) 
     """A synthetic scene; ``brighten`` > 1 scales its reflectance bands (not SCL) from x1 at the
     left edge to x``brighten`` at the right: synthetic DNs stop near 5400, real scenes reach
     13000-16000 on clouds, snow and bright soil (export/INT8.md)."""
-    from lulc_edge.synthetic import SceneSpec, generate
+    from lulc_edge.synthetic import SCL_INDEX, SceneSpec, generate
 
     spec = SceneSpec(width=size, height=size, seed=seed, region_scale=scale)
     bands, _, _ = generate(spec)
@@ -163,18 +167,18 @@ def _synthetic_scene(seed: int, size: int, scale: float, brighten: float = 1.0) 
 
 
 def _file_scene(path: str, scl_fill: int | None) -> _Scene:
-    from export.to_onnx import sha256_file
+    from lulc_edge.contract import file_sha256
 
     p = Path(path)
     src = _open_scene(path, scl_fill)
     if p.is_file():
-        digest = sha256_file(p)
+        digest = file_sha256(p)
     else:  # a band folder: hash of its files' names and hashes
         import hashlib
 
         h = hashlib.sha256()
         for f in sorted(q for q in p.rglob("*") if q.is_file()):
-            h.update(f"{f.relative_to(p)}:{sha256_file(f)}\n".encode())
+            h.update(f"{f.relative_to(p)}:{file_sha256(f)}\n".encode())
         digest = h.hexdigest()
     info: dict[str, Any] = {"file": p.name, "sha256": digest, "width": src.width,
                             "height": src.height}
@@ -205,10 +209,20 @@ def resolve_scenes(calibration: Sequence[str | os.PathLike], scl_fill: int | Non
         elif item == BRIGHT_WORD:
             scenes.append(_synthetic_scene(*BRIGHT_SCENE))
         else:
-            if not os.path.exists(item):
-                raise ExportError(f"calibration scene not found: {item}")
             scenes.append(_file_scene(item, scl_fill))
     return scenes, note
+
+
+@contextmanager
+def calibration_scenes(calibration: Sequence[str | os.PathLike], scl_fill: int | None
+                       ) -> Iterator[tuple[list[_Scene], str]]:
+    """:func:`resolve_scenes`, closing the scenes' sources on the way out."""
+    scenes, note = resolve_scenes(calibration, scl_fill)
+    try:
+        yield scenes, note
+    finally:
+        for scene in scenes:
+            scene.close()
 
 
 def validate_options(options: QuantizeOptions) -> None:
@@ -227,13 +241,12 @@ def validate_options(options: QuantizeOptions) -> None:
 
 
 def check_calibration(options: QuantizeOptions) -> None:
-    """Open the calibration scenes once (one-line ExportError if one is unusable), then close."""
+    """Open each calibration scene file once and close it (one-line ExportError if one is
+    unusable), before a slow step; hashing and tile sampling wait for the quantization."""
     validate_options(options)
-    files = [c for c in options.calibration if str(c) not in (SYNTHETIC_WORD, BRIGHT_WORD)]
-    if files:
-        scenes, _ = resolve_scenes(files, options.scl_fill)
-        for scene in scenes:
-            scene.close()
+    for item in map(str, options.calibration):
+        if item not in (SYNTHETIC_WORD, BRIGHT_WORD):
+            _open_scene(item, options.scl_fill).close()
 
 
 def _tile_origins(scene: _Scene, size: int, rng: np.random.Generator) -> Iterator[tuple[int, int]]:
@@ -295,13 +308,6 @@ def _node(model: onnx.ModelProto, name: str) -> onnx.NodeProto:
     raise ExportError(f"node {name!r} not found: not a lulc-edge end-to-end model")
 
 
-def _init(model: onnx.ModelProto, name: str) -> onnx.TensorProto:
-    for t in model.graph.initializer:
-        if t.name == name:
-            return t
-    raise ExportError(f"initializer {name!r} not found")
-
-
 def input_channel_scales(tiles: np.ndarray) -> np.ndarray:
     """Per feature channel 1 / max |x_c| over the valid pixels of the tiles (float32)."""
     from export.reference import features_nhwc, nodata_mask
@@ -322,7 +328,7 @@ def fold_input_scale(model: onnx.ModelProto, scales: np.ndarray) -> onnx.ModelPr
     out.CopyFrom(model)
     conv = _node(out, FIRST_CONV)
     src = conv.input[0]
-    w_init = _init(out, conv.input[1])
+    w_init = _find(out.graph.initializer, conv.input[1])
     w = numpy_helper.to_array(w_init).astype(np.float32)
     if w.shape[1] != scales.size:
         raise ExportError(f"{FIRST_CONV} has {w.shape[1]} input channels, scales {scales.size}")
@@ -522,6 +528,25 @@ def gate(fp32: onnx.ModelProto, int8: onnx.ModelProto, eval_tiles: np.ndarray,
     }
 
 
+def check_gate(name: str, result: dict[str, Any]) -> None:
+    """ExportError with the gate's numbers and limits when a ``name`` (int8, fp16) gate failed."""
+    if result["passed"]:
+        return
+    limits = result["thresholds"]
+    raise ExportError(
+        f"{name} gate failed: argmax agreement {100 * result['argmax_agreement_eval_tiles']:.2f}%"
+        f" (tiles) / {100 * result['argmax_agreement_synthetic']:.2f}% (synthetic), "
+        f"worst F1 drop {100 * result['max_f1_drop']:.2f} points "
+        f"(limits {100 * limits['min_agreement']:g}%, {100 * limits['max_f1_drop']:g} points)")
+
+
+def accuracy_entry(result: dict[str, Any], measured_by: str) -> dict[str, Any]:
+    """A gate result as stored in ``lulc_edge.accuracy`` (what ``--precision auto`` reads)."""
+    return {"agreement": min(result["argmax_agreement_eval_tiles"],
+                             result["argmax_agreement_synthetic"]),
+            "max_f1_drop": result["max_f1_drop"], "measured_by": measured_by}
+
+
 # ---------------------------------------------------------------- end to end
 
 def load_fp32(path: str | os.PathLike) -> onnx.ModelProto:
@@ -532,7 +557,7 @@ def load_fp32(path: str | os.PathLike) -> onnx.ModelProto:
     try:
         model = onnx.load(p)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types
-        raise ExportError(f"not an ONNX model: {p} ({str(exc).splitlines()[0]})") from None
+        raise ExportError(f"not an ONNX model: {p} ({first_line(exc)})") from None
     meta = {m.key: m.value for m in model.metadata_props}
     if "lulc_edge.contract" not in meta:
         raise ExportError(f"{p}: no lulc_edge metadata (not a lulc-edge end-to-end model)")
@@ -554,16 +579,12 @@ def quantize_model(fp32: onnx.ModelProto, options: QuantizeOptions,
 
     t0 = time.monotonic()
     validate_options(options)
-    scenes, note = resolve_scenes(options.calibration, options.scl_fill)
-    if not options.calibration:
-        _say(options, f"note: {note}")
-    try:
+    with calibration_scenes(options.calibration, options.scl_fill) as (scenes, note):
+        if not options.calibration:
+            _say(options, f"note: {note}")
         tiles, used = calibration_tiles(scenes, options.tiles, options.tile_size, options.seed)
         eval_tiles, _ = calibration_tiles(scenes, max(8, options.tiles // 2), options.tile_size,
                                           options.seed + 1)
-    finally:
-        for scene in scenes:
-            scene.close()
     # OpenVINO's int8 path needs the Resize/Concat decoder (export/optimize.py)
     from export.optimize import canonical_decoder
 
@@ -599,12 +620,9 @@ def quantize_model(fp32: onnx.ModelProto, options: QuantizeOptions,
                "lulc_edge.exporter": exporter}
     if not result.get("skipped"):
         # what `--precision auto` reads: this file's agreement with the fp32 model it came from
-        entries["lulc_edge.accuracy"] = {"int8": {
-            "agreement": min(result["argmax_agreement_eval_tiles"],
-                             result["argmax_agreement_synthetic"]),
-            "max_f1_drop": result["max_f1_drop"],
-            "measured_by": f"{TOOL} gate (held-out calibration tiles and a labelled synthetic "
-                           "scene); benchmarks/parity.py measures more scenes"}}
+        entries["lulc_edge.accuracy"] = {"int8": accuracy_entry(
+            result, f"{TOOL} gate (held-out calibration tiles and a labelled synthetic scene); "
+                    "benchmarks/parity.py measures more scenes")}
     del int8.metadata_props[:]
     set_metadata(int8, entries)
     int8.doc_string = fp32.doc_string + " (int8 U-Net, see lulc_edge.calibration)"
@@ -616,7 +634,8 @@ def quantize_file(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
                   fp32_label: str | None = None) -> QuantizeReport:
     """Quantize an fp32 end-to-end ONNX file; raises ExportError (no file written) on failure."""
     from export.graph import get_metadata
-    from export.to_onnx import _atomic_write, sha256_file
+    from export.to_onnx import write_atomic
+    from lulc_edge.contract import file_sha256
 
     options = options or QuantizeOptions()
     fp32_path, out_path = Path(fp32_path), Path(out_path)
@@ -625,18 +644,11 @@ def quantize_file(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
         raise ExportError("output path is the input model")
     if not (out_path.parent if str(out_path.parent) else Path(".")).is_dir():
         raise ExportError(f"output directory does not exist: {out_path.parent}")
-    info = {"file": fp32_label or fp32_path.name, "sha256": sha256_file(fp32_path)}
+    info = {"file": fp32_label or fp32_path.name, "sha256": file_sha256(fp32_path)}
     int8, calibration, result = quantize_model(fp32, options, info)
-    if options.gate and not result["passed"]:
-        raise ExportError(
-            f"int8 gate failed: argmax agreement {100 * result['argmax_agreement_eval_tiles']:.2f}%"
-            f" (tiles) / {100 * result['argmax_agreement_synthetic']:.2f}% (synthetic), "
-            f"worst F1 drop {100 * result['max_f1_drop']:.2f} points "
-            f"(limits {100 * options.min_agreement:g}%, {100 * options.max_f1_drop:g} points)")
-    try:
-        _atomic_write(out_path, int8.SerializeToString())
-    except OSError as exc:
-        raise ExportError(f"cannot write {out_path}: {exc.strerror or exc}") from exc
+    if options.gate:
+        check_gate("int8", result)
+    write_atomic(out_path, int8.SerializeToString())
     return QuantizeReport(out_path, calibration, result, get_metadata(int8))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.graph import BANDS, EPS, INDICES, NODATA
+from export.graph import BANDS, EPS, INDICES
 
 
 def features_nhwc(bands_nchw: np.ndarray) -> np.ndarray:
@@ -33,13 +33,6 @@ def features_nhwc(bands_nchw: np.ndarray) -> np.ndarray:
 def nodata_mask(bands_nchw: np.ndarray) -> np.ndarray:
     """(N, H, W) bool: True where all 13 bands are 0 (class value NODATA['value'])."""
     return ~np.any(np.asarray(bands_nchw) != 0, axis=1)
-
-
-def classes_from_probs(probs_nhwc: np.ndarray, bands_nchw: np.ndarray) -> np.ndarray:
-    """(N, H, W) uint8 class map from Keras probabilities, with the nodata rule applied."""
-    cls = np.argmax(probs_nhwc, axis=-1).astype(np.uint8)
-    cls[nodata_mask(bands_nchw)] = NODATA["value"]
-    return cls
 
 
 def synthetic_bands(n: int, h: int, w: int, seed: int = 0,

@@ -34,6 +34,7 @@ import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from export.errors import ExportError, run_tool  # noqa: E402
+from lulc_edge.errors import first_line  # noqa: E402
 
 TOOL = "export/to_fp16.py"
 UNET_PREFIX = "unet/"
@@ -100,7 +101,7 @@ def convert(model: onnx.ModelProto, check: bool = True) -> onnx.ModelProto:
     try:
         onnx.checker.check_model(out, full_check=True)
     except Exception as exc:  # noqa: BLE001 - the checker raises several types
-        raise ExportError(f"fp16 graph failed the ONNX checker: {str(exc).splitlines()[0]}") \
+        raise ExportError(f"fp16 graph failed the ONNX checker: {first_line(exc)}") \
             from None
     exporter = dict(meta.get("lulc_edge.exporter", {}))
     exporter["fp16"] = {"tool": TOOL, "onnx": onnx.__version__,
@@ -108,21 +109,14 @@ def convert(model: onnx.ModelProto, check: bool = True) -> onnx.ModelProto:
     entries = {**meta, "lulc_edge.precision": "fp16", "lulc_edge.exporter": exporter}
     entries.pop("lulc_edge.accuracy", None)
     if check:
+        from export.quantize import accuracy_entry, check_gate
+
         result = fp16_gate(model, out)
-        if not result["passed"]:
-            raise ExportError(
-                f"fp16 gate failed: argmax agreement "
-                f"{100 * result['argmax_agreement_eval_tiles']:.2f}% (tiles) / "
-                f"{100 * result['argmax_agreement_synthetic']:.2f}% (synthetic), worst F1 drop "
-                f"{100 * result['max_f1_drop']:.2f} points (limits 99%, 1 point)")
+        check_gate("fp16", result)
         entries["lulc_edge.fp16_gate"] = result
-        entries["lulc_edge.accuracy"] = {"fp16": {
-            "agreement": min(result["argmax_agreement_eval_tiles"],
-                             result["argmax_agreement_synthetic"]),
-            "max_f1_drop": result["max_f1_drop"],
-            "measured_by": f"{TOOL} gate on onnxruntime's CPU provider (tiles of the example "
-                           "scene and a labelled synthetic scene); benchmarks/parity.py "
-                           "measures the GPU"}}
+        entries["lulc_edge.accuracy"] = {"fp16": accuracy_entry(
+            result, f"{TOOL} gate on onnxruntime's CPU provider (tiles of the example scene "
+                    "and a labelled synthetic scene); benchmarks/parity.py measures the GPU")}
     del out.metadata_props[:]
     set_metadata(out, entries)
     return out
@@ -130,15 +124,11 @@ def convert(model: onnx.ModelProto, check: bool = True) -> onnx.ModelProto:
 
 def fp16_gate(fp32: onnx.ModelProto, fp16: onnx.ModelProto, tiles: int = 16) -> dict[str, Any]:
     """fp16 vs fp32 with export/quantize.py's gate (its thresholds, its scenes)."""
-    from export.quantize import QuantizeOptions, calibration_tiles, gate, resolve_scenes
+    from export.quantize import QuantizeOptions, calibration_scenes, calibration_tiles, gate
 
     options = QuantizeOptions()
-    scenes, note = resolve_scenes([], options.scl_fill)
-    try:
+    with calibration_scenes([], options.scl_fill) as (scenes, note):
         eval_tiles, _ = calibration_tiles(scenes, tiles, options.tile_size, options.seed + 1)
-    finally:
-        for scene in scenes:
-            scene.close()
     result = gate(fp32, fp16, eval_tiles, options, name="fp16")
     result["eval_tiles"]["note"] = note
     return result
@@ -147,17 +137,14 @@ def fp16_gate(fp32: onnx.ModelProto, fp16: onnx.ModelProto, tiles: int = 16) -> 
 def convert_file(src: str | Path, dst: str | Path | None = None, check: bool = True) -> Path:
     """Write the fp16 sibling of ``src`` (default ``NAME-fp16.onnx``); returns its path."""
     from export.quantize import load_fp32
-    from export.to_onnx import _atomic_write
+    from export.to_onnx import write_atomic
 
     src = Path(src)
     dst = Path(dst) if dst else src.with_name(f"{src.stem}-fp16{src.suffix}")
     if dst.exists() and dst.resolve() == src.resolve():
         raise ExportError("output path is the input model")
     model = convert(load_fp32(src), check)
-    try:
-        _atomic_write(dst, model.SerializeToString())
-    except OSError as exc:
-        raise ExportError(f"cannot write {dst}: {exc.strerror or exc}") from exc
+    write_atomic(dst, model.SerializeToString())
     return dst
 
 

@@ -10,7 +10,6 @@ if __package__ in (None, ""):  # run as `python export/to_onnx.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
-import hashlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import platform  # noqa: E402
@@ -21,6 +20,8 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 from export.errors import ExportError, run_tool  # noqa: E402
+from lulc_edge.contract import file_sha256  # noqa: E402
+from lulc_edge.errors import first_line  # noqa: E402
 
 MIN_OPSET, MAX_OPSET = 13, 18  # tf2onnx 1.17 failed from opset 19 (shared/MEASURED.md)
 DEFAULT_PARITY_SIZES = ((2, 64, 64), (2, 256, 256))  # (batch, H, W) of the parity cases
@@ -60,15 +61,6 @@ class ExportReport:
     receptive_field_radius: int
     parity: dict[str, Any]
     metadata: dict[str, Any]
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_paths(h5_path: Path, out_path: Path) -> None:
@@ -130,8 +122,7 @@ def to_end_to_end(model: Any, opset: int = 17) -> tuple[Any, Any]:
             copy, input_signature=spec, opset=opset, inputs_as_nchw=["features"],
             outputs_as_nchw=list(out_names))
     except Exception as exc:  # noqa: BLE001
-        raise ExportError(f"tf2onnx failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"
-                          ) from exc
+        raise ExportError(f"tf2onnx failed: {first_line(exc)}") from exc
     return build_end_to_end(converted, opset=opset, n_classes=int(model.output_shape[-1]))
 
 
@@ -187,8 +178,13 @@ def parity_gate(model: Any, onnx_bytes: bytes, options: ExportOptions) -> dict[s
     }
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary name beside ``path``, fsync, rename: never a partial file
+    under the final name; an OSError becomes ExportError("cannot write ...")."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -198,8 +194,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
 
 
@@ -225,7 +223,7 @@ def convert(h5_path: str | os.PathLike, out_path: str | os.PathLike,
         from export.optimize import optimize
 
         onnx_model, optimizations = optimize(onnx_model)
-    digest = sha256_file(h5_path)
+    digest = file_sha256(h5_path)
     metadata: dict[str, Any] = contract_metadata(rf)
     metadata.update({
         "lulc_edge.weights": {
@@ -257,20 +255,14 @@ def convert(h5_path: str | os.PathLike, out_path: str | os.PathLike,
     else:
         parity = {"skipped": True}
     set_metadata(onnx_model, {"lulc_edge.parity": parity})
-    try:
-        _atomic_write(out_path, onnx_model.SerializeToString())
-    except OSError as exc:
-        raise ExportError(f"cannot write {out_path}: {exc.strerror or exc}") from exc
+    write_atomic(out_path, onnx_model.SerializeToString())
     return ExportReport(onnx_path=out_path, parity_path=parity_file, source_sha256=digest,
                         opset=options.opset, halo=rf.halo(), receptive_field_radius=rf.radius,
                         parity=parity, metadata=get_metadata(onnx_model))
 
 
 def _write_parity(path: Path, parity: dict[str, Any]) -> None:
-    try:
-        _atomic_write(path, (json.dumps(parity, indent=2) + "\n").encode())
-    except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    write_atomic(path, (json.dumps(parity, indent=2) + "\n").encode())
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -29,7 +29,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .contract import INPUT_NAME
-from .errors import BackendError, ModelError, PrecisionError
+from .errors import BackendError, ModelError, PrecisionError, first_line
 
 #: Concrete backends (what ``Engine.device`` reports) and the onnxruntime provider each uses.
 PROVIDERS = {
@@ -230,11 +230,6 @@ def check_precision(device: str, precision: str, options: Any) -> None:
 
 
 # --------------------------------------------------------------------------- onnxruntime
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def session_options(threads: int, optimize: bool = True) -> ort.SessionOptions:
     """Sequential execution on ``threads`` intra-op threads, quiet logs."""
     so = ort.SessionOptions()
@@ -266,8 +261,8 @@ def load_session(path: Path, providers: list[tuple[str, dict]], threads: int,
         text = str(exc)
         if "INVALID_PROTOBUF" in text or "Protobuf parsing failed" in text or \
                 providers[0][0] == PROVIDERS["cpu"]:
-            raise ModelError(f"{path}: cannot load model ({_first_line(exc)})") from None
-        raise BackendError(f"{path}: {providers[0][0]} failed ({_first_line(exc)})") from None
+            raise ModelError(f"{path}: cannot load model ({first_line(exc)})") from None
+        raise BackendError(f"{path}: {providers[0][0]} failed ({first_line(exc)})") from None
 
 
 def metadata_session(path: Path) -> ort.InferenceSession:
@@ -334,7 +329,7 @@ class OrtBackend:
         try:
             return self.session.run(list(outputs), {INPUT_NAME: bands})
         except Exception as exc:
-            raise ModelError(f"{self.path}: inference failed ({_first_line(exc)})") from None
+            raise ModelError(f"{self.path}: inference failed ({first_line(exc)})") from None
 
 
 # --------------------------------------------------------------------------- OpenVINO runtime
@@ -425,7 +420,7 @@ class OpenVINOBackend:
                 param.set_element_type(openvino.Type.f32)
                 model.validate_nodes_and_infer_types()
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError for everything
-            raise ModelError(f"{path}: OpenVINO cannot read the model ({_first_line(exc)})") \
+            raise ModelError(f"{path}: OpenVINO cannot read the model ({first_line(exc)})") \
                 from None
         self._model = model
         self._n_bands = param.get_partial_shape()[1].get_length()
@@ -442,7 +437,7 @@ class OpenVINOBackend:
         except Exception as exc:  # noqa: BLE001
             raise BackendError(
                 f"{self.path}: OpenVINO could not compile the model for {self._ov_device} "
-                f"({_first_line(exc)})"
+                f"({first_line(exc)})"
             ) from None
 
     def prepare(self, sizes: list[tuple[int, int]]) -> None:
@@ -473,7 +468,7 @@ class OpenVINOBackend:
         except KeyError as exc:
             raise ModelError(f"{self.path}: the model has no output {exc}") from None
         except Exception as exc:  # noqa: BLE001
-            raise ModelError(f"{self.path}: inference failed ({_first_line(exc)})") from None
+            raise ModelError(f"{self.path}: inference failed ({first_line(exc)})") from None
 
 
 def open_backend(path: Path, device: str, precision: str, options: Any,
