@@ -36,6 +36,8 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lulc_edge import LulcEdgeError, Segmenter, SourceOptions, bundled_model  # noqa: E402
+from lulc_edge.backends import cpu_info  # noqa: E402
+from lulc_edge.engine import default_threads  # noqa: E402
 from lulc_edge.errors import first_line  # noqa: E402
 from lulc_edge.synthetic import CLASS_NAMES, SceneSpec, generate  # noqa: E402
 
@@ -217,6 +219,12 @@ def _variants(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str,
 
 # ---------------------------------------------------------------- metrics
 
+def f1_deltas(per_class: list[dict], base: list[dict]) -> list[float | None]:
+    """Per-class F1 minus the reference's (None where either is undefined)."""
+    return [None if a["f1"] is None or b["f1"] is None else a["f1"] - b["f1"]
+            for a, b in zip(per_class, base, strict=True)]
+
+
 def prf(pred: np.ndarray, truth: np.ndarray, k: int) -> dict[str, float | None]:
     tp = int(np.sum((pred == k) & (truth == k)))
     npred, ntrue = int(np.sum(pred == k)), int(np.sum(truth == k))
@@ -258,8 +266,7 @@ def scene_metrics(scene: Scene, cls: np.ndarray, probs: np.ndarray | None,
 
 def _deltas(m: dict[str, Any], base: dict[str, Any]) -> None:
     if "per_class" in m and "per_class" in base:
-        m["delta_f1_vs_fp32"] = [None if a["f1"] is None or b["f1"] is None else a["f1"] - b["f1"]
-                                 for a, b in zip(m["per_class"], base["per_class"], strict=True)]
+        m["delta_f1_vs_fp32"] = f1_deltas(m["per_class"], base["per_class"])
         m["delta_accuracy_vs_fp32"] = m["accuracy"] - base["accuracy"]
     if "water" in m and "water" in base and m["water"]["f1"] is not None \
             and base["water"]["f1"] is not None:
@@ -283,13 +290,6 @@ def pooled(scenes: list[Scene], preds: dict[str, list[np.ndarray]], name: str
 # ---------------------------------------------------------------- machine
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh
-                        if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
     libs: dict[str, str] = {"python": platform.python_version(), "numpy": np.__version__}
     from importlib.metadata import PackageNotFoundError, version
 
@@ -302,11 +302,8 @@ def machine() -> dict[str, Any]:
             libs[dist] = version(dist)
         except PackageNotFoundError:
             continue
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    return {"cpu_model": cpu, "cpu_count": os.cpu_count(), "cpus_available": cpus,
+    return {"cpu_model": cpu_info()["model"], "cpu_count": os.cpu_count(),
+            "cpus_available": default_threads(),
             "platform": platform.platform(), "libraries": libs}
 
 
@@ -380,8 +377,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if p is not None:
             s["synthetic_pooled"] = p
             if base is not None:
-                d = [None if a["f1"] is None or b["f1"] is None else a["f1"] - b["f1"]
-                     for a, b in zip(p["per_class"], base["per_class"], strict=True)]
+                d = f1_deltas(p["per_class"], base["per_class"])
                 s["synthetic_delta_f1_vs_fp32"] = d
                 s["synthetic_worst_f1_drop"] = max(
                     (max(0.0, -x) for x in d if x is not None), default=0.0)

@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from export.graph import get_metadata, set_metadata  # noqa: E402
+from export.to_onnx import write_atomic  # noqa: E402
 
 PRECISIONS = ("bf16", "fp16", "int8")
 
@@ -69,17 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     acc = get_metadata(model).get("lulc_edge.accuracy") or {}
     acc.update(entries)
     set_metadata(model, {"lulc_edge.accuracy": acc})
-    tmp = args.model.with_name(f".{args.model.name}.tmp")
-    onnx.save(model, str(tmp))
-    tmp.replace(args.model)
-    sha = hashlib.sha256(args.model.read_bytes()).hexdigest()
+    data = model.SerializeToString()
+    write_atomic(args.model, data)
+    sha = hashlib.sha256(data).hexdigest()
     if args.int8.exists():  # keep the int8 file's provenance pointing at the fp32 file
         q = onnx.load(str(args.int8))
         cal = get_metadata(q).get("lulc_edge.calibration")
         if isinstance(cal, dict) and isinstance(cal.get("fp32_model"), dict):
             cal["fp32_model"]["sha256"] = sha
             set_metadata(q, {"lulc_edge.calibration": cal})
-            onnx.save(q, str(args.int8))
+            write_atomic(args.int8, q.SerializeToString())
     print(json.dumps({"model": str(args.model), "sha256": sha, "accuracy": acc}, indent=1))
     return 0
 

@@ -110,6 +110,16 @@ def mps(pixels: float, seconds: float) -> float:
     return round(pixels / max(seconds, 1e-12) / 1e6, 4)
 
 
+def e2e_summary(row: dict[str, Any], runs: list[dict[str, Any]], pixels: int) -> None:
+    """Fill ``row`` with the end-to-end summary of child runs and its ratios to ``row["pure"]``
+    (peak RSS: VmHWM, else ru_maxrss)."""
+    row["e2e"] = summarize([r["seconds"] for r in runs], pixels)
+    row["e2e"]["peak_rss_mb"] = max(r["rss_peak"].get("vmhwm_mb", r["rss_peak"]["ru_maxrss_mb"])
+                                    for r in runs)
+    row["e2e_over_pure"] = round(row["e2e"]["mp_s"] / row["pure"]["mp_s"], 3)
+    row["e2e_over_pure_median"] = round(row["e2e"]["mp_s_median"] / row["pure"]["mp_s_median"], 3)
+
+
 def summarize(times: list[float], pixels: int) -> dict[str, Any]:
     """Best (least disturbed) and median of repeated timings, as seconds and MP/s."""
     best, med = min(times), statistics.median(times)
@@ -590,15 +600,9 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
                 row["interior"] = summarize(interior_t[k], c["tile"] ** 2 * c["batch"])
             runs = [r for r in e2e_t[k] if "error" not in r]
             if runs:
-                row["e2e"] = summarize([r["seconds"] for r in runs], pixels)
-                row["e2e"]["peak_rss_mb"] = max(r["rss_peak"].get("vmhwm_mb",
-                                                                  r["rss_peak"]["ru_maxrss_mb"])
-                                                for r in runs)
+                e2e_summary(row, runs, pixels)
                 row["e2e"]["rss_after_load_mb"] = runs[0]["rss_after_load"].get("vmrss_mb")
                 row["e2e"]["load_seconds"] = round(min(r["load_seconds"] for r in runs), 3)
-                row["e2e_over_pure"] = round(row["e2e"]["mp_s"] / row["pure"]["mp_s"], 3)
-                row["e2e_over_pure_median"] = round(
-                    row["e2e"]["mp_s_median"] / row["pure"]["mp_s_median"], 3)
             elif e2e_t[k]:
                 row["e2e"] = {"error": e2e_t[k][0]["error"]}
             rate = row.get("interior", {}).get("mp_s")
@@ -620,9 +624,7 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
             result["headline"] = bench_headline(args, tmp, threads, base_mps)
 
         # (3) issue 10 and the profile, on one default-sized tile
-        from lulc_edge.pipeline import DEFAULT_TILE as DT
-
-        side = min(DT["seamless"], args.size) + 48
+        side = min(DEFAULT_TILE["seamless"], args.size) + 48
         block = read_block(scene, side)
         result["features"] = bench_features(block, threads, max(2, args.repeats), tmp)
         if not args.quick or args.profile:
@@ -637,9 +639,8 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     (out_dir / "throughput.json").write_text(json.dumps(result, indent=1) + "\n")
     md_path = out_dir / "throughput.md"
-    notes = ""
-    if md_path.is_file() and NOTES_MARK in md_path.read_text():
-        notes = md_path.read_text().split(NOTES_MARK, 1)[1]
+    old = md_path.read_text() if md_path.is_file() else ""
+    notes = old.split(NOTES_MARK, 1)[1] if NOTES_MARK in old else ""
     md_path.write_text(markdown(result) + "\n" + NOTES_MARK + notes)
     return result
 
@@ -702,12 +703,8 @@ def bench_headline(args: argparse.Namespace, tmp: Path, threads: int,
                                "pure": summarize(p, pixels)}
         ok = [r for r in e if "error" not in r]
         if ok:
-            row["e2e"] = summarize([r["seconds"] for r in ok], pixels)
+            e2e_summary(row, ok, pixels)
             row["e2e"]["cpu_seconds_min"] = round(min(r["cpu_seconds"] for r in ok), 3)
-            row["e2e"]["peak_rss_mb"] = max(r["rss_peak"].get("vmhwm_mb", 0) for r in ok)
-            row["e2e_over_pure"] = round(row["e2e"]["mp_s"] / row["pure"]["mp_s"], 3)
-            row["e2e_over_pure_median"] = round(
-                row["e2e"]["mp_s_median"] / row["pure"]["mp_s_median"], 3)
             if base_mps:
                 row["speedup_e2e"] = round(row["e2e"]["mp_s"] / base_mps, 1)
         else:
