@@ -58,12 +58,11 @@ def convert(model: onnx.ModelProto, check: bool = True) -> onnx.ModelProto:
     """A copy of ``model`` whose U-Net computes in float16, gated against it unless
     ``check`` is false (see the module docstring); ExportError if the gate fails."""
     from export.graph import get_metadata, set_metadata
+    from export.optimize import canonical_decoder
 
     meta = get_metadata(model)
     if meta.get("lulc_edge.precision", "fp32") != "fp32":
         raise ExportError("the model is not fp32 (lulc_edge.precision)")
-    from export.optimize import canonical_decoder
-
     # On an H200 the sub-pixel decoder ran fp16 at 81-98 core MP/s against 111-136 for the
     # Resize/Concat one (benchmarks/results/cuda/): GPUs get the canonical decoder.
     out = onnx.ModelProto()
@@ -75,8 +74,7 @@ def convert(model: onnx.ModelProto, check: bool = True) -> onnx.ModelProto:
         if init.name in conv_params:
             init.CopyFrom(numpy_helper.from_array(
                 numpy_helper.to_array(init).astype(np.float16), init.name))
-    rename = {name: f"{name}_fp16" for name in entering}
-    rename.update({name: f"{name}_fp16" for name in leaving})
+    rename = {name: f"{name}_fp16" for name in (*entering, *leaving)}
     nodes: list[onnx.NodeProto] = []
     for node in out.graph.node:
         if node.name.startswith(UNET_PREFIX):
