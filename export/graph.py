@@ -12,11 +12,12 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from export.errors import ExportError
+from lulc_edge.contract import MODEL_BANDS
 
 OPSET = 17
 CONTRACT_VERSION = 1
 
-BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "SCL", "B11", "B12")
+BANDS = MODEL_BANDS
 FEATURE_CHANNELS = ("NDVI", "NDBI", "NDWI") + BANDS
 EPS = 1e-8
 # index name -> (numerator minuend, numerator subtrahend); denominator is their sum + eps

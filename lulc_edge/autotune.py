@@ -34,6 +34,7 @@ from .backends import (
     resolve_device,
     versions,
 )
+from .contract import MODEL_BANDS
 from .errors import BackendError, LulcEdgeError, LulcEdgeWarning
 
 CACHE_VERSION = 1
@@ -173,17 +174,15 @@ def _locked(path: Path) -> Iterator[None]:
 def synthetic_tile(size: int = TILE, seed: int = 0) -> np.ndarray:
     """A (1, 13, size, size) uint16 tile of plausible reflectances (timing only)."""
     rng = np.random.default_rng(seed)
-    tile = rng.integers(200, 4000, (1, 13, size, size), dtype=np.uint16)
-    tile[:, 10] = rng.integers(2, 11, (size, size), dtype=np.uint16)  # SCL classes
+    tile = rng.integers(200, 4000, (1, len(MODEL_BANDS), size, size), dtype=np.uint16)
+    tile[:, MODEL_BANDS.index("SCL")] = rng.integers(2, 11, (size, size), dtype=np.uint16)
     return tile
 
 
 def time_backend(backend: Backend, tile: np.ndarray | None = None, runs: int = RUNS) -> float:
     """Megapixels per second of ``backend`` on a tile: one warm-up, best of ``runs``."""
     tile = synthetic_tile() if tile is None else tile
-    prepare = getattr(backend, "prepare", None)
-    if prepare is not None:  # time it as a scene run uses it (static shapes on OpenVINO)
-        prepare([(tile.shape[2], tile.shape[3])])
+    backend.prepare([(tile.shape[2], tile.shape[3])])  # as a scene run does (OpenVINO: static)
     backend.run(tile, ("class",))
     best = float("inf")
     for _ in range(runs):

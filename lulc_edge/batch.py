@@ -109,11 +109,12 @@ def run_job(job: Job, engine: Engine, options: RunOptions,
     """Run one job; never raises for a bad input, reports it instead."""
     t0 = time.perf_counter()
     out = Path(job.output)
-    if out.exists() and not options.overwrite and is_complete(out):
+    exists = out.exists()
+    complete = exists and is_complete(out)
+    if complete and not options.overwrite:
         return JobReport(job.input, job.output, "skipped")
-    opts = options
-    if out.exists() and not is_complete(out):
-        opts = replace(options, overwrite=True)  # a stray incomplete file
+    # a stray incomplete file is replaced
+    opts = replace(options, overwrite=True) if exists and not complete else options
     try:
         if not Path(job.input).exists() and "://" not in job.input \
                 and not job.input.startswith("/vsi"):

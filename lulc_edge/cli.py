@@ -17,7 +17,15 @@ from rasterio.errors import RasterioError
 from . import __version__
 from .autotune import DEFAULT_MIN_AGREEMENT
 from .backends import PRECISION_CHOICES, cpu_info, versions
-from .batch import JobReport, expand_inputs, plan_jobs, report_dict, run_dask, run_local
+from .batch import (
+    SCHEDULER_ENV,
+    JobReport,
+    expand_inputs,
+    plan_jobs,
+    report_dict,
+    run_dask,
+    run_local,
+)
 from .engine import (
     CUDA_BATCH,
     CUDA_TILE,
@@ -133,9 +141,9 @@ def main() -> None:
               help="Read inputs from a file, one per line (# comments allowed).")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Scenes mapped in parallel processes (1: one scene at a time, all threads).")
-@click.option("--scheduler", envvar="LULC_EDGE_SCHEDULER", default=None, metavar="ADDRESS",
+@click.option("--scheduler", envvar=SCHEDULER_ENV, default=None, metavar="ADDRESS",
               help="Dask scheduler (tcp://host:8786): one task per scene on the cluster. "
-                   "Also from LULC_EDGE_SCHEDULER.")
+                   f"Also from {SCHEDULER_ENV}.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary table.")
 def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: str,

@@ -14,6 +14,10 @@ from .errors import ModelError
 
 PREFIX = "lulc_edge."
 INPUT_NAME = "bands"
+#: Band order of the model input (SCL sits between B9 and B11); exported models record theirs.
+MODEL_BANDS: tuple[str, ...] = (
+    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "SCL", "B11", "B12",
+)
 OUTPUT_NAMES = ("class", "confidence", "probabilities")
 EXPORT_HINT = "export one with: python export/to_onnx.py MODEL.h5 -o MODEL.onnx"
 

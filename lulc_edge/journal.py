@@ -12,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from .raster import partial_path
+
 MAGIC = b"LEJ1"
 _HEAD = struct.Struct("<4sIII")  # magic, tile index, payload length, crc32
 
 
 def journal_path(final: Path) -> Path:
     """Journal file beside the output's temporary file."""
-    return final.with_name(f".{final.name}.journal")
+    return partial_path(final, ".journal")
 
 
 class Journal:

@@ -19,7 +19,7 @@ from .pipeline import (
     output_names,
     plan,
 )
-from .sources import SourceOptions
+from .sources import SourceOptions, _clip_window
 
 
 @dataclass
@@ -48,14 +48,12 @@ def _as_uint16(bands: np.ndarray, n_bands: int) -> np.ndarray:
 
 def _boundless(arr: np.ndarray, window: Window) -> np.ndarray:
     """A window of an in-memory (B, H, W) array; pixels outside it are 0 (nodata)."""
-    b, h, w = arr.shape
-    r0, c0 = int(window.row_off), int(window.col_off)
-    wh, ww = int(window.height), int(window.width)
-    out = np.zeros((b, wh, ww), arr.dtype)
-    rr0, cc0 = max(r0, 0), max(c0, 0)
-    rr1, cc1 = min(r0 + wh, h), min(c0 + ww, w)
-    if rr1 > rr0 and cc1 > cc0:
-        out[:, rr0 - r0: rr1 - r0, cc0 - c0: cc1 - c0] = arr[:, rr0:rr1, cc0:cc1]
+    out = np.zeros((arr.shape[0], int(window.height), int(window.width)), arr.dtype)
+    inner = _clip_window(window, arr.shape[2], arr.shape[1])
+    if inner is not None:
+        win, dr, dc = inner
+        r, c, h, w = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
+        out[:, dr: dr + h, dc: dc + w] = arr[:, r: r + h, c: c + w]
     return out
 
 

@@ -34,10 +34,10 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from .contract import MODEL_BANDS
 from .errors import InputError, LulcEdgeError, MissingSCLError, one_line
 from .products import (
     KNOWN_BANDS,
-    BandFiles,
     ProductMetadata,
     find_band_files,
     missing_bands,
@@ -45,9 +45,7 @@ from .products import (
     resolve_offset,
 )
 
-DEFAULT_BANDS: tuple[str, ...] = (
-    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "SCL", "B11", "B12",
-)
+DEFAULT_BANDS: tuple[str, ...] = MODEL_BANDS
 #: Size (pixels) of the sample windows read at open time (probe, SCL check, float check).
 SAMPLE_SIZE = int(os.environ.get("LULC_EDGE_SAMPLE_SIZE", "128"))
 #: SCL classes are 0..11 (ESA L2A product specification).
@@ -321,8 +319,8 @@ class StackSource(Source):
     """
 
     def __init__(self, path: str, band_names: Sequence[str] = DEFAULT_BANDS,
-                 options: SourceOptions = SourceOptions(), label: str | None = None):
-        super().__init__(label or path, _check_band_names(band_names), options)
+                 options: SourceOptions = SourceOptions()):
+        super().__init__(path, _check_band_names(band_names), options)
         self._src = _open(path, self.path)
         try:
             self._setup()
@@ -418,9 +416,9 @@ class BandFolderSource(Source):
     """
 
     def __init__(self, path: str, band_names: Sequence[str] = DEFAULT_BANDS,
-                 options: SourceOptions = SourceOptions(), found: BandFiles | None = None):
+                 options: SourceOptions = SourceOptions()):
         super().__init__(path, _check_band_names(band_names), options)
-        self._found = found or find_band_files(path)
+        self._found = find_band_files(path)
         self._datasets: list = []
         try:
             self._setup()

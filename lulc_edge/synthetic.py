@@ -36,6 +36,8 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
+from .contract import MODEL_BANDS
+
 __all__ = [
     "BAND_NAMES",
     "CLASS_NAMES",
@@ -49,9 +51,7 @@ __all__ = [
 ]
 
 #: Band order of the model input (SCL sits between B9 and B11).
-BAND_NAMES: tuple[str, ...] = (
-    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "SCL", "B11", "B12",
-)  # fmt: skip
+BAND_NAMES: tuple[str, ...] = MODEL_BANDS
 #: The 12 spectral bands, in the order of the rows of the spectra tables below.
 SPECTRAL_BANDS: tuple[str, ...] = tuple(b for b in BAND_NAMES if b != "SCL")
 SCL_INDEX = BAND_NAMES.index("SCL")
