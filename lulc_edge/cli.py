@@ -34,6 +34,8 @@ from .engine import (
     EngineOptions,
     available_devices,
     bundled_model,
+    default_threads,
+    load_contract,
 )
 from .errors import LulcEdgeError, LulcEdgeWarning
 from .pipeline import DEFAULT_BATCH, DEFAULT_TILE, MODES, RunOptions, RunResult, segment_file
@@ -242,13 +244,15 @@ def _run_one(src: str, output: str | None, model: str | None, engine_options: En
               show_default=True, help="Accuracy budget for the auto table.")
 def info(model: str | None, as_json: bool, min_agreement: float) -> None:
     """Show a model's contract, provenance, the devices here and what auto chooses."""
+    path = Path(model) if model else bundled_model()
+    if not path.is_file():
+        _fail(f"{path}: model file not found")
     try:
-        engine = Engine(model or bundled_model(), EngineOptions(device="cpu"))
+        c = load_contract(path)  # any precision's file: no backend needed to describe it
     except LulcEdgeError as exc:
         _fail(str(exc))
-    c = engine.contract
     try:
-        auto = Engine(model or bundled_model(),
+        auto = Engine(path,
                       EngineOptions(device="auto", precision="auto",
                                     min_agreement=min_agreement)).selection
         auto_doc: dict[str, Any] = auto.as_dict() if auto else {}
@@ -261,7 +265,7 @@ def info(model: str | None, as_json: bool, min_agreement: float) -> None:
         "nodata": vars(c.nodata), "halo": c.halo, "alignment": c.alignment,
         "window": {"size": c.window_size, "stride": c.window_stride},
         "devices_available": available_devices(),
-        "cpu": {"model": cpu_info()["model"], "threads": engine.threads},
+        "cpu": {"model": cpu_info()["model"], "threads": default_threads()},
         "auto": auto_doc,
         "versions": {**versions(), "rasterio": rasterio.__version__,
                      "gdal": rasterio.__gdal_version__},
@@ -286,7 +290,7 @@ def info(model: str | None, as_json: bool, min_agreement: float) -> None:
     ov = f", openvino {doc['versions']['openvino']}" if "openvino" in doc["versions"] else ""
     click.echo(f"versions     onnxruntime {ort.__version__}{ov}, rasterio {rasterio.__version__}, "
                f"GDAL {rasterio.__gdal_version__}")
-    click.echo(f"cpu          {cpu_info()['model']}, {engine.threads} threads")
+    click.echo(f"cpu          {cpu_info()['model']}, {doc['cpu']['threads']} threads")
     if "error" in auto_doc:
         click.echo(f"auto         error: {auto_doc['error']}")
         return

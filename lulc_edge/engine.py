@@ -53,6 +53,11 @@ def bundled_model(name: str = DEMO_MODEL) -> Path:
     return Path(str(resources.files("lulc_edge") / "models" / name))
 
 
+def load_contract(path: Path) -> Contract:
+    """A model file's contract, read from its metadata without building a backend."""
+    return contract_from_session(metadata_session(path), str(path), file_sha256(path))
+
+
 def default_threads() -> int:
     """Threads for inference: the CPUs this process may use (cgroup/affinity aware)."""
     try:
@@ -113,8 +118,7 @@ class Engine:
         if opts.precision not in PRECISION_CHOICES:
             raise PrecisionError(f"unknown precision {opts.precision!r}; choose one of "
                                  f"{', '.join(PRECISION_CHOICES)}")
-        meta_session = metadata_session(base)
-        self.base_contract = contract_from_session(meta_session, str(base), file_sha256(base))
+        self.base_contract = load_contract(base)
         self.selection: Selection | None = None
         if opts.device == "auto" or opts.precision == "auto":
             self.selection = select(opts.device, opts.precision, opts, self.threads,
@@ -132,8 +136,7 @@ class Engine:
         if self.path == base:
             self.contract: Contract = self.base_contract
         else:
-            self.contract = contract_from_session(metadata_session(self.path), str(self.path),
-                                                  file_sha256(self.path))
+            self.contract = load_contract(self.path)
 
     def _accuracy(self) -> dict[str, Any]:
         """Stored agreement per precision: the model's ``lulc_edge.accuracy``, and for int8 and

@@ -11,6 +11,8 @@ import pytest
 import rasterio
 from onnx import TensorProto, helper
 
+from lulc_edge import bundled_model
+
 from .conftest import run_cli, write_stack
 
 
@@ -62,6 +64,14 @@ def test_info_says_demo_weights(model_path):
     doc = json.loads(run_cli("info", "--json").stdout)
     assert doc["demo_weights"] is True and doc["halo"] >= 22
     assert "cpu" in doc["devices_available"]
+
+
+def test_info_describes_quantized_and_fp16_files_too():
+    """info reads the contract without a backend: an int8 or fp16 file is described, not refused."""
+    for name, precision in (("demo-unet-int8.onnx", "int8"), ("demo-unet-fp16.onnx", "fp16")):
+        proc = run_cli("info", bundled_model(name), "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["precision"] == precision
 
 
 def test_missing_input(tmp_path):
