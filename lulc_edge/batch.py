@@ -116,9 +116,6 @@ def run_job(job: Job, engine: Engine, options: RunOptions,
     # a stray incomplete file is replaced
     opts = replace(options, overwrite=True) if exists and not complete else options
     try:
-        if not Path(job.input).exists() and "://" not in job.input \
-                and not job.input.startswith("/vsi"):
-            raise InputError(f"{job.input}: no such file or directory")
         res = segment_file(job.input, out, engine=engine, options=opts,
                            source_options=source_options, on_tile=on_tile)
     except (LulcEdgeError, OSError, ValueError) as exc:

@@ -39,7 +39,7 @@ from .engine import (
 )
 from .errors import LulcEdgeError, LulcEdgeWarning
 from .pipeline import DEFAULT_BATCH, DEFAULT_TILE, MODES, RunOptions, RunResult, segment_file
-from .sources import SourceOptions
+from .sources import SourceOptions, check_input
 
 
 def _showwarning(message: Any, category: type, filename: str, lineno: int,
@@ -217,9 +217,8 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
 
 def _run_one(src: str, output: str | None, model: str | None, engine_options: EngineOptions,
              options: RunOptions, src_opts: SourceOptions, as_json: bool, quiet: bool) -> None:
-    if not Path(src).exists() and not src.startswith("/vsi"):
-        _fail(f"{src}: no such file or directory")
     try:
+        check_input(src)  # before loading and tuning a model
         engine = Engine(model, engine_options)
         res = segment_file(src, output, engine=engine, options=options, source_options=src_opts)
     except LulcEdgeError as exc:

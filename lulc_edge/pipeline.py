@@ -20,7 +20,7 @@ from .errors import LulcEdgeError, OutputError
 from .journal import Journal, journal_path
 from .progress import Progress
 from .raster import Grid, OutputWriter
-from .sources import Source, SourceOptions, open_source
+from .sources import Source, SourceOptions, check_input, open_source
 from .stitch import TileResult, infer_seamless, infer_windows
 from .tiling import Tile, batches, plan_seamless, plan_windows
 
@@ -228,6 +228,7 @@ def segment_file(
     dst_path = Path(dst) if dst is not None else default_output(src_path)
     if options.mode not in MODES:
         raise LulcEdgeError(f"unknown mode {options.mode!r}; choose one of {', '.join(MODES)}")
+    check_input(src_path)  # before the output checks: their messages would mislead
     check_output(src_path, dst_path, options.overwrite)
     tile = options.tile or default_tile(options.mode, engine.device)
     batch = options.batch or default_batch(options.mode, engine.device)

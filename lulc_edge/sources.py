@@ -540,9 +540,16 @@ def open_source(path: str | os.PathLike, band_names: Sequence[str] = DEFAULT_BAN
         return BandFolderSource(p, band_names, options)
     if os.path.isfile(p) and (p.lower().endswith(".zip") or _is_zip(p)):
         return BandFolderSource(p, band_names, options)
+    check_input(p)
+    return StackSource(p, band_names, options)
+
+
+def check_input(path: str | os.PathLike) -> None:
+    """InputError unless ``path`` exists here or is a GDAL virtual path or URL (checked later,
+    when GDAL opens it)."""
+    p = os.fspath(path)
     if not os.path.exists(p) and not p.startswith("/vsi") and "://" not in p:
         raise InputError(f"{p}: no such file or folder")
-    return StackSource(p, band_names, options)
 
 
 def _is_zip(path: str) -> bool:

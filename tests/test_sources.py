@@ -298,6 +298,16 @@ def test_bad_files(tmp_path):
         open_source(tmp_path / "absent.tif")
 
 
+def test_check_input_leaves_urls_and_gdal_paths_to_gdal(tmp_path):
+    """One existence check for the CLI, batches and segment_file: URLs are not 'missing'."""
+    from lulc_edge.sources import check_input
+
+    for remote in ("https://example.org/s2/scene.tif", "/vsis3/bucket/scene.tif"):
+        check_input(remote)
+    with pytest.raises(InputError, match="absent.tif: no such file"):
+        check_input(tmp_path / "absent.tif")
+
+
 def test_truncated_tiff(tmp_path):
     rng = np.random.default_rng(1)
     data = rng.integers(1, 10000, (13, 256, 256)).astype(np.uint16)
