@@ -146,7 +146,8 @@ def _prefetch(source: Source, groups: list[list[Tile]]) -> Iterator[tuple[list[T
     def work() -> None:
         try:
             for group in groups:
-                arr = np.stack([source.read(t.read) for t in group])
+                blocks = [source.read(t.read) for t in group]
+                arr = blocks[0][None] if len(blocks) == 1 else np.stack(blocks)
                 while not stop.is_set():
                     try:
                         q.put((group, arr), timeout=0.1)

@@ -178,12 +178,14 @@ class Source:
         """``(len(band_names), h, w)`` uint16 for ``window`` of the grid; outside it 0."""
         window = Window(int(window.col_off), int(window.row_off),
                         int(window.width), int(window.height))
-        out = np.zeros((len(self.band_names), window.height, window.width), np.uint16)
         inner = _clip_window(window, self.width, self.height)
-        if inner is None:
-            return out
-        win, dr, dc = inner
-        out[:, dr:dr + win.height, dc:dc + win.width] = self._convert(self._read_checked(win))
+        data = None if inner is None else self._convert(self._read_checked(inner[0]))
+        if data is not None and data.shape[1:] == (window.height, window.width):
+            return data  # inside the raster: no zero-filled copy
+        out = np.zeros((len(self.band_names), window.height, window.width), np.uint16)
+        if inner is not None:
+            win, dr, dc = inner
+            out[:, dr:dr + win.height, dc:dc + win.width] = data
         return out
 
     def _invalid(self, raw: Mapping[str, np.ndarray]) -> np.ndarray:
