@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections import namedtuple
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import affine
@@ -31,9 +33,9 @@ from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from .bandread import GridBand
 from .contract import MODEL_BANDS
 from .errors import InputError, LulcEdgeError, MissingSCLError, one_line
 from .products import (
@@ -54,6 +56,14 @@ _READ_ERRORS = (RasterioError, CPLE_BaseError, OSError)
 _INT_OK = {"uint16", "int16", "uint32", "int32", "int64", "uint64"}
 _FLOAT = {"float16", "float32", "float64"}
 _NO_SCL_TAG_WORDS = ("zero", "fill", "absent", "none", "missing")
+_GridSpec = namedtuple("_GridSpec", "width height crs transform")
+
+
+def _cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -409,9 +419,10 @@ class StackSource(Source):
 class BandFolderSource(Source):
     """Per-band files (a folder, an unpacked .SAFE, a zipped .SAFE read through /vsizip/).
 
-    The output grid is the finest band's grid (10 m for Sentinel-2). Other bands are resampled
-    on the fly, per window, with a WarpedVRT onto that grid: this maps each output pixel centre
-    through the bands' geotransforms, so 20/60 m grids offset from the 10 m grid land right.
+    The output grid is the finest band's grid (10 m for Sentinel-2). Each band file is decoded
+    once, in block-aligned strips on a thread pool, and other bands are resampled on the fly
+    onto that grid (:mod:`lulc_edge.bandread`): each output pixel centre maps through the bands'
+    geotransforms, so 20/60 m grids offset from the 10 m grid land right.
     Reflectance bands use ``options.resampling`` (bilinear by default: smooth, unbiased, the
     same as the reference stacks); SCL always uses nearest because it is categorical: averaging
     class 4 (vegetation) and class 6 (water) would invent class 5 (not vegetated).
@@ -446,24 +457,18 @@ class BandFolderSource(Source):
         self.crs, self.transform = ref.crs, ref.transform
         self._check_grids(srcs, ref)
         rs = _resampling(self.options.resampling)
-        self._readers: dict[str, object] = {}
+        direct = rs in (Resampling.bilinear, Resampling.nearest)
+        self._pool = ThreadPoolExecutor(min(len(srcs), _cpus() * 2),
+                                        thread_name_prefix="lulc-edge-decode")
+        grid = _GridSpec(ref.width, ref.height, ref.crs, ref.transform)
+        self._bands: dict[str, GridBand] = {}
         how = {}
         for b, src in srcs.items():
             nd = src.nodata if src.nodata is not None else (None if b == "SCL" else 0)
             self._nodata[b] = nd
-            if src.transform == ref.transform and (src.width, src.height) == (ref.width,
-                                                                               ref.height):
-                self._readers[b] = src
-                how[b] = "native grid"
-                continue
             method = Resampling.nearest if b == "SCL" else rs
-            crs = ref.crs or CRS.from_epsg(3857)  # no CRS anywhere: an identity stand-in
-            vrt = WarpedVRT(src, src_crs=src.crs or crs, crs=crs, transform=ref.transform,
-                            width=ref.width, height=ref.height, resampling=method,
-                            src_nodata=nd, nodata=nd)
-            self._datasets.append(vrt)
-            self._readers[b] = vrt
-            how[b] = f"{method.name} from {abs(src.transform.a):g}"
+            self._bands[b] = GridBand(src, grid, method, nd, self._pool, direct=direct)
+            how[b] = self._bands[b].how
         self._zero_is_nodata = True
         meta = found.metadata
         self._offset, self._offset_source = resolve_offset(meta, self.options.boa_offset)
@@ -512,9 +517,16 @@ class BandFolderSource(Source):
                 )
 
     def _read_raw(self, window: Window) -> dict[str, np.ndarray]:
-        return {b: r.read(1, window=window) for b, r in self._readers.items()}
+        for band in self._bands.values():  # every band's strips decode in parallel
+            band.request(window)
+        return {b: band.read(window) for b, band in self._bands.items()}
 
     def close(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for band in getattr(self, "_bands", {}).values():
+            band.close()
         for d in reversed(self._datasets):
             try:
                 d.close()

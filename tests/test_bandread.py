@@ -1,0 +1,135 @@
+"""Per-band files on the output grid: the direct kernel against GDAL's warper, strips."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+import lulc_edge.bandread as bandread
+from lulc_edge import Engine, EngineOptions, RunOptions, segment_file
+from lulc_edge.sources import SourceOptions, open_source
+
+DATA = Path(os.environ.get("LULC_EDGE_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
+needs_data = pytest.mark.skipif(not (DATA / "MANIFEST.json").is_file(),
+                                reason=f"shared data not found at {DATA}")
+UTM = CRS.from_epsg(32633)
+NAMES = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
+RES = {"B01": 60, "B09": 60, "B02": 10, "B03": 10, "B04": 10, "B08": 10}
+
+
+def _folders() -> list[Path]:
+    if not (DATA / "MANIFEST.json").is_file():
+        return []
+    entries = json.loads((DATA / "MANIFEST.json").read_text())
+    out = [DATA / e["path"] for e in entries if (DATA / e["path"]).is_dir()]
+    bigearth = DATA / "bigearthnet-l2a"
+    return [p for p in out if p != bigearth] + (sorted(bigearth.iterdir())
+                                                 if bigearth.is_dir() else [])
+
+
+def _opts(path: Path) -> SourceOptions:
+    return SourceOptions() if (path / "SCL.tif").exists() else SourceOptions(scl_fill=4)
+
+
+def _raw(path: Path, direct: bool, monkeypatch, window: Window | None = None):
+    monkeypatch.setattr(bandread, "DIRECT_KERNEL", direct)
+    with open_source(path, options=_opts(path)) as src:
+        win = window or Window(0, 0, src.width, src.height)
+        return src._read_raw(win), src.tags()
+
+
+def _assert_within_one_dn(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for band in a:
+        diff = np.abs(a[band].astype(np.int64) - b[band].astype(np.int64))
+        assert diff.max() <= 1, (band, int(diff.max()), int((diff > 1).sum()))
+
+
+@needs_data
+@pytest.mark.parametrize("folder", _folders(), ids=lambda p: p.name)
+def test_direct_kernel_matches_the_warper_on_real_data(folder, monkeypatch):
+    """Every pixel of every band within 1 DN of the WarpedVRT (bilinear; SCL nearest)."""
+    direct, tags = _raw(folder, True, monkeypatch)
+    warped, wtags = _raw(folder, False, monkeypatch)
+    _assert_within_one_dn(direct, warped)
+    if "SCL" in direct:
+        np.testing.assert_array_equal(direct["SCL"], warped["SCL"])
+    how, whow = json.loads(tags["RESAMPLING"]), json.loads(wtags["RESAMPLING"])
+    for band, said in how.items():
+        assert "warped" not in said
+        assert said == whow[band] == "native grid" or whow[band].endswith("(warped)")
+
+
+def _offset_folder(folder: Path, shift: tuple[float, float], size: int = 180, seed: int = 1,
+                   holes: bool = True) -> Path:
+    """Random per-band files, 20/60 m grids shifted by ``shift`` metres (x, y), nodata holes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    x0, y0 = 400000.0, 5000000.0
+    for name in [*NAMES, "SCL"]:
+        r = RES.get(name, 20)
+        dx, dy = (0.0, 0.0) if r == 10 else shift
+        n = size * 10 // r
+        arr = rng.integers(1, 12000, (n, n)).astype(np.uint16)
+        if name == "SCL":
+            arr = rng.integers(0, 12, (n, n)).astype(np.uint8)
+        elif holes:
+            arr[n // 3: n // 2, n // 4: n // 2] = 0  # a nodata hole (0 is S2's NO_DATA)
+            arr[:, -2:] = 0  # and a nodata swath edge
+        prof = dict(driver="GTiff", width=n, height=n, count=1, dtype=arr.dtype, crs=UTM,
+                    transform=Affine(r, 0, x0 + dx, 0, -r, y0 + dy), tiled=True,
+                    blockxsize=16 * max(1, n // 64), blockysize=16 * max(1, n // 64))
+        with rasterio.open(folder / f"{name}.tif", "w", **prof) as ds:
+            ds.write(arr, 1)
+    return folder
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (10, -10), (20, 20), (-20, 10), (-10, 20), (5, -15)])
+def test_direct_kernel_matches_the_warper_on_offset_grids(tmp_path, shift, monkeypatch):
+    folder = _offset_folder(tmp_path / "f", shift)
+    direct, _ = _raw(folder, True, monkeypatch)
+    warped, _ = _raw(folder, False, monkeypatch)
+    _assert_within_one_dn(direct, warped)
+    np.testing.assert_array_equal(direct["SCL"], warped["SCL"])
+    # a window equals the same pixels of the whole read (strips are assembled exactly)
+    win = Window(37, 50, 101, 77)
+    part, _ = _raw(folder, True, monkeypatch, win)
+    for b in part:
+        np.testing.assert_array_equal(part[b], direct[b][50:127, 37:138])
+
+
+def test_each_strip_is_decoded_once_and_memory_stays_bounded(tmp_path):
+    folder = _offset_folder(tmp_path / "f", (10, -10), size=600, holes=False)
+    with open_source(folder, options=SourceOptions()) as src:
+        for r0 in range(0, 600, 100):
+            for c0 in range(0, 600, 100):
+                src.read(Window(c0 - 24, r0 - 24, 148, 148))
+                for band in src._bands.values():
+                    assert len(band._strips._strips) <= bandread.KEEP
+        for name, band in src._bands.items():
+            s = band._strips
+            assert s.decoded == s.n, (name, s.decoded, s.n)
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["l1c-18SVG-20160112-crop", "l2a-29RKH-20200219"])
+def test_class_maps_of_direct_and_warped_reads_agree(tmp_path, name, monkeypatch):
+    folder = DATA / name
+    engine = Engine(options=EngineOptions(device="cpu", threads=2))
+    maps = []
+    for direct in (True, False):
+        monkeypatch.setattr(bandread, "DIRECT_KERNEL", direct)
+        out = tmp_path / f"{direct}.tif"
+        segment_file(folder, out, engine=engine, options=RunOptions(progress=False),
+                     source_options=_opts(folder))
+        with rasterio.open(out) as ds:
+            maps.append(ds.read(1))
+    assert (maps[0] == maps[1]).mean() >= 0.9999
