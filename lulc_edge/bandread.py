@@ -138,22 +138,74 @@ class StripReader:
         return out
 
 
-def _nearest(m: AxisMap, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    idx = np.floor(m.coords(start, stop)).astype(np.int64)
-    inside = (idx >= 0) & (idx < m.size)
-    return np.clip(idx, 0, m.size - 1), inside
+class Taps:
+    """The source pixels one axis of an output window reads, relative to ``start`` (the first
+    source index read, which may be -1 at the raster's edge: such taps read padding).
+
+    ``lo[i]`` and ``lo[i] + 1`` are output pixel ``i``'s two bilinear taps with weight
+    ``1 - w1[i]`` and ``w1[i]`` (nearest: ``lo`` alone); ``near[i]`` the pixel holding its centre;
+    ``inside[i]`` whether that centre lies in the raster at all. With an integer factor ``f``
+    both repeat every ``f`` pixels shifted by one, so each phase is one strided slice.
+    """
+
+    def __init__(self, m: AxisMap, start: int, stop: int, bilinear: bool) -> None:
+        u = m.coords(start, stop)
+        near = np.floor(u).astype(np.int64)
+        if bilinear:
+            s = u - 0.5
+            lo = np.floor(s).astype(np.int64)
+            w1 = (s - lo).astype(np.float32)
+            last = lo + (w1 > 0)
+        else:
+            lo, w1, last = near, np.zeros(len(u), np.float32), near
+        self.inside = (u >= 0) & (u < m.size)
+        self.n, self.f = len(u), m.factor
+        first = int(min(lo.min(), near.min()))
+        stop_ = int(max(last.max(), near.max())) + 1
+        self.start = max(first, -1)
+        self.stop = min(stop_, m.size + 1)
+        self.read = (max(self.start, 0), min(self.stop, m.size))  # rows/cols in the file
+        self.padded = self.start < 0 or self.stop > m.size
+        self.lo = np.clip(lo, self.start, self.stop - 1) - self.start
+        self.near = np.clip(near, self.start, self.stop - 1) - self.start
+        self.w1 = w1
+        q = np.arange(self.n) // self.f
+        k = np.arange(self.n) % self.f
+        self.periodic = bool(np.array_equal(self.lo, self.lo[k] + q) and
+                             np.array_equal(self.w1, self.w1[k]) and
+                             np.array_equal(self.near, self.near[k] + q))
 
 
-def _bilinear(m: AxisMap, start: int, stop: int):
-    u = m.coords(start, stop)
-    s = u - 0.5
-    lo = np.floor(s).astype(np.int64)
-    w1 = (s - lo).astype(np.float32)
-    w0 = (1.0 - w1).astype(np.float32)
-    w0[lo < 0] = 0.0
-    w1[lo + 1 >= m.size] = 0.0
-    inside = (u >= 0) & (u < m.size)
-    return np.clip(lo, 0, m.size - 1), np.clip(lo + 1, 0, m.size - 1), w0, w1, inside
+def _pass(v: np.ndarray, taps: Taps, axis: int, idx: np.ndarray, w1: np.ndarray | None
+          ) -> np.ndarray:
+    """Resample ``v`` along ``axis`` to ``taps.n`` pixels: a phase at a time (strided slices)
+    when the taps repeat, else by gathering."""
+    def take(a: int, cnt: int) -> np.ndarray:
+        return v[a: a + cnt] if axis == 0 else v[:, a: a + cnt]
+
+    shape = (taps.n, v.shape[1]) if axis == 0 else (v.shape[0], taps.n)
+    phases = range(min(taps.f, taps.n))
+    counts = [(taps.n - p + taps.f - 1) // taps.f for p in phases]
+    fits = all(int(idx[p]) + counts[p] + (w1 is not None and w1[p] > 0) <= v.shape[axis]
+               for p in phases)
+    if not (taps.periodic and fits):
+        out = np.take(v, idx, axis=axis).astype(np.float32)
+        if w1 is not None:
+            wa = w1[:, None] if axis == 0 else w1[None, :]
+            nxt = np.minimum(idx + 1, v.shape[axis] - 1)  # weight 0 where it would pass the end
+            out += (np.take(v, nxt, axis=axis) - out) * wa
+        return out
+    out = np.empty(shape, np.float32)
+    for p, cnt in zip(phases, counts, strict=True):
+        dst = out[p:: taps.f] if axis == 0 else out[:, p:: taps.f]
+        a = int(idx[p])
+        wp = float(w1[p]) if w1 is not None else 0.0
+        if wp == 0.0:
+            dst[...] = take(a, cnt)
+        else:
+            np.multiply(take(a, cnt), 1.0 - wp, out=dst)
+            dst += take(a + 1, cnt) * np.float32(wp)
+    return out
 
 
 class GridBand:
@@ -195,11 +247,8 @@ class GridBand:
         r0, h = int(window.row_off), int(window.height)
         if self._native:
             return r0, r0 + h
-        idx, inside = _nearest(self._rows, r0, r0 + h)
-        lo = np.floor(self._rows.coords(r0, r0 + h) - 0.5).astype(np.int64)
-        a = max(0, int(min(idx.min(), lo.min())))
-        b = min(self._rows.size, int(max(idx.max(), lo.max() + 1)) + 1)
-        return (a, b) if inside.any() and b > a else None
+        ry = Taps(self._rows, r0, r0 + h, self.method == Resampling.bilinear)
+        return ry.read if ry.inside.any() and ry.read[1] > ry.read[0] else None
 
     def read(self, window: Window) -> np.ndarray:
         """``(h, w)`` native-dtype pixels of ``window`` (inside the output grid)."""
@@ -216,77 +265,77 @@ class GridBand:
             return self._read_bilinear(r0, c0, h, w)
         raise ValueError(f"direct resampling supports nearest and bilinear, not {self.method}")
 
-    def _block(self, ri: np.ndarray, ci: np.ndarray) -> tuple[np.ndarray, int, int]:
-        a, b, c, d = int(ri.min()), int(ri.max()) + 1, int(ci.min()), int(ci.max()) + 1
-        return self._strips.read(a, b, c, d), a, c
+    def _fill(self) -> float:
+        return self.nodata if self.nodata is not None else 0
 
-    def _empty(self, h: int, w: int) -> np.ndarray:
-        return np.full((h, w), self.nodata if self.nodata is not None else 0, self.dtype)
-
-    def _read_nearest(self, r0: int, c0: int, h: int, w: int) -> np.ndarray:
-        ri, rin = _nearest(self._rows, r0, r0 + h)
-        ci, cin = _nearest(self._cols, c0, c0 + w)
-        if not rin.any() or not cin.any():
-            return self._empty(h, w)
-        block, a, c = self._block(ri[rin], ci[cin])
-        out = block[np.ix_(ri - a if rin.all() else np.clip(ri - a, 0, block.shape[0] - 1),
-                           ci - c if cin.all() else np.clip(ci - c, 0, block.shape[1] - 1))]
-        if not (rin.all() and cin.all()):
-            out[~rin] = 0 if self.nodata is None else self.nodata
-            out[:, ~cin] = 0 if self.nodata is None else self.nodata
+    def _source(self, ry: Taps, cx: Taps) -> np.ndarray:
+        """The source pixels the taps read, zero-padded where they reach past the raster."""
+        (a, b), (c, d) = ry.read, cx.read
+        block = self._strips.read(a, b, c, d)
+        if not (ry.padded or cx.padded):
+            return block
+        out = np.zeros((ry.stop - ry.start, cx.stop - cx.start), block.dtype)
+        out[a - ry.start: b - ry.start, c - cx.start: d - cx.start] = block
         return out
 
-    def _read_bilinear(self, r0: int, c0: int, h: int, w: int) -> np.ndarray:
-        rlo, rhi, ry0, ry1, rin = _bilinear(self._rows, r0, r0 + h)
-        clo, chi, cx0, cx1, cin = _bilinear(self._cols, c0, c0 + w)
-        if not rin.any() or not cin.any():
-            return self._empty(h, w)
-        used_r = np.concatenate([rlo[ry0 > 0], rhi[ry1 > 0], rlo[rin]])
-        used_c = np.concatenate([clo[cx0 > 0], chi[cx1 > 0], clo[cin]])
-        block, a, c = self._block(used_r, used_c)
-        rlo, rhi = np.clip(rlo - a, 0, block.shape[0] - 1), np.clip(rhi - a, 0, block.shape[0] - 1)
-        clo, chi = np.clip(clo - c, 0, block.shape[1] - 1), np.clip(chi - c, 0, block.shape[1] - 1)
-        v = block.astype(np.float32)
+    def _valid(self, v: np.ndarray, ry: Taps, cx: Taps) -> np.ndarray | None:
+        """Mask of the source pixels that count (None: all of them)."""
         valid = None
         if self.dtype.kind == "f":
             valid = np.isfinite(v)
             if self.nodata is not None and not math.isnan(self.nodata):
                 valid &= v != self.nodata
         elif self.nodata is not None:
-            valid = block != self.nodata
-        if valid is not None and valid.all():
-            valid = None
-        num = _separable(np.where(valid, v, 0.0) if valid is not None else v,
-                         rlo, rhi, ry0, ry1, clo, chi, cx0, cx1)
+            valid = v != self.nodata
+        if ry.padded or cx.padded:
+            pad = np.zeros(v.shape, bool)
+            (a, b), (c, d) = ry.read, cx.read
+            pad[a - ry.start: b - ry.start, c - cx.start: d - cx.start] = True
+            valid = pad if valid is None else valid & pad
+        return None if valid is None or valid.all() else valid
+
+    def _read_nearest(self, r0: int, c0: int, h: int, w: int) -> np.ndarray:
+        ry, cx = Taps(self._rows, r0, r0 + h, False), Taps(self._cols, c0, c0 + w, False)
+        if not ry.inside.any() or not cx.inside.any():
+            return np.full((h, w), self._fill(), self.dtype)
+        v = self._source(ry, cx)
+        out = _pass(_pass(v, ry, 0, ry.near, None), cx, 1, cx.near, None).astype(self.dtype)
+        out[~ry.inside] = self._fill()
+        out[:, ~cx.inside] = self._fill()
+        return out
+
+    def _read_bilinear(self, r0: int, c0: int, h: int, w: int) -> np.ndarray:
+        ry, cx = Taps(self._rows, r0, r0 + h, True), Taps(self._cols, c0, c0 + w, True)
+        if not ry.inside.any() or not cx.inside.any():
+            return np.full((h, w), self._fill(), self.dtype)
+        v = self._source(ry, cx)
+        valid = self._valid(v, ry, cx)
         if valid is None:
-            den = np.outer(ry0 + ry1, cx0 + cx1)
+            out = _pass(_pass(v, ry, 0, ry.lo, ry.w1), cx, 1, cx.lo, cx.w1)
+            ok = None
         else:
-            den = _separable(valid.astype(np.float32), rlo, rhi, ry0, ry1, clo, chi, cx0, cx1)
-        ok = (den > 1e-6) & rin[:, None] & cin[None, :]
-        if valid is not None:  # as GDAL's warper: the pixel holding the centre must be valid
-            rn = _nearest(self._rows, r0, r0 + h)[0] - a
-            cn = _nearest(self._cols, c0, c0 + w)[0] - c
-            ok &= valid[np.ix_(np.clip(rn, 0, block.shape[0] - 1),
-                               np.clip(cn, 0, block.shape[1] - 1))]
-        out = np.divide(num, den, out=np.zeros_like(num), where=ok)
-        fill = self.nodata if self.nodata is not None else 0
+            # nodata out of the sum, weights renormalised; as GDAL's warper, the pixel
+            # holding the centre must be valid
+            m = valid.astype(np.float32)
+            num = _pass(_pass(np.where(valid, v, 0).astype(np.float32), ry, 0, ry.lo, ry.w1),
+                        cx, 1, cx.lo, cx.w1)
+            den = _pass(_pass(m, ry, 0, ry.lo, ry.w1), cx, 1, cx.lo, cx.w1)
+            ok = _pass(_pass(m, ry, 0, ry.near, None), cx, 1, cx.near, None) > 0
+            ok &= den > 1e-6
+            out = np.divide(num, den, out=num, where=ok)
+        if not (ry.inside.all() and cx.inside.all()):
+            inside = ry.inside[:, None] & cx.inside[None, :]
+            ok = inside if ok is None else ok & inside
         if self.dtype.kind == "f":
-            out[~ok] = fill
-            return out.astype(self.dtype)
-        info = np.iinfo(self.dtype)
-        res = np.clip(np.floor(out + 0.5), info.min, info.max).astype(self.dtype)
-        res[~ok] = fill
+            res = out.astype(self.dtype)
+        else:
+            out += 0.5  # round half up, as GDAL
+            res = (np.floor(out, out=out) if self.dtype.kind == "i" else out).astype(self.dtype)
+        if ok is not None:
+            res[~ok] = self._fill()
         return res
 
     def close(self) -> None:
         if self._vrt is not None:
             self._vrt.close()
 
-
-def _separable(v: np.ndarray, rlo, rhi, ry0, ry1, clo, chi, cx0, cx1) -> np.ndarray:
-    """Two-tap weighted sums along rows, then along columns."""
-    t = v[rlo] * ry0[:, None]
-    t += v[rhi] * ry1[:, None]
-    out = t[:, clo] * cx0[None, :]
-    out += t[:, chi] * cx1[None, :]
-    return out

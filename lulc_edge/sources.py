@@ -204,7 +204,7 @@ class Source:
         for b in self._refl:
             a = raw[b]
             nd = self._nodata.get(b)
-            if nd is not None and not np.isnan(nd):
+            if nd is not None and not np.isnan(nd) and not (nd == 0 and self._zero_is_nodata):
                 bad |= a == nd
             if a.dtype.kind == "f":
                 bad |= ~np.isfinite(a)
@@ -229,7 +229,9 @@ class Source:
                 continue
             v = self._to_u16(raw[b])
             off = self._offset.get(b, 0) if isinstance(self._offset, dict) else self._offset
-            if off:
+            if off < 0:  # v + off floored at 0 (0 stays 0), in place of a wider dtype
+                v = v - np.minimum(v, np.uint16(-off))
+            elif off:
                 v = np.where(v > 0, np.clip(v.astype(np.int32) + off, 0, 65535), 0)
                 v = v.astype(np.uint16)
             out[i] = v
@@ -460,6 +462,8 @@ class BandFolderSource(Source):
         direct = rs in (Resampling.bilinear, Resampling.nearest)
         self._pool = ThreadPoolExecutor(min(len(srcs), _cpus() * 2),
                                         thread_name_prefix="lulc-edge-decode")
+        self._resampler = ThreadPoolExecutor(min(len(srcs), _cpus()),
+                                             thread_name_prefix="lulc-edge-resample")
         grid = _GridSpec(ref.width, ref.height, ref.crs, ref.transform)
         self._bands: dict[str, GridBand] = {}
         how = {}
@@ -517,14 +521,17 @@ class BandFolderSource(Source):
                 )
 
     def _read_raw(self, window: Window) -> dict[str, np.ndarray]:
-        for band in self._bands.values():  # every band's strips decode in parallel
+        for band in self._bands.values():  # every band's strips decode in parallel...
             band.request(window)
-        return {b: band.read(window) for b, band in self._bands.items()}
+        # ...and every band is resampled in parallel (numpy and GDAL release the GIL)
+        futs = {b: self._resampler.submit(band.read, window) for b, band in self._bands.items()}
+        return {b: f.result() for b, f in futs.items()}
 
     def close(self) -> None:
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for name in ("_resampler", "_pool"):
+            pool = getattr(self, name, None)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         for band in getattr(self, "_bands", {}).values():
             band.close()
         for d in reversed(self._datasets):
