@@ -21,6 +21,7 @@ import os
 import platform
 import queue
 import threading
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,6 +63,8 @@ class Backend(Protocol):
 
     device: str
     precision: str
+    #: blocks worth running at once (OpenVINO streams); the pipeline keeps this many in flight
+    in_flight: int
 
     def run(self, bands: np.ndarray, outputs: tuple[str, ...]) -> list[np.ndarray]:
         """Run the graph on raw bands (N, 13, H, W) uint16; returns the named outputs."""
@@ -302,7 +305,10 @@ def provider_entry(device: str, precision: str, options: Any, threads: int) -> t
 
 
 class OrtBackend:
-    """One onnxruntime session on one execution provider; thread-safe."""
+    """One onnxruntime session on one execution provider; thread-safe. One call at a time uses
+    every intra-op thread, so one block is in flight."""
+
+    in_flight = 1
 
     def __init__(self, path: Path, device: str, precision: str, options: Any,
                  threads: int) -> None:
@@ -381,22 +387,29 @@ class _Compiled:
 
 
 class OpenVINOBackend:
-    """The ONNX file compiled by OpenVINO's own runtime.
+    """The ONNX file compiled by OpenVINO's own runtime, one static-shape model per block size.
 
-    The model is compiled once with dynamic N, H and W. ``prepare`` (called by the pipeline
-    with a scene's tile sizes, most frequent first) compiles static-shape models for the first
-    ``MAX_SHAPES`` of them: OpenVINO's CPU plugin runs a static-shape bf16 model about 1.4x
-    faster than the dynamic one, but each holds about 180 MB and a full Sentinel-2 tile has nine
-    tile sizes (edges, corners). Which model serves a block depends only on its size and the
-    plan, never on what ran before, and images run one at a time, so a resumed or batched run
-    gives the same pixels as an uninterrupted one.
+    Every block runs through a model compiled for exactly its (H, W): a static-shape model is
+    about 1.4x faster than a dynamic one in bf16, and, measured here, static models of different
+    sizes give bit-identical pixels while a dynamic one gives different numbers (bf16 max |dp|
+    0.14). Never mixing the two makes the map a function of input, model, device and precision
+    only, not of tile size, resume, call history or concurrency. Plans read one block shape
+    (tiling.plan_seamless), so a run compiles one model; at most ``MAX_SHAPES`` are kept (each
+    holds about 180 MB at 560 px), least recently used dropped. ``prepare`` compiles ahead.
     The ``bands`` input is declared float32 inside OpenVINO (uint16 values are exact in it; the
     CPU plugin refuses a static u16 input) and converted on the way in. Infer requests come from
-    per-shape pools, so ``run`` is safe from several threads.
+    per-shape pools, so ``run`` is safe from several threads; ``in_flight`` blocks run at once
+    on CPU streams.
     """
 
     device = "openvino"
     MAX_SHAPES = 2
+    #: CPU streams, each running one block on its share of the threads, with as many blocks in
+    #: flight: measured on 2 vCPUs (benchmarks/results/openvino-streams.md) 2 streams beat one
+    #: stream of 2 threads in bf16, fp32 and int8 (what the THROUGHPUT hint also picks there).
+    STREAMS = 2
+    #: The shape compiled at start: checks that the model compiles and gives the precision hint.
+    PROBE_SHAPE = (64, 64)
 
     def __init__(self, path: Path, precision: str, options: Any, threads: int) -> None:
         import openvino
@@ -404,8 +417,10 @@ class OpenVINOBackend:
         self.path, self.precision = path, precision
         self._core = openvino_core()
         self._ov_device = options.openvino_device_type
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-        if self._ov_device.upper().startswith("CPU"):
+        cpu = self._ov_device.upper().startswith("CPU")
+        self.in_flight = min(self.STREAMS, threads) if cpu else 1
+        config: dict[str, Any] = {"NUM_STREAMS": self.in_flight}
+        if cpu:
             config["INFERENCE_NUM_THREADS"] = threads
         config["INFERENCE_PRECISION_HINT"] = OV_HINT[precision]
         cache = getattr(options, "openvino_cache_dir", None)
@@ -424,43 +439,43 @@ class OpenVINOBackend:
                 from None
         self._model = model
         self._n_bands = param.get_partial_shape()[1].get_length()
-        self._dynamic = _Compiled(self._compile(model))
-        self._static: dict[tuple[int, int], _Compiled] = {}
+        self._static: OrderedDict[tuple[int, int], _Compiled] = OrderedDict()
         self._lock = threading.Lock()
-        hint = self._dynamic.compiled.get_property("INFERENCE_PRECISION_HINT")
+        probe = self._get(self.PROBE_SHAPE)
+        hint = probe.compiled.get_property("INFERENCE_PRECISION_HINT")
         #: the precision OpenVINO compiled for: f32, bf16, f16
         self.hint = hint.to_string() if hasattr(hint, "to_string") else str(hint)
 
-    def _compile(self, model: Any) -> Any:
-        try:
-            return self._core.compile_model(model, self._ov_device, self._config)
-        except Exception as exc:  # noqa: BLE001
-            raise BackendError(
-                f"{self.path}: OpenVINO could not compile the model for {self._ov_device} "
-                f"({first_line(exc)})"
-            ) from None
+    def _get(self, hw: tuple[int, int]) -> _Compiled:
+        """The model compiled for blocks of ``hw`` (compiled now if not held)."""
+        with self._lock:
+            if hw in self._static:
+                self._static.move_to_end(hw)
+                return self._static[hw]
+            model = self._model.clone()
+            try:
+                model.reshape({INPUT_NAME: [1, self._n_bands, *hw]})
+                compiled = self._core.compile_model(model, self._ov_device, self._config)
+            except Exception as exc:  # noqa: BLE001
+                raise BackendError(
+                    f"{self.path}: OpenVINO could not compile the model for {self._ov_device} "
+                    f"at {hw[0]}x{hw[1]} ({first_line(exc)})"
+                ) from None
+            self._static[hw] = _Compiled(compiled)
+            while len(self._static) > self.MAX_SHAPES:
+                self._static.popitem(last=False)
+            return self._static[hw]
 
     def prepare(self, sizes: list[tuple[int, int]]) -> None:
-        """Compile static-shape models for the first ``MAX_SHAPES`` block sizes (replacing any
-        from an earlier plan)."""
-        with self._lock:
-            keep = [tuple(hw) for hw in sizes[: self.MAX_SHAPES]]
-            self._static = {hw: m for hw, m in self._static.items() if hw in keep}
-            for h, w in keep:
-                if (h, w) in self._static:
-                    continue
-                model = self._model.clone()
-                try:
-                    model.reshape({INPUT_NAME: [1, self._n_bands, h, w]})
-                    self._static[(h, w)] = _Compiled(self._compile(model))
-                except Exception:  # noqa: BLE001 - the dynamic model serves this size
-                    continue
+        """Compile the models for the first ``MAX_SHAPES`` block sizes ahead of the run."""
+        for hw in reversed(sizes[: self.MAX_SHAPES]):  # the most frequent ends most recent
+            self._get((int(hw[0]), int(hw[1])))
 
     def run(self, bands: np.ndarray, outputs: tuple[str, ...]) -> list[np.ndarray]:
         """Run one infer request of the shape's compiled model; copies the named outputs out."""
         x = np.ascontiguousarray(bands, dtype=np.float32)
+        model = self._get((x.shape[2], x.shape[3]))
         try:
-            model = self._static.get((x.shape[2], x.shape[3]), self._dynamic)
             if x.shape[0] == 1:
                 return model.infer(x, outputs)
             parts = [model.infer(x[i: i + 1], outputs) for i in range(x.shape[0])]

@@ -184,6 +184,11 @@ class Engine:
         compiles static-shape models for the first ones; other backends ignore it)."""
         self._backend.prepare(sizes)
 
+    @property
+    def in_flight(self) -> int:
+        """Blocks worth running at once from different threads (OpenVINO's CPU streams: 2)."""
+        return int(getattr(self._backend, "in_flight", 1))
+
     def run(self, bands: np.ndarray, outputs: tuple[str, ...] = ("class",)) -> list[np.ndarray]:
         """Run the end-to-end graph on raw bands (N, 13, H, W) uint16; returns the named outputs."""
         return self._backend.run(bands, outputs)

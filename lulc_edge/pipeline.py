@@ -6,14 +6,16 @@ import os
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 
 from .engine import CUDA_BATCH, CUDA_TILE, Engine
 from .errors import LulcEdgeError, OutputError
@@ -138,7 +140,8 @@ def block_sizes(tiles: list[Tile]) -> list[tuple[int, int]]:
     return sorted(counts, key=lambda hw: (-counts[hw], hw))
 
 
-def _prefetch(source: Source, groups: list[list[Tile]]) -> Iterator[tuple[list[Tile], np.ndarray]]:
+def _prefetch(read: Callable[[Window], np.ndarray], groups: list[list[Tile]]
+              ) -> Iterator[tuple[list[Tile], np.ndarray]]:
     """Read tile groups in a background thread so inference never waits on disk."""
     q: queue.Queue[Any] = queue.Queue(maxsize=PREFETCH)
     stop = threading.Event()
@@ -146,7 +149,7 @@ def _prefetch(source: Source, groups: list[list[Tile]]) -> Iterator[tuple[list[T
     def work() -> None:
         try:
             for group in groups:
-                blocks = [source.read(t.read) for t in group]
+                blocks = [read(t.read) for t in group]
                 arr = blocks[0][None] if len(blocks) == 1 else np.stack(blocks)
                 while not stop.is_set():
                     try:
@@ -173,6 +176,32 @@ def _prefetch(source: Source, groups: list[list[Tile]]) -> Iterator[tuple[list[T
     finally:
         stop.set()
         th.join()
+
+
+def infer_plan(engine: Engine, mode: str, read: Callable[[Window], np.ndarray],
+               tiles: list[Tile], outputs: tuple[str, ...], batch: int
+               ) -> Iterator[tuple[Tile, TileResult]]:
+    """Each tile's result, in plan order: the one data path of files and arrays alike.
+
+    Blocks are read ahead in a thread (``read(window)`` of the scene's grid, zero outside) and
+    up to ``engine.in_flight`` groups are inferred at once (OpenVINO's CPU streams), so reading,
+    inference and writing overlap on few cores.
+    """
+    c = engine.contract
+    engine.prepare(block_sizes(tiles) if mode == "seamless"
+                   else [(c.window_size, c.window_size)])
+    groups = list(batches(tiles, batch if mode == "seamless" else 1))
+    pending: deque[tuple[list[Tile], Future]] = deque()
+    with ThreadPoolExecutor(engine.in_flight, thread_name_prefix="lulc-edge-infer") as pool:
+        for group, arr in _prefetch(read, groups):
+            pending.append((group, pool.submit(infer_tiles, engine, mode, group, arr, outputs,
+                                               batch)))
+            if len(pending) >= engine.in_flight:
+                group, fut = pending.popleft()
+                yield from zip(group, fut.result(), strict=True)
+        while pending:
+            group, fut = pending.popleft()
+            yield from zip(group, fut.result(), strict=True)
 
 
 class _Writer:
@@ -237,9 +266,6 @@ def segment_file(
     with cache, open_source(src_path, engine.contract.bands,
                             source_options or SourceOptions()) as source:
         tiles = plan(options.mode, source.height, source.width, tile, engine)
-        c = engine.contract
-        engine.prepare(block_sizes(tiles) if options.mode == "seamless"
-                       else [(c.window_size, c.window_size)])
         grid = Grid(source.width, source.height, source.crs, source.transform)
         outputs = output_names(options.confidence, options.probs)
         header = {
@@ -266,16 +292,14 @@ def segment_file(
                         writer.put(t, res, record=False)
                         counts += np.bincount(res.classes.ravel(), minlength=256)
                         bar.update(1, int(t.core.width * t.core.height))
-                group_size = batch if options.mode == "seamless" else 1
-                for group, arr in _prefetch(source, list(batches(todo, group_size))):
-                    results = infer_tiles(engine, options.mode, group, arr, outputs, batch)
-                    for t, res in zip(group, results, strict=True):
-                        writer.put(t, res)
-                        counts += np.bincount(res.classes.ravel(), minlength=256)
-                        px = int(t.core.width * t.core.height)
-                        bar.update(1, px)
-                        if on_tile is not None:
-                            on_tile(1, px)
+                for t, res in infer_plan(engine, options.mode, source.read, todo, outputs,
+                                         batch):
+                    writer.put(t, res)
+                    counts += np.bincount(res.classes.ravel(), minlength=256)
+                    px = int(t.core.width * t.core.height)
+                    bar.update(1, px)
+                    if on_tile is not None:
+                        on_tile(1, px)
             finally:
                 writer.close()
             bar.close()

@@ -15,7 +15,7 @@ from .pipeline import (
     RunResult,
     default_batch,
     default_tile,
-    infer_tiles,
+    infer_plan,
     output_names,
     plan,
 )
@@ -69,7 +69,10 @@ class Segmenter:
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
                  precision: str = "fp32", threads: int | None = None,
-                 options: EngineOptions | None = None) -> None:
+                 options: EngineOptions | None = None, engine: Engine | None = None) -> None:
+        if engine is not None:  # share a loaded model (e.g. with segment_file or a service)
+            self.engine = engine
+            return
         opts = options or EngineOptions(device=device, threads=threads, precision=precision)
         self.engine = Engine(model, opts)
 
@@ -91,7 +94,8 @@ class Segmenter:
     def predict(self, bands: np.ndarray, *, mode: str = "seamless", tile: int | None = None,
                 batch: int | None = None, confidence: bool = False,
                 probabilities: bool = False) -> Prediction:
-        """Map an in-memory (13, H, W) stack in the model's band order (uint16 DN)."""
+        """Map an in-memory (13, H, W) stack in the model's band order (uint16 DN), through the
+        same read-ahead, batched, overlapped path as :func:`segment_file`."""
         arr = _as_uint16(bands, len(self.contract.bands))
         _, h, w = arr.shape
         size = tile or default_tile(mode, self.engine.device)
@@ -101,9 +105,8 @@ class Segmenter:
         conf = np.empty((h, w), np.uint8) if confidence else None
         probs = np.empty((self.contract.n_classes, h, w), np.float32) if probabilities else None
         nbatch = batch or default_batch(mode, self.engine.device)
-        for t in tiles:
-            block = _boundless(arr, t.read)[None]
-            res = infer_tiles(self.engine, mode, [t], block, outputs, nbatch)[0]
+        for t, res in infer_plan(self.engine, mode, lambda win: _boundless(arr, win), tiles,
+                                 outputs, nbatch):
             rs = slice(int(t.core.row_off), int(t.core.row_off + t.core.height))
             cs = slice(int(t.core.col_off), int(t.core.col_off + t.core.width))
             classes[rs, cs] = res.classes

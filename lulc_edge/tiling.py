@@ -45,13 +45,16 @@ def _starts(size: int, step: int) -> range:
 
 
 def plan_seamless(height: int, width: int, tile: int, halo: int, alignment: int) -> list[Tile]:
-    """Tiles whose interiors reproduce a whole-scene run exactly.
+    """Tiles whose interiors reproduce a whole-scene run exactly, all read as one block shape.
 
     The scene is virtually padded with zeros to a multiple of ``alignment`` (what a whole-scene
     run of the fully convolutional model needs anyway). Tile origins and sizes are multiples of
-    ``alignment`` so pooling grids agree, and each read block is the core grown by ``halo``
-    (>= the receptive-field radius) and clipped to the padded scene, so the model sees the same
-    zero padding at scene edges as the whole-scene run would.
+    ``alignment`` so pooling grids agree. Every read block has the same shape, the core grown by
+    ``halo`` (>= the receptive-field radius) on each side, or the padded scene where that is
+    smaller: blocks at the scene's edges slide inwards instead of shrinking, so they hold a
+    wider margin on the inner side and the padded scene edge on the other, as a whole-scene run
+    sees it. One shape per plan lets a backend serve every block from one compiled model (the
+    same numbers for every tile, see backends.OpenVINOBackend) and batch any tiles together.
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"empty scene {width}x{height}")
@@ -60,14 +63,14 @@ def plan_seamless(height: int, width: int, tile: int, halo: int, alignment: int)
     if halo % alignment:
         raise ValueError(f"halo {halo} must be a multiple of {alignment}")
     ph, pw = ceil_to(height, alignment), ceil_to(width, alignment)
+    rh, rw = min(ph, tile + 2 * halo), min(pw, tile + 2 * halo)
     tiles: list[Tile] = []
     for r0 in _starts(height, tile):
+        rr0 = min(max(0, r0 - halo), ph - rh)
         for c0 in _starts(width, tile):
             core = Window(c0, r0, min(tile, width - c0), min(tile, height - r0))
-            rr0, cc0 = max(0, r0 - halo), max(0, c0 - halo)
-            rr1, cc1 = min(ph, r0 + tile + halo), min(pw, c0 + tile + halo)
-            read = Window(cc0, rr0, cc1 - cc0, rr1 - rr0)
-            tiles.append(Tile(len(tiles), core, read))
+            cc0 = min(max(0, c0 - halo), pw - rw)
+            tiles.append(Tile(len(tiles), core, Window(cc0, rr0, rw, rh)))
     return tiles
 
 

@@ -266,14 +266,14 @@ def test_corrupt_or_foreign_cache_is_rebuilt(model_path, tmp_path, cache_dir):
     cache_dir.mkdir()
     cache = cache_dir / "auto.json"
     for bad in ("{not json", json.dumps([1, 2]), json.dumps({"version": 99, "entries": {}}),
-                json.dumps({"version": 1, "entries": {"k": "x"}})):
+                json.dumps({"version": autotune.CACHE_VERSION, "entries": {"k": "x"}})):
         cache.write_text(bad)
         sel = Engine(user, opts).selection
         assert not sel.cached
         doc = json.loads(cache.read_text())
         assert doc["version"] == autotune.CACHE_VERSION and sel.key in doc["entries"]
     # another machine's entry (another key) is not used: this one measures its own
-    foreign = {"version": 1, "entries": {"0" * 32: {"pairs": {"cpu/fp32": {"mps": 999.0}}}}}
+    foreign = {"version": autotune.CACHE_VERSION, "entries": {"0" * 32: {"pairs": {"cpu/fp32": {"mps": 999.0}}}}}
     cache.write_text(json.dumps(foreign))
     sel = Engine(user, opts).selection
     assert not sel.cached and all(c.mps != 999.0 for c in sel.candidates)
