@@ -244,13 +244,19 @@ def same_pixels(paths: dict[str, Path], windows: list[Any] | None = None) -> dic
         ref = srcs["cog"]
         wins = windows or sample_windows(ref.width, ref.height)
         diff = {f: 0 for f in FORMS}
+        worst: dict[str, dict[str, int]] = {f: {} for f in FORMS}
         for win in wins:
-            a = ref.read(win)
+            a = ref.read(win).astype(np.int32)
             for f in FORMS:
-                diff[f] += int(np.count_nonzero(srcs[f].read(win) != a))
+                d = np.abs(srcs[f].read(win) - a)
+                diff[f] += int(np.count_nonzero(d))
+                for i in np.flatnonzero(d.max(axis=(1, 2))):
+                    b = ref.band_names[i]
+                    worst[f][b] = max(worst[f].get(b, 0), int(d[i].max()))
         return {"windows": [[int(w.col_off), int(w.row_off), int(w.width), int(w.height)]
                             for w in wins],
                 "values_differing_from_cog": diff,
+                "max_abs_difference_by_band": {f: v for f, v in worst.items() if v},
                 "grids": {f: [s.width, s.height] for f, s in srcs.items()}}
     finally:
         for s in srcs.values():
@@ -405,9 +411,17 @@ def child_env(cfg: dict[str, Any]) -> dict[str, Any]:
     """throughput.env_info() plus GDAL's version and what the checkout is."""
     import rasterio
 
+    from lulc_edge import pipeline
+
     env = env_info()
     env["libraries"]["gdal"] = rasterio.__gdal_version__
     env["checkout"] = checkout_rev()
+    gdal = getattr(pipeline, "gdal_settings", dict)()  # what a run sets unless the env does
+    env["run_defaults"] = {"tile": pipeline.default_tile("seamless", "cpu"),
+                           "batch": pipeline.default_batch("seamless", "cpu"),
+                           "gdal": {k: str(v) for k, v in gdal.items()}}
+    env["env_vars"] = {k: v for k, v in os.environ.items()
+                       if k.startswith(("LULC_EDGE_", "GDAL_", "OMP_", "OV_", "ORT_"))}
     return env
 
 
@@ -570,7 +584,10 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['loadavg_end'][0]:.1f} at end",
         "- " + ", ".join(f"{k} {v}" for k, v in env["libraries"].items()),
         f"- CLI: `{st['cli']}` (defaults: device and precision auto, threads "
-        f"{env['cpus_available']}); decode-once: {st['decode']}; pure: {st['pure']}",
+        f"{env['cpus_available']}, tile {env['run_defaults']['tile']}, batch "
+        f"{env['run_defaults']['batch']}, GDAL {env['run_defaults']['gdal']}); decode-once: "
+        f"{st['decode']}; pure: {st['pure']}",
+        f"- Environment variables set: {env['env_vars'] or 'none'}",
         f"- Build: {b['seconds']} s; bytes {b['bytes']}; "
         f"{'cached' if b.get('cached') else 'built in this run'}", "",
         "| input | wall s (best) | timed inside | median wall | CPU s | peak RSS MB | MP/s | "
