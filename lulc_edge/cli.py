@@ -361,5 +361,63 @@ def preview(map_path: str, scene: str | None, out_dir: str | None, size: int, qm
     _write_preview(map_path, scene, quiet, out_dir, size, qml=qml)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs --token (or --insecure).")
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True)
+@click.option("--model", type=click.Path(dir_okay=False), help="ONNX model (default: bundled).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Backend, as for run.")
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto",
+              show_default=True, help="Precision, as for run.")
+@click.option("--threads", type=int, default=None, help="Inference threads (default: all CPUs).")
+@click.option("--data-root", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Folder whose scenes POST /jobs {\"path\": ...} may name (nothing outside it).")
+@click.option("--jobs-dir", type=click.Path(file_okay=False), default="lulc-edge-jobs",
+              show_default=True, help="Where jobs keep their state, maps and pictures.")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=500,
+              show_default=True, help="Larger uploads get 413.")
+@click.option("--token", envvar="LULC_EDGE_TOKEN", default=None,
+              help="Require 'Authorization: Bearer TOKEN' (also from LULC_EDGE_TOKEN).")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without --token.")
+@click.option("--queue", "queue_size", type=click.IntRange(1), default=8, show_default=True,
+              help="Jobs waiting at most; more get 429.")
+@click.option("--cors", default=None, metavar="ORIGIN",
+              help="Allow this browser origin (default: no CORS headers).")
+@click.option("--size", type=click.IntRange(16), default=2048, show_default=True,
+              help="Longest side of the pictures in px.")
+def serve(host: str, port: int, model: str | None, device: str, precision: str,
+          threads: int | None, data_root: str | None, jobs_dir: str, max_upload_mb: float,
+          token: str | None, insecure: bool, queue_size: int, cors: str | None,
+          size: int) -> None:
+    """Serve the model over HTTP: the original app's /health and /predict, jobs, a web page.
+
+    \b
+    curl -F file=@scene.tif http://127.0.0.1:5000/predict
+    curl -F file=@scene.tif http://127.0.0.1:5000/jobs        # then GET /jobs/ID
+    Needs the serve extra: pip install 'lulc-edge[serve]'.
+    """
+    try:
+        import uvicorn
+
+        from .serve import ServeOptions, create_app, is_loopback
+    except ImportError as exc:
+        _fail(f"serve needs the serve extra ({exc.name} missing): pip install 'lulc-edge[serve]'")
+    if not is_loopback(host) and not token and not insecure:
+        _fail(f"--host {host} is not a loopback address: give --token (clients send "
+              "'Authorization: Bearer TOKEN'), or --insecure to serve without one")
+    try:
+        Path(jobs_dir).mkdir(parents=True, exist_ok=True)
+        engine = Engine(model, EngineOptions(device=device, precision=precision, threads=threads))
+        app = create_app(engine, ServeOptions(
+            jobs_dir=Path(jobs_dir), data_root=Path(data_root) if data_root else None,
+            max_upload_mb=max_upload_mb, token=token, queue=queue_size, cors=cors, size=size))
+    except (LulcEdgeError, OSError) as exc:
+        _fail(str(exc))
+    click.echo(f"lulc-edge: serving {engine.contract.path} ({engine.device} {engine.precision}) "
+               f"on http://{host}:{port}/", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
