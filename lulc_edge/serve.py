@@ -258,7 +258,8 @@ class Service:
                 res = segment_file(src, out, engine=self.engine, options=run,
                                    source_options=src_opts, on_tile=tick)
             write_previews(out, src, size=self.opts.size, qml=True)
-            doc.update(status="done", progress=1.0, **_result_doc(res))
+            doc.update(status="done", progress=1.0, demo_weights=self.engine.contract.demo,
+                       **_result_doc(res))
         except (LulcEdgeError, RasterioError, OSError, ValueError) as exc:
             doc.update(status="failed", error=_public(exc, src, doc["input"]))
         except Exception as exc:  # noqa: BLE001 - reported in the job, the worker goes on
@@ -298,6 +299,14 @@ class Service:
     # ------------------------------------------------------------------ requests
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def info(self, request: Request) -> Response:
+        """The model being served; the page shows its weights' provenance (DEMO or not)."""
+        c = self.engine.contract
+        return JSONResponse({"model": Path(c.path).name, "sha256": c.sha256,
+                             "demo_weights": c.demo, "trained_on": c.trained_on,
+                             "device": self.engine.device, "precision": self.engine.precision,
+                             "classes": [vars(k) for k in (*c.classes, c.nodata)]})
 
     async def index(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html")
@@ -477,6 +486,7 @@ def create_app(engine: Engine, options: ServeOptions) -> Starlette:
     routes = [
         Route("/", svc.index),
         Route("/health", svc.health),
+        Route("/info", svc.info),
         Route("/predict", svc.predict, methods=["POST"]),
         Route("/jobs", svc.create_job, methods=["POST"]),
         Route("/jobs", svc.list_jobs, methods=["GET"]),

@@ -117,3 +117,8 @@ api("/data").then((d) => {
   for (const s of d.scenes) $("scenes").appendChild(new Option(s, s));
   $("server-pick").hidden = false;
 }).catch(() => {});
+
+api("/info").then((m) => {
+  $("model").textContent = m.model + " (" + m.device + " " + m.precision + ")";
+  $("demo").hidden = !m.demo_weights;
+}).catch(() => {});
