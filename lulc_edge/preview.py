@@ -31,6 +31,10 @@ DEFAULT_SIZE = 2048
 REGION_SIZE = 512
 #: True-colour bands, red first.
 RGB_BANDS = ("B4", "B3", "B2")
+#: GDAL block cache while drawing (bytes): a decimated read of a file without overviews
+#: touches every block once, so caching them gains nothing and would hold GDAL's default 5 %
+#: of RAM.
+PREVIEW_CACHE_BYTES = 64 * 2**20
 
 
 def _pil():  # noqa: ANN202 - the PIL modules
@@ -306,6 +310,13 @@ def pictures(map_path: str | os.PathLike, scene: str | os.PathLike | None = None
     """Read a map (and its scene, by default the one its tags name) and draw the pictures."""
     if size < 16:
         raise InputError(f"--size {size}: must be at least 16 px")
+    env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": PREVIEW_CACHE_BYTES}
+    with rasterio.Env(**env):
+        return _pictures(map_path, scene, size)
+
+
+def _pictures(map_path: str | os.PathLike, scene: str | os.PathLike | None,
+              size: int) -> tuple[MapView, dict[str, object]]:
     view = read_map(map_path, size)
     if scene is None and view.source_input is not None:
         scene = view.source_input
