@@ -206,7 +206,7 @@ class Service:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.root = options.data_root.resolve(strict=True) if options.data_root else None
         self.infer = threading.Lock()   # one inference at a time on the engine
-        self.state = threading.Lock()   # guards self.jobs
+        self.state = threading.RLock()  # guards self.jobs and the job documents
         self.jobs: dict[str, dict[str, Any]] = {}
         self.waiting: queue.Queue[str] = queue.Queue()
         self.predicting = 0
@@ -229,7 +229,9 @@ class Service:
         return docs
 
     def _save(self, doc: dict[str, Any]) -> None:
-        write_text_atomic(self.jobs_dir / doc["id"] / "job.json", json.dumps(doc, indent=1))
+        with self.state:
+            text = json.dumps(doc, indent=1)
+        write_text_atomic(self.jobs_dir / doc["id"] / "job.json", text)
 
     def _work(self) -> None:
         while True:
@@ -258,15 +260,17 @@ class Service:
                 res = segment_file(src, out, engine=self.engine, options=run,
                                    source_options=src_opts, on_tile=tick)
             write_previews(out, src, size=self.opts.size, qml=True)
-            doc.update(status="done", progress=1.0, demo_weights=self.engine.contract.demo,
-                       **_result_doc(res))
+            end = {"status": "done", "progress": 1.0, "demo_weights": self.engine.contract.demo,
+                   **_result_doc(res)}
         except (LulcEdgeError, RasterioError, OSError, ValueError) as exc:
-            doc.update(status="failed", error=_public(exc, src, doc["input"]))
+            end = {"status": "failed", "error": _public(exc, src, doc["input"])}
         except Exception as exc:  # noqa: BLE001 - reported in the job, the worker goes on
-            doc.update(status="failed", error=f"internal error: {_public(exc, src, doc['input'])}")
-        doc["finished"] = time.time()
+            end = {"status": "failed",
+                   "error": f"internal error: {_public(exc, src, doc['input'])}"}
         if doc.get("upload"):
             src.unlink(missing_ok=True)
+        with self.state:  # readers copy a job under this lock
+            doc.update(end, finished=time.time())
         self._save(doc)
 
     def submit(self, doc: dict[str, Any]) -> dict[str, Any]:
@@ -415,6 +419,7 @@ class Service:
         jid = request.path_params["job"]
         with self.state:
             doc = self.jobs.get(jid) if _JOB_ID.match(jid) else None
+            doc = dict(doc) if doc is not None else None
         if doc is None:
             raise ApiError(404, f"no job {jid}")
         return doc
@@ -439,7 +444,8 @@ class Service:
 
     async def list_jobs(self, request: Request) -> Response:
         with self.state:
-            docs = sorted(self.jobs.values(), key=lambda d: d["created"], reverse=True)[:RECENT]
+            docs = [dict(d) for d in sorted(self.jobs.values(), key=lambda d: d["created"],
+                                            reverse=True)[:RECENT]]
         return JSONResponse({"jobs": [self.public(d) for d in docs]})
 
     async def data(self, request: Request) -> Response:
