@@ -73,8 +73,16 @@ def test_page_maps_an_uploaded_scene(tmp_path, browser):
         assert browser.title == "lulc-edge"
         WebDriverWait(browser, 30, 0.1).until(lambda d: _shown(d, "demo"))
         assert "DEMO WEIGHTS" in browser.find_element(By.ID, "demo").text
-        # the real upload: the page's file input (a drop hands the page the same File)
-        browser.find_element(By.ID, "file").send_keys(str(EXAMPLE))
+        # drop the scene on the page: a real File (read by Chromium from disk through a file
+        # input the test adds) in a DragEvent's DataTransfer, as a desktop drag delivers it
+        browser.execute_script("const i = document.createElement('input'); i.type = 'file';"
+                               "i.id = 'test-file'; document.body.appendChild(i);")
+        browser.find_element(By.ID, "test-file").send_keys(str(EXAMPLE))
+        browser.execute_script(
+            "const dt = new DataTransfer();"
+            "dt.items.add(document.getElementById('test-file').files[0]);"
+            "document.getElementById('drop').dispatchEvent(new DragEvent('drop',"
+            "{dataTransfer: dt, bubbles: true, cancelable: true}));")
         job = None
         for _ in range(1200):  # the page polls the job API: progress is the job's own
             jobs = server.get("/jobs").json()["jobs"]
@@ -95,6 +103,10 @@ def test_page_maps_an_uploaded_scene(tmp_path, browser):
         browser.find_element(By.ID, "run-path").click()
         WebDriverWait(browser, 30, 0.1).until(lambda d: not _shown(d, "result"))
         _check_result(browser, done["class_percent"])
-        assert len(server.get("/jobs").json()["jobs"]) == 2
+        # and the page's own file picker
+        browser.find_element(By.ID, "file").send_keys(str(EXAMPLE))
+        WebDriverWait(browser, 30, 0.1).until(lambda d: not _shown(d, "result"))
+        _check_result(browser, done["class_percent"])
+        assert len(server.get("/jobs").json()["jobs"]) == 3
     finally:
         server.stop()
