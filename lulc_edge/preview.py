@@ -21,8 +21,9 @@ from rasterio.windows import Window
 
 from .contract import ClassInfo
 from .errors import InputError, LulcEdgeError, OutputError, one_line
+from .pipeline import _hectares as area_hectares
 from .products import find_band_files
-from .raster import qml_style, write_text_atomic
+from .raster import Grid, qml_style, write_text_atomic
 from .sources import SourceOptions, open_source
 
 #: The pictures, in the order they are written: NAME.<kind>.png.
@@ -100,12 +101,7 @@ def read_map(path: str | os.PathLike, size: int = DEFAULT_SIZE) -> MapView:
         for _, win in ds.block_windows(1):
             counts += np.bincount(ds.read(1, window=win).ravel(), minlength=256)
         pixels = {c.name: int(counts[c.value]) for c in legend}
-        hectares = None
-        if ds.crs is not None and ds.crs.is_projected:
-            unit = ds.crs.linear_units_factor[1]
-            t = ds.transform
-            px_ha = abs(t.a * t.e - t.b * t.d) * unit * unit / 1e4
-            hectares = {k: round(v * px_ha, 4) for k, v in pixels.items()}
+        hectares = area_hectares(pixels, Grid(ds.width, ds.height, ds.crs, ds.transform))
         return MapView(classes, conf, legend, nodata, pixels, hectares,
                        tags.get("LULC_EDGE_SOURCE_INPUT"))
 
