@@ -136,10 +136,12 @@ def make_scene(path: Path, size: int, seed: int = 11) -> Path:
     return path
 
 
-def run_json_child(args: list[str], timeout: float = 3600) -> dict[str, Any]:
-    """Run this script in a fresh interpreter; its last stdout line is a JSON report."""
+def run_json_child(args: list[str], timeout: float = 3600,
+                   script: str | Path | None = None) -> dict[str, Any]:
+    """Run this script (or ``script``) in a fresh interpreter; its last stdout line is a JSON
+    report."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args],
+    proc = subprocess.run([sys.executable, str(Path(script or __file__).resolve()), *args],
                           capture_output=True, text=True, timeout=timeout, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:

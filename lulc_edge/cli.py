@@ -38,7 +38,15 @@ from .engine import (
     load_contract,
 )
 from .errors import LulcEdgeError, LulcEdgeWarning
-from .pipeline import DEFAULT_BATCH, DEFAULT_TILE, MODES, RunOptions, RunResult, segment_file
+from .pipeline import (
+    DEFAULT_BATCH,
+    DEFAULT_TILE,
+    MODES,
+    RunOptions,
+    RunResult,
+    default_output,
+    segment_file,
+)
 from .sources import SourceOptions, check_input
 
 
@@ -148,13 +156,15 @@ def main() -> None:
                    f"Also from {SCHEDULER_ENV}.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary table.")
+@click.option("--preview", is_flag=True,
+              help="Also write the pictures of each map (see lulc-edge preview).")
 def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: str,
         tile: int | None, batch: int | None, device: str, precision: str,
         min_agreement: float, threads: int | None,
         confidence: bool, probs: bool, cog: bool, bands_map: str | None,
         boa_offset: int | None, scl_fill: int | None, resampling: str, overwrite: bool,
         resume: bool, out_dir: str | None, from_list: str | None, workers: int,
-        scheduler: str | None, as_json: bool, quiet: bool) -> None:
+        scheduler: str | None, as_json: bool, quiet: bool, preview: bool = False) -> None:
     """Map Sentinel-2 scenes to georeferenced land-cover class maps.
 
     SCENE is a 13-band GeoTIFF (bands B1..B9, B8A, SCL, B11, B12 in the model's order, or
@@ -187,6 +197,8 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
             or scheduler is not None
         if not batch_mode:
             _run_one(items[0], output, model, engine_options, options, src_opts, as_json, quiet)
+            if preview:
+                _write_preview(output or default_output(Path(items[0])), items[0], quiet)
             return
         jobs = plan_jobs(items, out_dir, output)
         t0 = time.perf_counter()
@@ -196,6 +208,8 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
                 click.echo(f"lulc-edge: error: {rep.error}", err=True)
             elif not quiet and not as_json:
                 click.echo(f"{rep.status:<8}{rep.output}", err=True)
+            if preview and rep.status == "done":
+                _write_preview(rep.output, rep.input, quiet or as_json, fatal=False)
 
         if scheduler:
             reports = run_dask(jobs, scheduler, model, engine_options, options, src_opts,
@@ -301,6 +315,108 @@ def info(model: str | None, as_json: bool, min_agreement: float) -> None:
         agree = f"{cand['agreement']:.4f}" if cand["agreement"] is not None else "  -   "
         click.echo(f"  {cand['device'] + '/' + cand['precision']:<20}{mps}  agreement {agree}  "
                    f"{cand['status']}{': ' + cand['note'][:72] if cand['note'] else ''}")
+
+
+def _write_preview(map_path: str | Path, scene: str | None, quiet: bool,
+                   out_dir: str | None = None, size: int = 2048, fatal: bool = True,
+                   qml: bool = False) -> None:
+    """Write a map's pictures; an error is one line (and exit 1 unless ``fatal`` is False)."""
+    from .preview import write_previews
+
+    try:
+        paths = write_previews(map_path, scene, out_dir, size, qml)
+    except LulcEdgeError as exc:
+        if fatal:
+            _fail(str(exc))
+        click.echo(f"lulc-edge: error: {exc}", err=True)
+        return
+    if not quiet:
+        for p in paths.values():
+            click.echo(f"wrote   {p}", err=True)
+
+
+@main.command()
+@click.argument("map_path", metavar="MAP", type=click.Path(dir_okay=False))
+@click.option("--scene", default=None,
+              help="The scene the map was made from (default: the map's LULC_EDGE_SOURCE_INPUT).")
+@click.option("-o", "--out-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the pictures (default: beside the map).")
+@click.option("--size", type=click.IntRange(16), default=2048, show_default=True,
+              help="Longest side of the pictures in px (decimated reads).")
+@click.option("--qml", is_flag=True, help="Also write the QGIS style NAME.qml beside the map.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not list the files written.")
+def preview(map_path: str, scene: str | None, out_dir: str | None, size: int, qml: bool,
+            quiet: bool) -> None:
+    """Pictures of a class map: NAME.mask.png, .overlay.png, .annotated.png, .stats.png.
+
+    \b
+    mask       class colours, nodata black, legend with names and %
+    overlay    true colour (B4/B3/B2, 2-98 % stretch), classes blended at 50 %, legend
+    annotated  true colour, each class labelled at its largest region (mean confidence
+               when the map has a confidence band)
+    stats      bars of class areas in % and ha
+    """
+    if not Path(map_path).is_file():
+        _fail(f"{map_path}: no such file")
+    _write_preview(map_path, scene, quiet, out_dir, size, qml=qml)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs --token (or --insecure).")
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True)
+@click.option("--model", type=click.Path(dir_okay=False), help="ONNX model (default: bundled).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Backend, as for run.")
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto",
+              show_default=True, help="Precision, as for run.")
+@click.option("--threads", type=int, default=None, help="Inference threads (default: all CPUs).")
+@click.option("--data-root", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Folder whose scenes POST /jobs {\"path\": ...} may name (nothing outside it).")
+@click.option("--jobs-dir", type=click.Path(file_okay=False), default="lulc-edge-jobs",
+              show_default=True, help="Where jobs keep their state, maps and pictures.")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=500,
+              show_default=True, help="Larger uploads get 413.")
+@click.option("--token", envvar="LULC_EDGE_TOKEN", default=None,
+              help="Require 'Authorization: Bearer TOKEN' (also from LULC_EDGE_TOKEN).")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without --token.")
+@click.option("--queue", "queue_size", type=click.IntRange(1), default=8, show_default=True,
+              help="Jobs waiting at most; more get 429.")
+@click.option("--cors", default=None, metavar="ORIGIN",
+              help="Allow this browser origin (default: no CORS headers).")
+@click.option("--size", type=click.IntRange(16), default=2048, show_default=True,
+              help="Longest side of the pictures in px.")
+def serve(host: str, port: int, model: str | None, device: str, precision: str,
+          threads: int | None, data_root: str | None, jobs_dir: str, max_upload_mb: float,
+          token: str | None, insecure: bool, queue_size: int, cors: str | None,
+          size: int) -> None:
+    """Serve the model over HTTP: the original app's /health and /predict, jobs, a web page.
+
+    \b
+    curl -F file=@scene.tif http://127.0.0.1:5000/predict
+    curl -F file=@scene.tif http://127.0.0.1:5000/jobs        # then GET /jobs/ID
+    Needs the serve extra: pip install 'lulc-edge[serve]'.
+    """
+    try:
+        import uvicorn
+
+        from .serve import ServeOptions, create_app, is_loopback
+    except ImportError as exc:
+        _fail(f"serve needs the serve extra ({exc.name} missing): pip install 'lulc-edge[serve]'")
+    if not is_loopback(host) and not token and not insecure:
+        _fail(f"--host {host} is not a loopback address: give --token (clients send "
+              "'Authorization: Bearer TOKEN'), or --insecure to serve without one")
+    try:
+        Path(jobs_dir).mkdir(parents=True, exist_ok=True)
+        engine = Engine(model, EngineOptions(device=device, precision=precision, threads=threads))
+        app = create_app(engine, ServeOptions(
+            jobs_dir=Path(jobs_dir), data_root=Path(data_root) if data_root else None,
+            max_upload_mb=max_upload_mb, token=token, queue=queue_size, cors=cors, size=size))
+    except (LulcEdgeError, OSError) as exc:
+        _fail(str(exc))
+    click.echo(f"lulc-edge: serving {engine.contract.path} ({engine.device} {engine.precision}) "
+               f"on http://{host}:{port}/", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import numpy as np
 import rasterio
 import rasterio.shutil
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from .contract import Contract
+from .contract import ClassInfo, Contract
 from .errors import OutputError
 
 #: Output GeoTIFF block size; multiple of 16 as GeoTIFF requires.
@@ -121,6 +124,7 @@ class OutputWriter:
         """Tag, close, optionally convert to COG, and move into place."""
         self.ds.update_tags(**class_tags(self.contract), **tags)
         self.ds.update_tags(**{COMPLETE_TAG: "1"})
+        add_overviews(self.ds, self.pds)
         self.ds.close()
         if self.pds is not None:
             self.pds.update_tags(**tags)
@@ -137,6 +141,7 @@ class OutputWriter:
                 tmp.unlink()
                 tmp = cog_tmp
             os.replace(tmp, final)
+        write_pam(self.final, self.contract)
 
     def close(self) -> None:
         """Close without finishing (keeps the partial files, e.g. for --resume)."""
@@ -150,6 +155,75 @@ class OutputWriter:
         for p in (self.tmp, self.probs_tmp):
             if p is not None and p.exists():
                 p.unlink()
+
+
+def overview_factors(width: int, height: int, smallest: int = BLOCK) -> list[int]:
+    """Overview levels 2, 4, 8... until the longest side fits in ``smallest`` pixels."""
+    out, f = [], 2
+    while max(width, height) / (f // 2) > smallest:
+        out.append(f)
+        f *= 2
+    return out
+
+
+def add_overviews(*datasets: Any) -> None:
+    """Internal overviews (nearest: class values must stay class values) on datasets open for
+    writing (None skipped), so QGIS and web viewers open a full tile at once; the COG copy
+    reuses them."""
+    for ds in datasets:
+        factors = overview_factors(ds.width, ds.height) if ds is not None else []
+        if factors:
+            ds.build_overviews(factors, Resampling.nearest)
+            ds.update_tags(ns="rio_overview", resampling="nearest")
+
+
+def pam_xml(contract: Contract) -> str:
+    """GDAL PAM (.aux.xml) text naming the classes of band 1: category names and a thematic
+    raster attribute table (value, name, colour) that GDAL and QGIS read back."""
+    names = {c.value: c.name for c in (*contract.classes, contract.nodata)}
+    cats = "".join(f"<Category>{escape(names.get(v, ''))}</Category>" if v in names
+                   else "<Category />" for v in range(max(names) + 1))
+    fields = [("Value", 0, 5), ("Class_Name", 2, 2), ("Red", 0, 6), ("Green", 0, 7),
+              ("Blue", 0, 8)]
+    defs = "".join(f'<FieldDefn index="{i}"><Name>{n}</Name><Type>{t}</Type>'
+                   f"<Usage>{u}</Usage></FieldDefn>" for i, (n, t, u) in enumerate(fields))
+    rows = "".join(
+        f'<Row index="{i}"><F>{c.value}</F><F>{escape(c.name)}</F>'
+        + "".join(f"<F>{v}</F>" for v in c.rgb) + "</Row>"
+        for i, c in enumerate((*contract.classes, contract.nodata)))
+    return ('<PAMDataset>\n  <PAMRasterBand band="1">\n'
+            f"    <CategoryNames>{cats}</CategoryNames>\n"
+            f'    <GDALRasterAttributeTable tableType="thematic">{defs}{rows}'
+            "</GDALRasterAttributeTable>\n  </PAMRasterBand>\n</PAMDataset>\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a small text file through a hidden temporary name; OutputError on failure."""
+    tmp = partial_path(path, ".partial")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def write_pam(final: Path, contract: Contract) -> None:
+    """Write ``final.aux.xml``: GeoTIFF has no tag for category names, GDAL keeps them in this
+    sidecar (as GDAL's own SetCategoryNames would)."""
+    write_text_atomic(final.with_name(final.name + ".aux.xml"), pam_xml(contract))
+
+
+def qml_style(classes: Sequence[ClassInfo]) -> str:
+    """A QGIS layer style (paletted renderer with the class names and colours)."""
+    entries = "".join(
+        f'<paletteEntry value="{c.value}" color="{c.color}" alpha="255" '
+        f'label="{escape(c.name, {chr(34): "&quot;"})}"/>' for c in classes)
+    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+            '<qgis version="3.28" styleCategories="Symbology">\n  <pipe>\n'
+            '    <rasterrenderer type="paletted" band="1" opacity="1" nodataColor="">\n'
+            f"      <colorPalette>{entries}</colorPalette>\n"
+            "    </rasterrenderer>\n  </pipe>\n</qgis>\n")
 
 
 def probs_path(final: Path) -> Path:

@@ -46,7 +46,8 @@ def test_batch_maps_each_input_and_reports_failures(three_scenes, tmp_path):
         assert r["status"] == "done" and r["pixels"] > 0 and r["class_hectares"]
         assert (out / f"{p.stem}.lulc.tif").exists()
     assert "corrupt.tif" in proc.stderr and "Traceback" not in proc.stderr
-    assert sorted(x.name for x in out.iterdir()) == [f"s{i}.lulc.tif" for i in range(3)]
+    assert sorted(x.name for x in out.iterdir()) == sorted(
+        f"s{i}.lulc.tif{ext}" for i in range(3) for ext in ("", ".aux.xml"))
 
 
 def test_batch_is_idempotent_and_judges_completeness_by_the_tag(three_scenes, tmp_path):

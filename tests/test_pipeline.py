@@ -139,7 +139,7 @@ def test_cog_output(engine, make_scene, tmp_path):
         assert o.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert o.colormap(1)[3][:3] == (0, 0x80, 0)
         assert o.tags()[COMPLETE_TAG] == "1"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cog.tif", "scene.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cog.tif", "cog.tif.aux.xml", "scene.tif"]
 
 
 def test_file_nodata_value_becomes_class_255(engine, tmp_path):

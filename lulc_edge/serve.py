@@ -1,0 +1,519 @@
+"""lulc_edge.serve: ``lulc-edge serve``, an ASGI app (Starlette on uvicorn) over the Python API.
+
+* ``GET /health``, ``POST /predict``: a drop-in for the original app's Flask model server
+  (multipart field ``file``; base64 PNGs and class percentages).
+* ``/jobs``: scenes too big for one request, uploaded or named under ``--data-root``; one job
+  infers at a time, in order; state is kept in the jobs folder, so a restarted service resumes
+  a job from its journal.
+* ``/``: a web page (assets in the package, no CDN).
+
+Every map is made by :func:`lulc_edge.segment_file` on the one loaded :class:`Engine`, and the
+pictures are drawn from the written map by :mod:`lulc_edge.preview`: no second inference path.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import ipaddress
+import json
+import os
+import queue
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rasterio.errors import RasterioError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .engine import Engine
+from .errors import InputError, LulcEdgeError, one_line
+from .pipeline import MODES, RunOptions, RunResult, segment_file
+from .preview import DEFAULT_SIZE, KINDS, pictures, png_bytes, write_previews
+from .raster import is_complete, write_text_atomic
+from .sources import SourceOptions
+
+STATIC = Path(__file__).parent / "static"
+#: Options a job may carry (``run``'s, by their Python names) and their types.
+JOB_OPTIONS: dict[str, type] = {
+    "mode": str, "tile": int, "batch": int, "confidence": bool, "probs": bool, "cog": bool,
+    "scl_fill": int, "boa_offset": int, "resampling": str,
+}
+RESAMPLINGS = ("bilinear", "nearest", "cubic", "average")
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_CHUNK = 1 << 20
+#: How many finished jobs ``GET /jobs`` lists.
+RECENT = 50
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How the service runs (the CLI's options)."""
+
+    jobs_dir: Path
+    data_root: Path | None = None
+    max_upload_mb: float = 500.0
+    token: str | None = None
+    queue: int = 8
+    cors: str | None = None
+    size: int = DEFAULT_SIZE
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class TooLarge(Exception):
+    """The request body exceeds --max-upload-mb."""
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": message}`` with an HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class BodyLimit:
+    """ASGI middleware: 413 when Content-Length, or the bytes actually received, pass the limit."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await _too_large(self.limit)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise TooLarge
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"error": f"upload larger than --max-upload-mb "
+                                  f"({limit / 2**20:g} MB)"}, status_code=413)
+
+
+class TokenGuard:
+    """ASGI middleware: with a token, every path except /health and the page's own files needs
+    ``Authorization: Bearer TOKEN`` (the page sends the token it is given in its URL #token=)."""
+
+    OPEN = ("/", "/health", "/favicon.ico")
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app, self.token = app, token.encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and scope.get("method") != "OPTIONS" \
+                and path not in self.OPEN and not path.startswith("/static/"):
+            auth = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(auth, b"Bearer " + self.token):
+                await JSONResponse({"error": "missing or wrong token (Authorization: Bearer "
+                                             "TOKEN)"}, status_code=401)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(v)
+
+
+def parse_options(fields: dict[str, Any]) -> dict[str, Any]:
+    """A job's run options from JSON or form fields, checked; ApiError(400) names the bad one."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        kind = JOB_OPTIONS.get(key)
+        if kind is None:
+            raise ApiError(400, f"unknown option {key!r} (known: {', '.join(JOB_OPTIONS)})")
+        if value is None or value == "":
+            continue
+        try:
+            out[key] = _bool(value) if kind is bool else kind(value)
+            if kind is int and isinstance(value, float) and value != int(value):
+                raise ValueError(value)
+        except (TypeError, ValueError):
+            raise ApiError(400, f"option {key}: expected {kind.__name__}, got {value!r}") from None
+    if out.get("mode", "seamless") not in MODES:
+        raise ApiError(400, f"option mode: one of {', '.join(MODES)}")
+    if out.get("resampling", "bilinear") not in RESAMPLINGS:
+        raise ApiError(400, f"option resampling: one of {', '.join(RESAMPLINGS)}")
+    return out
+
+
+def _run_options(opts: dict[str, Any]) -> tuple[RunOptions, SourceOptions]:
+    run = {k: opts[k] for k in ("mode", "tile", "batch", "probs", "cog") if k in opts}
+    src = {k: opts[k] for k in ("scl_fill", "boa_offset", "resampling") if k in opts}
+    return (RunOptions(confidence=opts.get("confidence", True), overwrite=True, resume=True,
+                       progress=False, **run), SourceOptions(**src))
+
+
+def class_percent(res_pixels: dict[str, int]) -> dict[str, float]:
+    """Percent of all pixels per class (nodata included), 2 decimals, as the original app."""
+    total = max(sum(res_pixels.values()), 1)
+    return {k: round(100.0 * v / total, 2) for k, v in res_pixels.items()}
+
+
+class Service:
+    """The loaded engine, the job queue and its worker, and the request handlers."""
+
+    def __init__(self, engine: Engine, options: ServeOptions) -> None:
+        self.engine, self.opts = engine, options
+        self.jobs_dir = options.jobs_dir.resolve()
+        self.tmp_dir = self.jobs_dir / ".uploads"
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)  # a killed server's request uploads
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.root = options.data_root.resolve(strict=True) if options.data_root else None
+        self.infer = threading.Lock()   # one inference at a time on the engine
+        self.state = threading.RLock()  # guards self.jobs and the job documents
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.waiting: queue.Queue[str] = queue.Queue()
+        self.predicting = 0
+        for doc in sorted(self._stored(), key=lambda d: d["created"]):
+            self.jobs[doc["id"]] = doc
+            if doc["status"] in ("queued", "running"):  # interrupted: resume, in order
+                self.waiting.put(doc["id"])
+        threading.Thread(target=self._work, name="lulc-edge-jobs", daemon=True).start()
+
+    # ------------------------------------------------------------------ jobs on disk
+    def _stored(self) -> list[dict[str, Any]]:
+        docs = []
+        for f in self.jobs_dir.glob("*/job.json"):
+            try:
+                doc = json.loads(f.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if _JOB_ID.match(str(doc.get("id", ""))) and f.parent.name == doc["id"]:
+                docs.append(doc)
+        return docs
+
+    def _save(self, doc: dict[str, Any]) -> None:
+        with self.state:
+            text = json.dumps(doc, indent=1)
+        write_text_atomic(self.jobs_dir / doc["id"] / "job.json", text)
+
+    def _work(self) -> None:
+        while True:
+            jid = self.waiting.get()
+            with self.state:
+                doc = self.jobs[jid]
+                doc.update(status="running", started=time.time(), progress=0.0)
+            self._save(doc)
+            self._run_job(doc)
+
+    def _run_job(self, doc: dict[str, Any]) -> None:
+        folder = self.jobs_dir / doc["id"]
+        src = Path(doc["source"])
+        out = folder / "map.tif"
+        run, src_opts = _run_options(doc["options"])
+        done_px = 0
+        total = max(int(doc.get("pixels") or 0), 1)
+
+        def tick(_: int, px: int) -> None:
+            nonlocal done_px
+            done_px += px
+            doc["progress"] = round(min(done_px / total, 0.999), 4)
+
+        try:
+            with self.infer:
+                res = segment_file(src, out, engine=self.engine, options=run,
+                                   source_options=src_opts, on_tile=tick)
+            write_previews(out, src, size=self.opts.size, qml=True)
+            end = {"status": "done", "progress": 1.0, "demo_weights": self.engine.contract.demo,
+                   **_result_doc(res)}
+        except (LulcEdgeError, RasterioError, OSError, ValueError) as exc:
+            end = {"status": "failed", "error": _public(exc, src, doc["input"])}
+        except Exception as exc:  # noqa: BLE001 - reported in the job, the worker goes on
+            end = {"status": "failed",
+                   "error": f"internal error: {_public(exc, src, doc['input'])}"}
+        if doc.get("upload"):
+            src.unlink(missing_ok=True)
+        with self.state:  # readers copy a job under this lock
+            doc.update(end, finished=time.time())
+        self._save(doc)
+
+    def submit(self, doc: dict[str, Any]) -> dict[str, Any]:
+        with self.state:
+            self._check_room()
+            self.jobs[doc["id"]] = doc
+            self._save(doc)
+            self.waiting.put(doc["id"])
+        return doc
+
+    def _check_room(self) -> None:
+        queued = sum(1 for d in self.jobs.values() if d["status"] == "queued")
+        if queued >= self.opts.queue:
+            raise ApiError(429, f"queue full ({queued} jobs waiting, --queue "
+                                f"{self.opts.queue}); retry later")
+
+    def new_job(self, input_label: str, source: Path, options: dict[str, Any], upload: bool,
+                jid: str) -> dict[str, Any]:
+        from .sources import open_source
+
+        try:  # the size for progress; a bad scene is refused now, as the CLI does
+            with open_source(source, options=_run_options(options)[1]) as s:
+                pixels = s.width * s.height
+        except LulcEdgeError as exc:
+            raise ApiError(400, _public(exc, source, input_label)) from None
+        return {"id": jid, "status": "queued", "created": time.time(), "input": input_label,
+                "source": str(source), "upload": upload, "options": options, "pixels": pixels,
+                "progress": 0.0, "error": None}
+
+    # ------------------------------------------------------------------ requests
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def info(self, request: Request) -> Response:
+        """The model being served; the page shows its weights' provenance (DEMO or not)."""
+        c = self.engine.contract
+        return JSONResponse({"model": Path(c.path).name, "sha256": c.sha256,
+                             "demo_weights": c.demo, "trained_on": c.trained_on,
+                             "device": self.engine.device, "precision": self.engine.precision,
+                             "classes": [vars(k) for k in (*c.classes, c.nodata)]})
+
+    async def index(self, request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    async def _upload(self, form: Any, folder: Path, name: str) -> tuple[Path, str]:
+        """Save the form's ``file`` under ``folder/name`` (never the client's filename)."""
+        f = form.get("file")
+        if not isinstance(f, UploadFile):
+            raise ApiError(400, "no file in the request (multipart field 'file' with a .tif)")
+        label = os.path.basename((f.filename or "").replace("\\", "/")) or "upload"
+        if not label.lower().endswith((".tif", ".tiff")):
+            raise ApiError(400, f"{label}: not a .tif (send a 13-band GeoTIFF)")
+        path = folder / name
+        with open(path, "wb") as dst:
+            while chunk := await f.read(_CHUNK):
+                dst.write(chunk)
+        return path, label
+
+    async def predict(self, request: Request) -> Response:
+        if self.predicting > self.opts.queue:
+            raise ApiError(429, f"busy ({self.predicting} requests in progress); retry later")
+        self.predicting += 1
+        work = Path(tempfile.mkdtemp(prefix="predict-", dir=self.tmp_dir))
+        try:
+            async with request.form(max_files=1, max_fields=16) as form:
+                src, label = await self._upload(form, work, "scene.tif")
+            return JSONResponse(await run_in_threadpool(self._predict, src, label))
+        finally:
+            self.predicting -= 1
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _predict(self, src: Path, label: str) -> dict[str, Any]:
+        out = src.with_name("map.tif")
+        try:
+            with self.infer:
+                res = segment_file(src, out, engine=self.engine,
+                                   options=RunOptions(confidence=True, progress=False))
+            _, pics = pictures(out, src, self.opts.size)
+        except (LulcEdgeError, RasterioError) as exc:
+            status = 400 if isinstance(exc, (InputError, RasterioError)) else 500
+            raise ApiError(status, _public(exc, src, label)) from None
+        b64 = {k: base64.b64encode(png_bytes(pics[k])).decode("ascii")
+               for k in ("mask", "overlay", "annotated")}
+        return {"segmentation_mask": b64["mask"], "overlay": b64["overlay"],
+                "annotated": b64["annotated"], "class_stats": class_percent(res.class_pixels)}
+
+    async def create_job(self, request: Request) -> Response:
+        with self.state:
+            self._check_room()
+        jid = uuid.uuid4().hex
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("application/json"):
+            try:
+                body = await request.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise ApiError(400, "body is not JSON") from None
+            if not isinstance(body, dict) or not isinstance(body.get("path"), str):
+                raise ApiError(400, 'expected {"path": "...", options...} or an upload')
+            path = body.pop("path")
+            options = parse_options(body)
+            source = self.under_root(path)
+            doc = await run_in_threadpool(self.new_job, path, source, options, False, jid)
+            (self.jobs_dir / jid).mkdir()
+        else:
+            folder = self.jobs_dir / jid
+            folder.mkdir()
+            try:
+                async with request.form(max_files=1, max_fields=32) as form:
+                    fields = {k: v for k, v in form.items() if k != "file"}
+                    options = parse_options({k: v for k, v in fields.items()
+                                             if isinstance(v, str)})
+                    source, label = await self._upload(form, folder, "input.tif")
+                doc = await run_in_threadpool(self.new_job, label, source, options, True, jid)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+        try:
+            self.submit(doc)
+        except ApiError:
+            shutil.rmtree(self.jobs_dir / jid, ignore_errors=True)
+            raise
+        return JSONResponse(self.public(doc), status_code=202)
+
+    def under_root(self, path: str) -> Path:
+        """A path under --data-root, symlinks resolved; ApiError unless it stays inside."""
+        if self.root is None:
+            raise ApiError(400, "this server has no --data-root: upload the scene instead")
+        p = Path(path)
+        try:
+            real = (p if p.is_absolute() else self.root / p).resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise ApiError(400, f"{path}: no such file or folder under the data root") from None
+        if not real.is_relative_to(self.root):
+            raise ApiError(403, f"{path}: outside the data root")
+        return real
+
+    def public(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """What a client sees of a job (no server paths)."""
+        out = {k: v for k, v in doc.items() if k not in ("source", "upload")}
+        if doc["status"] == "done":
+            base = f"/jobs/{doc['id']}/"
+            out["files"] = {"map": base + "map.tif", **{k: f"{base}{k}.png" for k in KINDS}}
+        return out
+
+    def _job(self, request: Request) -> dict[str, Any]:
+        jid = request.path_params["job"]
+        with self.state:
+            doc = self.jobs.get(jid) if _JOB_ID.match(jid) else None
+            doc = dict(doc) if doc is not None else None
+        if doc is None:
+            raise ApiError(404, f"no job {jid}")
+        return doc
+
+    async def job(self, request: Request) -> Response:
+        return JSONResponse(self.public(self._job(request)))
+
+    async def job_file(self, request: Request) -> Response:
+        doc = self._job(request)
+        name = request.path_params["name"]
+        files = {"map.tif": "map.tif", **{f"{k}.png": f"map.{k}.png" for k in KINDS}}
+        if name not in files:
+            raise ApiError(404, f"no file {name} (one of {', '.join(files)})")
+        if doc["status"] != "done":
+            raise ApiError(409, f"job {doc['id']} is {doc['status']}")
+        path = self.jobs_dir / doc["id"] / files[name]
+        if name == "map.tif" and not is_complete(path):
+            raise ApiError(404, "map missing")
+        media = "image/tiff" if name.endswith(".tif") else "image/png"
+        return FileResponse(path, media_type=media,
+                            filename=f"{Path(doc['input']).stem}.{name.replace('map.', 'lulc.')}")
+
+    async def list_jobs(self, request: Request) -> Response:
+        with self.state:
+            docs = [dict(d) for d in sorted(self.jobs.values(), key=lambda d: d["created"],
+                                            reverse=True)[:RECENT]]
+        return JSONResponse({"jobs": [self.public(d) for d in docs]})
+
+    async def data(self, request: Request) -> Response:
+        """Scenes under --data-root for the page's picker (files .tif/.zip/.vrt, .SAFE folders,
+        two levels deep, at most 500)."""
+        if self.root is None:
+            return JSONResponse({"root": None, "scenes": []})
+        found: list[str] = []
+        for dirpath, dirs, files in os.walk(self.root):
+            rel = Path(dirpath).relative_to(self.root)
+            for d in list(dirs):
+                if d.upper().endswith(".SAFE"):
+                    found.append(str(rel / d))
+                    dirs.remove(d)
+            found += [str(rel / f) for f in files
+                      if f.lower().endswith((".tif", ".tiff", ".zip", ".vrt", ".jp2"))
+                      and not f.startswith(".") and ".lulc." not in f]
+            dirs[:] = [d for d in dirs if not d.startswith(".")] if len(rel.parts) < 2 else []
+            if len(found) >= 500:
+                break
+        return JSONResponse({"root": self.root.name, "scenes": sorted(found)[:500]})
+
+
+def _result_doc(res: RunResult) -> dict[str, Any]:
+    return {"width": res.width, "height": res.height, "seconds": round(res.seconds, 3),
+            "device": res.device, "precision": res.precision, "mode": res.mode,
+            "tiles_total": res.tiles_total, "tiles_inferred": res.tiles_inferred,
+            "class_pixels": res.class_pixels, "class_hectares": res.class_hectares,
+            "class_percent": class_percent(res.class_pixels), "warnings": res.warnings}
+
+
+def _public(exc: BaseException, path: Path, label: str) -> str:
+    """An error's one line with the server-side path replaced by what the client sent."""
+    return one_line(exc).replace(str(path), label).replace(str(path.parent) + "/", "")
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(engine: Engine, options: ServeOptions) -> Starlette:
+    """The ASGI application of ``lulc-edge serve``."""
+    svc = Service(engine, options)
+    routes = [
+        Route("/", svc.index),
+        Route("/health", svc.health),
+        Route("/info", svc.info),
+        Route("/predict", svc.predict, methods=["POST"]),
+        Route("/jobs", svc.create_job, methods=["POST"]),
+        Route("/jobs", svc.list_jobs, methods=["GET"]),
+        Route("/jobs/{job}", svc.job),
+        Route("/jobs/{job}/{name}", svc.job_file),
+        Route("/data", svc.data),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    middleware = [Middleware(BodyLimit, limit=int(options.max_upload_mb * 2**20))]
+    if options.cors:
+        middleware.insert(0, Middleware(CORSMiddleware, allow_origins=[options.cors],
+                                        allow_methods=["GET", "POST"],
+                                        allow_headers=["Authorization", "Content-Type"]))
+    if options.token:
+        middleware.append(Middleware(TokenGuard, token=options.token))
+    handlers = {
+        ApiError: lambda req, exc: _error(exc.status, str(exc)),
+        TooLarge: lambda req, exc: _too_large(int(options.max_upload_mb * 2**20)),
+        HTTPException: lambda req, exc: _error(exc.status_code, str(exc.detail)),
+        Exception: lambda req, exc: _error(500, f"internal error: {one_line(exc)}"),
+    }
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+    app.state.service = svc
+    return app
