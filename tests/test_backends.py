@@ -273,7 +273,8 @@ def test_corrupt_or_foreign_cache_is_rebuilt(model_path, tmp_path, cache_dir):
         doc = json.loads(cache.read_text())
         assert doc["version"] == autotune.CACHE_VERSION and sel.key in doc["entries"]
     # another machine's entry (another key) is not used: this one measures its own
-    foreign = {"version": autotune.CACHE_VERSION, "entries": {"0" * 32: {"pairs": {"cpu/fp32": {"mps": 999.0}}}}}
+    foreign = {"version": autotune.CACHE_VERSION,
+               "entries": {"0" * 32: {"pairs": {"cpu/fp32": {"mps": 999.0}}}}}
     cache.write_text(json.dumps(foreign))
     sel = Engine(user, opts).selection
     assert not sel.cached and all(c.mps != 999.0 for c in sel.candidates)
