@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -69,9 +70,30 @@ def _showwarning(message: Any, category: type, filename: str, lineno: int,
         click.echo(f"lulc-edge: warning: {text}", err=True)
 
 
+def _hide_c_stderr() -> None:
+    """libtiff prints some errors (``_tiffWriteProc: No space left on device.``) straight to
+    file descriptor 2, past GDAL's and rasterio's handlers: point fd 2 at /dev/null and keep
+    Python's ``sys.stderr`` (our messages, progress, warnings) on a copy of the real one."""
+    try:
+        if sys.stderr.fileno() != 2:
+            return
+    except (AttributeError, OSError, ValueError):
+        return  # a captured stream (tests): nothing at the C level to hide
+    sys.stderr.flush()
+    real = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(real, "w", buffering=1, encoding=sys.stderr.encoding,
+                           errors="backslashreplace")
+
+
 def _setup_logging(verbose: int) -> None:
     """GDAL/libtiff messages reach Python logging through rasterio: hidden unless -v (then
-    warnings, -vv everything), one line each, so a failure says one thing on stderr."""
+    warnings, -vv everything), one line each, so a failure says one thing on stderr; what
+    libtiff prints by itself is hidden too unless -v."""
+    if not verbose:
+        _hide_c_stderr()
     handler: logging.Handler
     if verbose:
         handler = logging.StreamHandler(sys.stderr)
@@ -161,7 +183,6 @@ def main() -> None:
     lulc-edge info                        the bundled model, its provenance, the devices here
     """
     warnings.showwarning = _showwarning
-    _setup_logging(0)
 
 
 @main.command()

@@ -138,9 +138,14 @@ class Journal:
         os.fsync(self._f.fileno())
 
     def close(self) -> None:
+        """Close the file; a failing flush (disk full) is ignored: every record that counts was
+        fsynced by ``append``, and a torn last one is dropped on replay."""
         if self._f is not None:
-            self._f.close()
-            self._f = None
+            f, self._f = self._f, None
+            try:
+                f.close()
+            except OSError:
+                pass
 
     def remove(self) -> None:
         self.close()

@@ -241,6 +241,11 @@ def _prefetch(source: Source, groups: list[list[Tile]]) -> Iterator[tuple[list[T
             yield item
     finally:
         stop.set()
+        while th.is_alive():  # a consumer that stopped early (a write failed) frees the reader's
+            try:              # last put, which would block the join forever
+                q.get(timeout=0.1)
+            except queue.Empty:
+                pass
         th.join()
 
 
@@ -255,6 +260,10 @@ class _Writer:
         self.th.start()
 
     def _work(self) -> None:
+        with rasterio.Env():  # GDAL's error handler is per thread: route this one's to logging
+            self._drain()
+
+    def _drain(self) -> None:
         while (item := self.q.get()) is not None:
             if self.error is not None:
                 continue
