@@ -40,7 +40,16 @@ from .engine import (
     load_contract,
 )
 from .errors import LulcEdgeError
-from .pipeline import DEFAULT_BATCH, DEFAULT_TILE, MODES, RunOptions, RunResult, segment_file
+from .pipeline import (
+    DEFAULT_BATCH,
+    DEFAULT_TILE,
+    MODES,
+    RunOptions,
+    RunResult,
+    check_output,
+    default_output,
+    segment_file,
+)
 from .sources import SCL_MAX, SourceOptions, check_input
 
 #: Ranges of the numeric options, checked by click when the command line is parsed.
@@ -336,6 +345,8 @@ def _run_one(src: str, output: str | None, model: str | None, engine_options: En
              options: RunOptions, src_opts: SourceOptions, as_json: bool, quiet: bool) -> None:
     try:
         check_input(src)  # before loading and tuning a model
+        check_output(src, Path(output) if output else default_output(src), options.overwrite,
+                     options.probs)
         engine = Engine(model, engine_options)
         res = segment_file(src, output, engine=engine, options=options, source_options=src_opts)
     except KeyboardInterrupt:
