@@ -89,7 +89,7 @@ def test_resume_of_a_changed_input_starts_over_instead_of_mixing_scenes(make_sce
     os.replace(other, src)  # the input is now another scene on the same grid
 
     resumed = run_cli("run", src, "-o", out, "--tile", "64", "--resume", "--json", "-q")
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr
     doc = json.loads(resumed.stdout)
     assert doc["tiles_inferred"] == doc["tiles_total"] == 100  # started over
     assert any("changed since the interrupted run" in w and "starts over" in w
@@ -240,7 +240,7 @@ def test_scene_without_a_valid_pixel_warns_in_summary_and_json(tmp_path):
     for name, value, dtype in (("zero.tif", 0, "uint16"), ("nan.tif", np.nan, "float32")):
         src = write_stack(tmp_path / name, np.full((13, 40, 48), value, dtype))
         proc = run_cli("run", src, "--json")
-        assert proc.returncode == 0, proc.stderr
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
         doc = json.loads(proc.stdout)
         assert doc["class_pixels"]["Unclassified"] == 40 * 48
         assert any("no valid pixel" in w for w in doc["warnings"])
@@ -262,6 +262,7 @@ def test_values_beyond_sentinel2_range_are_refused_naming_band_and_value(tmp_pat
     neg[4, :8] = -500
     proc = run_cli("run", write_stack(tmp_path / "neg.tif", neg), "-q")
     assert proc.returncode == 0 and "B5" in proc.stderr and "negative" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert not (tmp_path / "u32.lulc.tif").exists()
 
 
@@ -299,7 +300,7 @@ def test_numeric_options_are_range_checked_at_parse_time(make_scene, tmp_path, a
 def test_legal_but_bad_values_warn(make_scene, tmp_path):
     src, _, _ = make_scene(64, 64)
     proc = run_cli("run", src, "--tile", "8", "--threads", "999", "-q")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "--tile 8" in proc.stderr and "halo" in proc.stderr and "x the pixels" in proc.stderr
     assert "--threads 999" in proc.stderr and "CPUs" in proc.stderr
     quiet = run_cli("run", src, "--overwrite", "-q")
@@ -397,6 +398,18 @@ def test_ctrl_c_names_the_scene_says_resume_and_exits_130(make_scene, tmp_path):
     doc = json.loads(resumed.stdout)
     assert 0 < doc["tiles_inferred"] < doc["tiles_total"]
     assert verify_output(out) is None and _hidden(tmp_path) == []
+
+
+def test_ctrl_c_in_a_batch_names_the_scene_and_exits_130(make_scene, tmp_path):
+    scenes = [make_scene(640, 640, seed=i, name=f"s{i}.tif")[0] for i in range(2)]
+    maps = tmp_path / "maps"
+    proc = _start(*scenes, "--out-dir", maps, "--tile", "32", "--threads", "1", "-q")
+    _wait_for_records(journal_path(maps / "s0.lulc.tif"), 3, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "s0.tif" in err and "0 of 2" in err and "--resume" in err and "Traceback" not in err
+    assert not (maps / "s0.lulc.tif").exists()
 
 
 def test_url_names_are_kept_and_out_dir_is_made_only_when_used(make_scene, tmp_path):
