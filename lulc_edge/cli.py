@@ -21,6 +21,7 @@ from .autotune import DEFAULT_MIN_AGREEMENT
 from .backends import PRECISION_CHOICES, cpu_info, versions
 from .batch import (
     SCHEDULER_ENV,
+    Job,
     JobReport,
     expand_inputs,
     plan_jobs,
@@ -291,7 +292,7 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
     src_opts = SourceOptions(bands=_parse_bands(bands_map), boa_offset=boa_offset,
                              scl_fill=scl_fill, resampling=resampling)
     reported: set[str] = set()
-    jobs: list = []
+    jobs: list[Job] = []
     try:
         items = expand_inputs(inputs, from_list)
         batch_mode = len(items) > 1 or out_dir is not None or from_list is not None \
