@@ -442,6 +442,10 @@ class OpenVINOBackend:
         self._static: OrderedDict[tuple[int, int], _Compiled] = OrderedDict()
         self._lock = threading.Lock()
         probe = self._get(self.PROBE_SHAPE)
+        # One inference before any concurrent use: two threads making openvino's first tensor
+        # at once deadlock in its bindings' static initialisers (seen with 2 streams: both
+        # stuck in __cxa_guard_acquire under InferRequest.infer).
+        probe.infer(np.zeros((1, self._n_bands, *self.PROBE_SHAPE), np.float32), ())
         hint = probe.compiled.get_property("INFERENCE_PRECISION_HINT")
         #: the precision OpenVINO compiled for: f32, bf16, f16
         self.hint = hint.to_string() if hasattr(hint, "to_string") else str(hint)

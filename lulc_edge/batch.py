@@ -16,9 +16,10 @@ from typing import Any
 
 from .engine import Engine, EngineOptions
 from .errors import InputError, LulcEdgeError, OutputError, one_line
+from .journal import fingerprint, fingerprint_digest
 from .pipeline import RunOptions, default_output, segment_file
 from .progress import Progress
-from .raster import is_complete
+from .raster import verify_output
 from .sources import SourceOptions
 
 #: Environment variable naming a Dask scheduler, as ``--scheduler`` does.
@@ -82,24 +83,26 @@ def plan_jobs(inputs: Sequence[str], out_dir: str | None, output: str | None = N
     if output is not None and len(inputs) > 1:
         raise OutputError(f"{output}: -o names one output, but {len(inputs)} inputs were given; "
                           "use --out-dir")
-    if out_dir is not None:
-        d = Path(out_dir)
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"{out_dir}: cannot create output directory ({exc.strerror})") \
-                from None
+    if output is not None and out_dir is not None:
+        raise OutputError(f"{output}: -o and --out-dir {out_dir} both say where the map goes; "
+                          "give one")
     jobs: list[Job] = []
     seen: dict[str, str] = {}
     for src in inputs:
-        dst = Path(output) if output else default_output(Path(src))
-        if out_dir is not None and output is None:
+        dst = Path(output) if output else default_output(src)
+        if out_dir is not None:
             dst = Path(out_dir) / dst.name
         key = str(dst.resolve())
         if key in seen:
             raise OutputError(f"{dst}: both {seen[key]} and {src} would write this output")
         seen[key] = src
         jobs.append(Job(str(src), str(dst)))
+    if out_dir is not None:  # only once the plan holds: a refused batch leaves no folder
+        try:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{out_dir}: cannot create output directory ({exc.strerror})") \
+                from None
     return jobs
 
 
@@ -109,12 +112,14 @@ def run_job(job: Job, engine: Engine, options: RunOptions,
     """Run one job; never raises for a bad input, reports it instead."""
     t0 = time.perf_counter()
     out = Path(job.output)
-    exists = out.exists()
-    complete = exists and is_complete(out)
-    if complete and not options.overwrite:
-        return JobReport(job.input, job.output, "skipped")
-    # a stray incomplete file is replaced
-    opts = replace(options, overwrite=True) if exists and not complete else options
+    opts, notes = options, []
+    if out.is_file() and not options.overwrite:
+        why = verify_output(out, fingerprint_digest(fingerprint(job.input)))
+        if why is None:
+            return JobReport(job.input, job.output, "skipped")
+        # an incomplete, damaged or outdated output is replaced
+        opts = replace(options, overwrite=True)
+        notes.append(f"{job.output}: existing output redone: {why}")
     try:
         res = segment_file(job.input, out, engine=engine, options=opts,
                            source_options=source_options, on_tile=on_tile)
@@ -127,7 +132,7 @@ def run_job(job: Job, engine: Engine, options: RunOptions,
                          error=f"{job.input}: unexpected {type(exc).__name__}: "
                                f"{one_line(exc)} ({Path(tb.filename).name}:{tb.lineno})")
     return JobReport(job.input, job.output, "done", res.seconds, res.pixels, res.class_pixels,
-                     res.class_hectares, res.tiles_inferred, warnings=res.warnings)
+                     res.class_hectares, res.tiles_inferred, warnings=notes + res.warnings)
 
 
 # -------------------------------------------------------------------------------- local

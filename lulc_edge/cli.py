@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 import time
 import warnings
@@ -12,13 +14,14 @@ from typing import Any
 import click
 import onnxruntime as ort
 import rasterio
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from . import __version__
 from .autotune import DEFAULT_MIN_AGREEMENT
 from .backends import PRECISION_CHOICES, cpu_info, versions
 from .batch import (
     SCHEDULER_ENV,
+    Job,
     JobReport,
     expand_inputs,
     plan_jobs,
@@ -37,25 +40,87 @@ from .engine import (
     default_threads,
     load_contract,
 )
-from .errors import LulcEdgeError, LulcEdgeWarning
+from .errors import LulcEdgeError
 from .pipeline import (
     DEFAULT_BATCH,
     DEFAULT_TILE,
     MODES,
     RunOptions,
     RunResult,
+    check_output,
     default_output,
     segment_file,
 )
-from .sources import SourceOptions, check_input
+from .sources import SCL_MAX, SourceOptions, check_input
+
+#: Ranges of the numeric options, checked by click when the command line is parsed.
+TILE_RANGE = click.IntRange(4, 16384)
+BATCH_RANGE = click.IntRange(1, 4096)
+THREADS_RANGE = click.IntRange(1, 4096)
+WORKERS_RANGE = click.IntRange(1, 1024)
+SCL_RANGE = click.IntRange(0, SCL_MAX)
+#: BOA offsets seen in Sentinel-2 L2A are 0 and -1000; beyond +-2000 a map is meaningless.
+OFFSET_RANGE = click.IntRange(-2000, 2000)
+#: Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+_shown: set[str] = set()
 
 
 def _showwarning(message: Any, category: type, filename: str, lineno: int,
                  file: Any = None, line: Any = None) -> None:
-    if issubclass(category, LulcEdgeWarning):
-        click.echo(f"lulc-edge: warning: {message}", err=True)
-    else:  # pragma: no cover - third-party warnings keep their usual form
-        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+    """Every warning as one ``lulc-edge: warning:`` line, each text once (rasterio repeats its
+    warnings per dataset opened); no source paths of the library that raised it."""
+    if issubclass(category, NotGeoreferencedWarning):
+        text = "the input has no georeference (no geotransform, GCPs or RPCs)"
+    else:
+        text = " ".join(str(message).split())
+    if text not in _shown:
+        _shown.add(text)
+        click.echo(f"lulc-edge: warning: {text}", err=True)
+
+
+def _hide_c_stderr() -> None:
+    """libtiff prints some errors (``_tiffWriteProc: No space left on device.``) straight to
+    file descriptor 2, past GDAL's and rasterio's handlers: point fd 2 at /dev/null and keep
+    Python's ``sys.stderr`` (our messages, progress, warnings) on a copy of the real one."""
+    try:
+        if sys.stderr.fileno() != 2:
+            return
+    except (AttributeError, OSError, ValueError):
+        return  # a captured stream (tests): nothing at the C level to hide
+    sys.stderr.flush()
+    real = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(real, "w", buffering=1, encoding=sys.stderr.encoding,
+                           errors="backslashreplace")
+
+
+def _setup_logging(verbose: int) -> None:
+    """GDAL/libtiff messages reach Python logging through rasterio: hidden unless -v (then
+    warnings, -vv everything), one line each, so a failure says one thing on stderr; what
+    libtiff prints by itself is hidden too unless -v."""
+    if not verbose:
+        _hide_c_stderr()
+    handler: logging.Handler
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("lulc-edge: %(name)s: %(message)s"))
+    else:
+        handler = logging.NullHandler()  # no handler at all would print via lastResort
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+
+
+def _warn_cpus(option: str, value: int | None) -> None:
+    """A legal but bad value: more threads or workers than this process may use."""
+    cpus = default_threads()
+    if value is not None and value > cpus:
+        click.echo(f"lulc-edge: warning: {option} {value} is above the {cpus} CPUs available: "
+                   "they will compete for them and run slower", err=True)
 
 
 def _fail(msg: str) -> None:
@@ -64,16 +129,23 @@ def _fail(msg: str) -> None:
 
 
 def _parse_bands(text: str | None) -> dict[str, int] | None:
-    """``B1=1,B2=2,...`` -> {"B1": 1, ...}."""
+    """``B1=1,B2=2,...`` -> {"B1": 1, ...}; the syntax, a name given twice and index 0 are
+    refused here, what depends on the model and the file when the stack is opened."""
     if not text:
         return None
     out: dict[str, int] = {}
     for part in text.split(","):
         name, _, idx = part.partition("=")
-        if not idx.strip().isdigit():
+        name = name.strip().upper()
+        if not name or not idx.strip().isdigit():
             raise click.BadParameter(f"expected NAME=INDEX pairs, got {part!r}",
                                      param_hint="--bands")
-        out[name.strip().upper()] = int(idx)
+        if name in out:
+            raise click.BadParameter(f"{name} is given twice ({name}={out[name]}, {part})",
+                                     param_hint="--bands")
+        if int(idx) < 1:
+            raise click.BadParameter(f"{part}: band indices start at 1", param_hint="--bands")
+        out[name] = int(idx)
     return out
 
 
@@ -88,7 +160,29 @@ def _summary(res: RunResult) -> str:
     return "\n".join(lines)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineErrors(click.Group):
+    """click, with a usage error (an option out of range...) said in one line, not four."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            cmd = exc.ctx.command_path if exc.ctx is not None else "lulc-edge"
+            click.echo(f"lulc-edge: error: {exc.format_message()} (see {cmd} -h)", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("lulc-edge: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lulc-edge")
 def main() -> None:
     """Land-cover maps from Sentinel-2 scenes with an ONNX U-Net, no TensorFlow needed.
@@ -110,11 +204,11 @@ def main() -> None:
 @click.option("--mode", type=click.Choice(MODES), default="seamless", show_default=True,
               help="seamless: large tiles with a halo, exact and fast. window: the original "
                    "app's 64x64 windows at stride 32 with averaged probabilities.")
-@click.option("--tile", type=int, default=None,
+@click.option("--tile", type=TILE_RANGE, default=None,
               help=f"Core tile edge in px (default {DEFAULT_TILE['seamless']}, "
                    f"{CUDA_TILE['seamless']} on cuda; multiple of 4, or "
                    "of 32 in window mode). Results do not depend on it.")
-@click.option("--batch", type=int, default=None,
+@click.option("--batch", type=BATCH_RANGE, default=None,
               help=f"Tiles per inference call (seamless, default {DEFAULT_BATCH['seamless']}) or "
                    f"64x64 windows per call (window, default {DEFAULT_BATCH['window']}; "
                    f"{CUDA_BATCH['window']} on cuda).")
@@ -129,16 +223,17 @@ def main() -> None:
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=DEFAULT_MIN_AGREEMENT,
               show_default=True,
               help="Accuracy budget of --precision auto: argmax agreement with fp32.")
-@click.option("--threads", type=int, default=None, help="Inference threads (default: all CPUs).")
+@click.option("--threads", type=THREADS_RANGE, default=None,
+              help="Inference threads (default: all CPUs).")
 @click.option("--confidence", is_flag=True, help="Add a band with the top probability (0-255).")
 @click.option("--probs", is_flag=True, help="Also write SCENE.lulc.probs.tif (float32 per class).")
 @click.option("--cog", is_flag=True, help="Write Cloud-Optimized GeoTIFFs (GDAL COG driver).")
 @click.option("--bands", "bands_map", default=None, metavar="B1=1,...",
               help="Band positions (1-based) in a stack whose order differs from the model's.")
-@click.option("--boa-offset", type=int, default=None,
+@click.option("--boa-offset", type=OFFSET_RANGE, default=None,
               help="BOA offset the values carry (e.g. -1000 for L2A baseline >= 04.00); default: "
                    "from product metadata, 0 for a plain GeoTIFF.")
-@click.option("--scl-fill", type=int, default=None,
+@click.option("--scl-fill", type=SCL_RANGE, default=None,
               help="Run an input without SCL (L1C, 12 bands) with this SCL value everywhere.")
 @click.option("--resampling", type=click.Choice(["bilinear", "nearest", "cubic", "average"]),
               default="bilinear", show_default=True,
@@ -149,7 +244,7 @@ def main() -> None:
               help="Write each input's map to DIR/<name>.lulc.tif (batch mode).")
 @click.option("--from-list", type=click.Path(dir_okay=False), default=None,
               help="Read inputs from a file, one per line (# comments allowed).")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=WORKERS_RANGE, default=1, show_default=True,
               help="Scenes mapped in parallel processes (1: one scene at a time, all threads).")
 @click.option("--scheduler", envvar=SCHEDULER_ENV, default=None, metavar="ADDRESS",
               help="Dask scheduler (tcp://host:8786): one task per scene on the cluster. "
@@ -158,13 +253,16 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary table.")
 @click.option("--preview", is_flag=True,
               help="Also write the pictures of each map (see lulc-edge preview).")
+@click.option("-v", "--verbose", count=True,
+              help="Show GDAL/rasterio messages (-v warnings, -vv everything).")
 def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: str,
         tile: int | None, batch: int | None, device: str, precision: str,
         min_agreement: float, threads: int | None,
         confidence: bool, probs: bool, cog: bool, bands_map: str | None,
         boa_offset: int | None, scl_fill: int | None, resampling: str, overwrite: bool,
         resume: bool, out_dir: str | None, from_list: str | None, workers: int,
-        scheduler: str | None, as_json: bool, quiet: bool, preview: bool = False) -> None:
+        scheduler: str | None, as_json: bool, quiet: bool, verbose: int,
+        preview: bool = False) -> None:
     """Map Sentinel-2 scenes to georeferenced land-cover class maps.
 
     SCENE is a 13-band GeoTIFF (bands B1..B9, B8A, SCL, B11, B12 in the model's order, or
@@ -184,14 +282,21 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
       lulc-edge run 'archive/*.zip' --out-dir maps/  # a batch; rerun to pick up failures
       lulc-edge run big.tif --resume                # after a crash or power cut
     """
+    _setup_logging(verbose)
+    if output == "":
+        raise click.BadParameter("empty path", param_hint="'-o' / '--output'")
+    _warn_cpus("--threads", threads)
+    _warn_cpus("--workers", workers if workers > 1 else None)
     options = RunOptions(mode=mode, tile=tile, batch=batch, confidence=confidence,
                          probs=probs, cog=cog, overwrite=overwrite, resume=resume,
                          progress=False if quiet else None)
     engine_options = EngineOptions(device=device, threads=threads, precision=precision,
                                    min_agreement=min_agreement)
+    src_opts = SourceOptions(bands=_parse_bands(bands_map), boa_offset=boa_offset,
+                             scl_fill=scl_fill, resampling=resampling)
+    reported: set[str] = set()
+    jobs: list[Job] = []
     try:
-        src_opts = SourceOptions(bands=_parse_bands(bands_map), boa_offset=boa_offset,
-                                 scl_fill=scl_fill, resampling=resampling)
         items = expand_inputs(inputs, from_list)
         batch_mode = len(items) > 1 or out_dir is not None or from_list is not None \
             or scheduler is not None
@@ -204,10 +309,14 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
         t0 = time.perf_counter()
 
         def show(rep: JobReport) -> None:
+            reported.add(rep.input)
             if rep.status == "failed":
                 click.echo(f"lulc-edge: error: {rep.error}", err=True)
-            elif not quiet and not as_json:
-                click.echo(f"{rep.status:<8}{rep.output}", err=True)
+            else:
+                for w in rep.warnings:
+                    click.echo(f"lulc-edge: warning: {w}", err=True)
+                if not quiet and not as_json:
+                    click.echo(f"{rep.status:<8}{rep.output}", err=True)
             if preview and rep.status == "done":
                 _write_preview(rep.output, rep.input, quiet or as_json, fatal=False)
 
@@ -219,6 +328,12 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
                                 on_report=show)
     except LulcEdgeError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        left = [j.input for j in jobs if j.input not in reported]
+        at = f" at {left[0]}" if left and workers <= 1 and not scheduler else ""
+        _interrupted(f"batch stopped{at} with {len(jobs) - len(left)} of {len(jobs)} scenes "
+                     "finished; run the same command with --resume to continue (finished maps "
+                     "are skipped)")
     doc = report_dict(reports, time.perf_counter() - t0)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
@@ -229,12 +344,22 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
         sys.exit(1)
 
 
+def _interrupted(msg: str) -> None:
+    click.echo(f"\nlulc-edge: interrupted: {msg}", err=True)
+    sys.exit(EXIT_INTERRUPTED)
+
+
 def _run_one(src: str, output: str | None, model: str | None, engine_options: EngineOptions,
              options: RunOptions, src_opts: SourceOptions, as_json: bool, quiet: bool) -> None:
     try:
         check_input(src)  # before loading and tuning a model
+        check_output(src, Path(output) if output else default_output(src), options.overwrite,
+                     options.probs)
         engine = Engine(model, engine_options)
         res = segment_file(src, output, engine=engine, options=options, source_options=src_opts)
+    except KeyboardInterrupt:
+        _interrupted(f"{src} stopped before its map was finished; run the same command with "
+                     "--resume to continue it")
     except LulcEdgeError as exc:
         _fail(str(exc))
     except (RasterioError, OSError, ValueError) as exc:

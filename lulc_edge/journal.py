@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -11,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
 
-from .raster import partial_path
+from .raster import fsync_dir, partial_path
 
 MAGIC = b"LEJ1"
 _HEAD = struct.Struct("<4sIII")  # magic, tile index, payload length, crc32
@@ -21,6 +24,45 @@ _HEAD = struct.Struct("<4sIII")  # magic, tile index, payload length, crc32
 def journal_path(final: Path) -> Path:
     """Journal file beside the output's temporary file."""
     return partial_path(final, ".journal")
+
+
+def input_files(src: str) -> list[str]:
+    """The local files a source made from ``src`` can read: every file of a folder (.SAFE), the
+    .zip itself, or a raster's GDAL file list (a VRT's band files too). Empty for URLs and
+    ``/vsi`` paths, which cannot be checked here."""
+    if os.path.isdir(src):
+        return sorted(os.path.join(d, f) for d, _, names in os.walk(src) for f in names)
+    if not os.path.isfile(src):
+        return []
+    try:
+        with rasterio.open(src) as ds:
+            listed = [f for f in ds.files if not f.startswith("/vsi") and os.path.isfile(f)]
+    except (RasterioError, OSError):
+        listed = []  # a zip, or not a raster (the source refuses it)
+    return sorted({os.path.abspath(src), *map(os.path.abspath, listed)})
+
+
+def fingerprint(src: str) -> dict[str, list[int]]:
+    """Size, mtime (ns) and inode of every file of ``input_files(src)``, by absolute path: what
+    a resume and the batch's completeness check compare to know the input is the same one."""
+    out: dict[str, list[int]] = {}
+    for f in input_files(src):
+        try:
+            st = os.stat(f)
+        except OSError:
+            continue
+        out[os.path.abspath(f)] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return out
+
+
+def fingerprint_digest(fp: dict[str, list[int]]) -> str:
+    """A short stable digest of a fingerprint, for the output's LULC_EDGE_INPUT_FINGERPRINT tag."""
+    return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def changed_files(old: dict[str, list[int]], new: dict[str, list[int]]) -> list[str]:
+    """Names of files added, removed or changed between two fingerprints."""
+    return sorted(os.path.basename(f) for f in set(old) | set(new) if old.get(f) != new.get(f))
 
 
 class Journal:
@@ -36,6 +78,15 @@ class Journal:
         self.path = path
         self.header = header
         self._f: Any = None
+
+    def previous_header(self) -> dict[str, Any] | None:
+        """The header of the journal on disk, or None when there is none (or it is unreadable)."""
+        try:
+            with open(self.path, "rb") as f:
+                head = json.loads(f.readline())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return head if isinstance(head, dict) else None
 
     def replay(self) -> Iterator[tuple[int, bytes]]:
         """Yield (tile index, payload) of intact records of a previous run with the same header.
@@ -71,6 +122,7 @@ class Journal:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+        fsync_dir(self.path.parent)
         self._f = open(self.path, "ab")  # noqa: SIM115 - closed in close()
 
     @staticmethod
@@ -86,9 +138,14 @@ class Journal:
         os.fsync(self._f.fileno())
 
     def close(self) -> None:
+        """Close the file; a failing flush (disk full) is ignored: every record that counts was
+        fsynced by ``append``, and a torn last one is dropped on replay."""
         if self._f is not None:
-            self._f.close()
-            self._f = None
+            f, self._f = self._f, None
+            try:
+                f.close()
+            except OSError:
+                pass
 
     def remove(self) -> None:
         self.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import stat
 import threading
 import time
 from collections import Counter, deque
@@ -18,15 +19,27 @@ import rasterio
 from rasterio.windows import Window
 
 from .engine import CUDA_BATCH, CUDA_TILE, Engine
-from .errors import LulcEdgeError, OutputError
-from .journal import Journal, journal_path
+from .errors import InputError, LulcEdgeError, OutputError
+from .journal import Journal, changed_files, fingerprint, fingerprint_digest, journal_path
+from .locking import OutputLock
 from .progress import Progress
-from .raster import Grid, OutputWriter
+from .raster import (
+    COUNTS_TAG,
+    FINGERPRINT_TAG,
+    Grid,
+    OutputWriter,
+    class_counts,
+    probs_path,
+)
 from .sources import Source, SourceOptions, check_input, open_source
 from .stitch import TileResult, infer_seamless, infer_windows
 from .tiling import Tile, batches, plan_seamless, plan_windows
 
 MODES = ("seamless", "window")
+#: Extensions an output may have: lulc-edge writes GeoTIFF only.
+OUTPUT_EXTENSIONS = (".tif", ".tiff")
+#: Warn when the halo makes a seamless run read (and infer) this many times the pixels it maps.
+HALO_WORK_WARN = 4.0
 #: Default core tile edge per mode (pixels); see the README's throughput section for why.
 DEFAULT_TILE = {"seamless": int(os.environ.get("LULC_EDGE_TILE", 512)), "window": 512}
 #: Default batch: tiles per run in seamless mode, 64x64 windows per run in window mode.
@@ -101,19 +114,63 @@ class RunResult:
         return d
 
 
-def default_output(src: Path) -> Path:
-    """``SCENE.lulc.tif`` beside the input; products and folders lose their extension."""
-    name = src.name.rstrip("/")
+def is_remote(src: str | os.PathLike) -> bool:
+    """A URL or GDAL virtual path: kept as a string (``Path`` would fold ``https://`` to
+    ``https:/``) and never checked on the local filesystem."""
+    p = os.fspath(src)
+    return "://" in p or p.startswith("/vsi")
+
+
+def default_output(src: str | os.PathLike) -> Path:
+    """``SCENE.lulc.tif`` beside the input (in the working directory for a URL); products and
+    folders lose their extension."""
+    text = os.fspath(src).rstrip("/")
+    name = text.rsplit("/", 1)[-1].split("?", 1)[0] if is_remote(text) else Path(text).name
     for ext in (".zip", ".safe", ".tif", ".tiff", ".vrt", ".jp2", ".img"):
         if name.lower().endswith(ext) and len(name) > len(ext):
             name = name[: -len(ext)]  # S2A_....SAFE.zip -> S2A_...
-    return src.parent / f"{name}.lulc.tif"
+    return Path(f"{name}.lulc.tif") if is_remote(text) else Path(text).parent / f"{name}.lulc.tif"
 
 
-def check_output(src: Path, dst: Path, overwrite: bool) -> None:
-    """Refuse an output that equals the input, exists, or cannot be created."""
-    if dst.resolve() == src.resolve():
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(path: Path) -> str | None:
+    """What ``path`` is when it exists and is not a regular file (following a symlink)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def check_output(src: str | os.PathLike, dst: Path, overwrite: bool,
+                 probs: bool = False) -> None:
+    """Refuse an output that is not a GeoTIFF name, equals the input or lies inside a folder
+    input, is anything but a regular file (a device, FIFO, socket, directory: never replaced),
+    exists without ``overwrite``, or cannot be created."""
+    if str(dst) in ("", "."):
+        raise OutputError("empty output path")
+    if _not_regular(dst) == "a directory":
+        raise OutputError(f"{dst}: is a directory; name the output file (e.g. {dst}/map.tif), "
+                          "or use --out-dir for a folder of maps")
+    if dst.suffix.lower() not in OUTPUT_EXTENSIONS:
+        raise OutputError(f"{dst}: unknown output extension {dst.suffix or '(none)'!r}; "
+                          "lulc-edge writes GeoTIFF: name it .tif or .tiff")
+    local = not is_remote(src)
+    if local and dst.resolve() == Path(src).resolve():
         raise OutputError(f"{dst}: output would overwrite the input")
+    if local and Path(src).is_dir() and dst.resolve().is_relative_to(Path(src).resolve()):
+        raise OutputError(f"{dst}: output inside the input folder {src}; write it elsewhere")
+    for path in (dst, probs_path(dst)) if probs else (dst,):
+        what = _not_regular(path)
+        if what is not None:
+            raise OutputError(f"{path}: is {what}; only a regular file can be replaced by "
+                              "an output")
     if dst.exists() and not overwrite:
         raise OutputError(f"{dst}: output exists (use --overwrite to replace it)")
     parent = dst.parent
@@ -121,6 +178,18 @@ def check_output(src: Path, dst: Path, overwrite: bool) -> None:
         raise OutputError(f"{dst}: output directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{dst}: output directory {parent} is not writable")
+
+
+def check_tiling(options: RunOptions, tile: int, batch: int, halo: int) -> list[str]:
+    """Refuse a tile or batch below 1 (the API has no click ranges); warnings for legal but
+    bad values: a seamless tile so small that the halo multiplies the work."""
+    if tile < 1 or batch < 1:
+        raise LulcEdgeError(f"tile ({tile}) and batch ({batch}) must be at least 1")
+    factor = ((tile + 2 * halo) / tile) ** 2
+    if options.mode == "seamless" and factor >= HALO_WORK_WARN:
+        return [f"--tile {tile} is far below the model's halo ({halo} px each side): every tile "
+                f"reads and infers {factor:.0f}x the pixels it maps; use --tile 256 or more"]
+    return []
 
 
 def plan(mode: str, height: int, width: int, tile: int, engine: Engine) -> list[Tile]:
@@ -175,6 +244,11 @@ def _prefetch(read: Callable[[Window], np.ndarray], groups: list[list[Tile]]
             yield item
     finally:
         stop.set()
+        while th.is_alive():  # a consumer that stopped early (a write failed) frees the reader's
+            try:              # last put, which would block the join forever
+                q.get(timeout=0.1)
+            except queue.Empty:
+                pass
         th.join()
 
 
@@ -215,6 +289,10 @@ class _Writer:
         self.th.start()
 
     def _work(self) -> None:
+        with rasterio.Env():  # GDAL's error handler is per thread: route this one's to logging
+            self._drain()
+
+    def _drain(self) -> None:
         while (item := self.q.get()) is not None:
             if self.error is not None:
                 continue
@@ -223,6 +301,8 @@ class _Writer:
                 self.out.write(tile.core, res.classes, res.confidence, res.probabilities)
                 if record:
                     self.journal.append(tile.index, res.arrays())
+            except OSError as exc:  # the journal's disk is full...
+                self.error = self.out.write_error(exc)
             except BaseException as exc:
                 self.error = exc
 
@@ -249,38 +329,59 @@ def segment_file(
 ) -> RunResult:
     """Map one scene (file, band folder, product) to a class-map GeoTIFF.
 
-    ``on_tile(done, pixels)`` is called after each tile (for batch progress).
+    ``on_tile(done, pixels)`` is called after each tile (for batch progress). One run at a time
+    writes an output: a second gets ``OutputError`` (``locking.OutputLock``).
     """
     t0 = time.perf_counter()
     options = options or RunOptions()
     engine = engine or Engine()
-    src_path = Path(src)
-    dst_path = Path(dst) if dst is not None else default_output(src_path)
+    src_name = os.fspath(src)  # as given: a URL must not go through Path
+    dst_path = Path(dst) if dst is not None else default_output(src_name)
     if options.mode not in MODES:
         raise LulcEdgeError(f"unknown mode {options.mode!r}; choose one of {', '.join(MODES)}")
-    check_input(src_path)  # before the output checks: their messages would mislead
-    check_output(src_path, dst_path, options.overwrite)
-    tile = options.tile or default_tile(options.mode, engine.device)
-    batch = options.batch or default_batch(options.mode, engine.device)
+    check_input(src_name)  # before the output checks: their messages would mislead
+    check_output(src_name, dst_path, options.overwrite, options.probs)
+    tile = options.tile if options.tile is not None else default_tile(options.mode,
+                                                                        engine.device)
+    batch = options.batch if options.batch is not None else default_batch(options.mode,
+                                                                          engine.device)
+    warnings = check_tiling(options, tile, batch, engine.contract.halo)
+    with OutputLock(dst_path):
+        return _segment_locked(src_name, dst_path, engine, options, source_options, on_tile,
+                               tile, batch, warnings, t0)
+
+
+def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunOptions,
+                    source_options: SourceOptions | None,
+                    on_tile: Callable[[int, int], None] | None, tile: int, batch: int,
+                    warnings: list[str], t0: float) -> RunResult:
+    """segment_file's work, once the output's lock is held."""
+    fp = fingerprint(src_name)
     cache = rasterio.Env(**gdal_settings())
-    with cache, open_source(src_path, engine.contract.bands,
+    with cache, open_source(src_name, engine.contract.bands,
                             source_options or SourceOptions()) as source:
         tiles = plan(options.mode, source.height, source.width, tile, engine)
         grid = Grid(source.width, source.height, source.crs, source.transform)
         outputs = output_names(options.confidence, options.probs)
         header = {
-            "version": 1, "input": str(src_path.resolve()), "model": engine.contract.sha256,
+            "version": 2, "input": src_name if is_remote(src_name)
+            else str(Path(src_name).resolve()), "model": engine.contract.sha256,
             "device": engine.device, "precision": engine.precision, "mode": options.mode,
             "tile": tile, "width": source.width, "height": source.height,
-            "outputs": list(outputs), "source": source.tags(),
+            "outputs": list(outputs), "source": source.tags(), "input_files": fp,
         }
         journal = Journal(journal_path(dst_path), header)
-        done: dict[int, bytes] = dict(journal.replay()) if options.resume else {}
+        done: dict[int, bytes] = {}
+        if options.resume:
+            done = dict(journal.replay())
+            stale = _stale_journal(journal, src_name)
+            if stale:
+                warnings.append(stale)
         out = OutputWriter(dst_path, grid, engine.contract, confidence=options.confidence,
                            probs=options.probs)
         counts = np.zeros(256, np.int64)
         todo = [t for t in tiles if t.index not in done]
-        bar = Progress(len(tiles), src_path.name, options.progress)
+        bar = Progress(len(tiles), Path(src_name).name, options.progress)
         try:
             journal.start(sorted(done.items()))
             writer = _Writer(out, journal)
@@ -303,27 +404,56 @@ def segment_file(
             finally:
                 writer.close()
             bar.close()
+            moved = changed_files(fp, fingerprint(src_name))
+            if moved:
+                raise InputError(f"{src_name}: the input changed while it was being read "
+                                 f"({', '.join(moved[:3])}); nothing written, run again")
             tags = _run_tags(engine, options, tile, source)
+            tags[FINGERPRINT_TAG] = fingerprint_digest(fp)
+            tags[COUNTS_TAG] = class_counts(counts)
             out.finish(tags, cog=options.cog)
         except KeyboardInterrupt:
             out.close()  # keep the journal: --resume continues from here
             journal.close()
             raise
+        except OSError as exc:  # reads raise InputError: this is the journal or the output
+            out.abort()
+            journal.remove()
+            raise out.write_error(exc) from None
         except BaseException:
             out.abort()
             journal.remove()
             raise
         journal.remove()
-        warnings = list(source.warnings)
+        warnings += source.warnings
+    c = engine.contract
+    if counts[c.nodata.value] == grid.width * grid.height:
+        warnings.append(f"{src_name}: no valid pixel (all zero, NaN or nodata): the map is "
+                        f"100 % {c.nodata.name}")
     named = _named_counts(counts, engine)
     return RunResult(
-        input=str(src_path), output=str(dst_path), width=grid.width, height=grid.height,
+        input=src_name, output=str(dst_path), width=grid.width, height=grid.height,
         seconds=time.perf_counter() - t0, device=engine.device, precision=engine.precision,
         mode=options.mode,
         tiles_total=len(tiles), tiles_inferred=len(todo),
         class_pixels=named, class_hectares=_hectares(named, grid),
         warnings=warnings,
     )
+
+
+def _stale_journal(journal: Journal, src: str) -> str | None:
+    """Why a journal on disk cannot be resumed (so the run starts over), or None."""
+    old = journal.previous_header()
+    if old is None or old == journal.header:
+        return None
+    if old.get("input") == journal.header["input"] and old.get("input_files") != \
+            journal.header["input_files"]:
+        moved = changed_files(old.get("input_files") or {}, journal.header["input_files"])
+        return (f"{src}: the input changed since the interrupted run ({', '.join(moved[:3])} "
+                "differ in size or time): --resume starts over, so the map never mixes two "
+                "versions of the input")
+    keys = sorted(k for k in journal.header if old.get(k) != journal.header[k])
+    return (f"{src}: the interrupted run differs ({', '.join(keys)}): --resume starts over")
 
 
 def output_names(confidence: bool, probabilities: bool) -> tuple[str, ...]:

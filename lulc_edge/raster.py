@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,17 +18,53 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from .contract import ClassInfo, Contract
-from .errors import OutputError
+from .errors import OutputError, one_line
 
 #: Output GeoTIFF block size; multiple of 16 as GeoTIFF requires.
 BLOCK = 256
 #: Tag that marks an output as complete; written last, read by batch runs to skip done scenes.
 COMPLETE_TAG = "LULC_EDGE_COMPLETE"
+#: Tag with the digest of the input's fingerprint (journal.fingerprint): an output made from
+#: another version of the input is not complete for a batch.
+FINGERPRINT_TAG = "LULC_EDGE_INPUT_FINGERPRINT"
+#: Tag with the pixel count per class value of band 1 (JSON): a batch re-reads the band and
+#: compares, so tiles lost in a power cut (they read back as 0) make the output incomplete.
+COUNTS_TAG = "LULC_EDGE_CLASS_COUNTS"
+#: Rows read at once when verifying the class band.
+_VERIFY_ROWS = 1024
 
 
 def partial_path(final: Path, suffix: str = ".partial.tif") -> Path:
     """Temporary name beside the final output, hidden, so a crash never leaves a final name."""
     return final.with_name(f".{final.name}{suffix}")
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a closed file's data to the disk (before it is renamed into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames in a directory durable (as databases do after an atomic rename)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # e.g. a filesystem that cannot open directories: nothing more can be done
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def class_counts(counts: Any) -> str:
+    """The COUNTS_TAG value for per-value pixel counts (a 256-long array)."""
+    return json.dumps({str(v): int(n) for v, n in enumerate(counts) if n})
 
 
 @dataclass(frozen=True)
@@ -114,33 +151,54 @@ class OutputWriter:
     def write(self, window: Window, classes: np.ndarray, confidence: np.ndarray | None = None,
               probs: np.ndarray | None = None) -> None:
         """Write one core window of results."""
-        self.ds.write(classes, 1, window=window)
-        if self.confidence and confidence is not None:
-            self.ds.write(confidence, 2, window=window)
-        if self.pds is not None and probs is not None:
-            self.pds.write(probs, window=window)
+        try:
+            self.ds.write(classes, 1, window=window)
+            if self.confidence and confidence is not None:
+                self.ds.write(confidence, 2, window=window)
+            if self.pds is not None and probs is not None:
+                self.pds.write(probs, window=window)
+        except (RasterioError, OSError) as exc:
+            raise self.write_error(exc) from None
+
+    def write_error(self, exc: BaseException) -> OutputError:
+        """The one-line error for a failed write: the output and the cause (disk full...)."""
+        return OutputError(f"{self.final}: cannot write output ({write_cause(exc)})")
 
     def finish(self, tags: dict[str, str], cog: bool = False) -> None:
-        """Tag, close, optionally convert to COG, and move into place."""
-        self.ds.update_tags(**class_tags(self.contract), **tags)
-        self.ds.update_tags(**{COMPLETE_TAG: "1"})
-        add_overviews(self.ds, self.pds)
-        self.ds.close()
-        if self.pds is not None:
-            self.pds.update_tags(**tags)
-            self.pds.update_tags(**{COMPLETE_TAG: "1"})
-            self.pds.close()
-        pairs = [(self.tmp, self.final)]
-        if self.probs_tmp is not None and self.probs_final is not None:
-            pairs.append((self.probs_tmp, self.probs_final))
-        for tmp, final in pairs:
-            if cog:
-                cog_tmp = partial_path(final, ".cog.tif")
-                rasterio.shutil.copy(tmp, cog_tmp, driver="COG", compress="DEFLATE",
-                                     blocksize=BLOCK, BIGTIFF="IF_SAFER")
-                tmp.unlink()
-                tmp = cog_tmp
+        """Tag, close, optionally convert to COG, fsync, and move into place.
+
+        Each file reaches the disk before its rename and the rename before we return, so after
+        a power cut the final name is either absent or a whole file; COUNTS_TAG in ``tags``
+        lets a later check verify the class band anyway (``verify_output``).
+        """
+        try:
+            self.ds.update_tags(**class_tags(self.contract), **tags)
+            self.ds.update_tags(**{COMPLETE_TAG: "1"})
+            add_overviews(self.ds, self.pds)
+            self.ds.close()
+            if self.pds is not None:
+                self.pds.update_tags(**{k: v for k, v in tags.items() if k != COUNTS_TAG})
+                self.pds.update_tags(**{COMPLETE_TAG: "1"})
+                self.pds.close()
+            pairs = [(self.tmp, self.final)]
+            if self.probs_tmp is not None and self.probs_final is not None:
+                pairs.append((self.probs_tmp, self.probs_final))
+            ready = []
+            for tmp, final in pairs:
+                if cog:
+                    cog_tmp = partial_path(final, ".cog.tif")
+                    rasterio.shutil.copy(tmp, cog_tmp, driver="COG", compress="DEFLATE",
+                                         blocksize=BLOCK, BIGTIFF="IF_SAFER")
+                    tmp.unlink()
+                    tmp = cog_tmp
+                fsync_file(tmp)
+                ready.append((tmp, final))
+        except (RasterioError, OSError) as exc:
+            self.abort()
+            raise self.write_error(exc) from None
+        for tmp, final in ready:
             os.replace(tmp, final)
+        fsync_dir(self.final.parent)
         write_pam(self.final, self.contract)
 
     def close(self) -> None:
@@ -152,9 +210,10 @@ class OutputWriter:
     def abort(self) -> None:
         """Close and delete temporaries."""
         self.close()
-        for p in (self.tmp, self.probs_tmp):
-            if p is not None and p.exists():
-                p.unlink()
+        for final in (self.final, self.probs_final):
+            if final is not None:
+                partial_path(final).unlink(missing_ok=True)
+                partial_path(final, ".cog.tif").unlink(missing_ok=True)
 
 
 def overview_factors(width: int, height: int, smallest: int = BLOCK) -> list[int]:
@@ -232,10 +291,46 @@ def probs_path(final: Path) -> Path:
     return final.with_name(f"{name}.probs.tif")
 
 
-def is_complete(path: Path) -> bool:
-    """True when ``path`` is a lulc-edge output whose completeness tag was written."""
+def write_cause(exc: BaseException) -> str:
+    """The cause of a failed write in words: the errno's text when there is one (GDAL hides
+    ENOSPC inside its own message), else the library's message on one line."""
+    text = one_line(exc)
+    for errno_text in ("No space left on device", "File too large", "Disk quota exceeded",
+                       "Read-only file system", "Input/output error"):
+        if errno_text.lower() in text.lower():
+            return errno_text.lower()
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return text
+
+
+def verify_output(path: Path, fingerprint: str | None = None) -> str | None:
+    """Why ``path`` is not a complete lulc-edge output, or None when it is.
+
+    Complete: the completeness tag is set, the input fingerprint tag matches ``fingerprint``
+    (when given), and the class band's pixel counts equal those recorded at write time (one
+    read of band 1; an output without COUNTS_TAG, from an older version, is taken as is).
+    """
     try:
         with rasterio.open(path) as ds:
-            return ds.tags().get(COMPLETE_TAG) == "1"
-    except (RasterioError, OSError):
-        return False
+            tags = ds.tags()
+            if tags.get(COMPLETE_TAG) != "1":
+                return "no completeness tag"
+            if fingerprint is not None and tags.get(FINGERPRINT_TAG) != fingerprint:
+                return "made from another version of the input"
+            if COUNTS_TAG not in tags:
+                return None
+            counts = np.zeros(256, np.int64)
+            for row in range(0, ds.height, _VERIFY_ROWS):
+                win = Window(0, row, ds.width, min(_VERIFY_ROWS, ds.height - row))
+                counts += np.bincount(ds.read(1, window=win).ravel(), minlength=256)
+            if class_counts(counts) != tags[COUNTS_TAG]:
+                return "its class band does not match the pixel counts recorded when written"
+    except (RasterioError, OSError, ValueError) as exc:
+        return f"unreadable ({one_line(exc)})"
+    return None
+
+
+def is_complete(path: Path, fingerprint: str | None = None) -> bool:
+    """True when ``path`` is a complete lulc-edge output (see ``verify_output``)."""
+    return verify_output(path, fingerprint) is None

@@ -258,10 +258,11 @@ class Source:
                     f"{self.path}: floating-point values (max {vals.max():.4g}) are not digital "
                     "numbers; expected integral Sentinel-2 DN (reflectance * 10000), e.g. uint16"
                 )
-        if "SCL" not in self.band_names or self._scl_reason:
-            return
         valid = [~self._invalid(s) & np.any([s[b] != 0 for b in self._refl], axis=0)
                  for s in samples]
+        self._check_range(samples, valid)
+        if "SCL" not in self.band_names or self._scl_reason:
+            return
         scl = np.concatenate([s["SCL"][v].ravel() for s, v in zip(samples, valid, strict=True)])
         if scl.size and scl.max() > SCL_MAX:
             raise InputError(
@@ -270,6 +271,24 @@ class Source:
             )
         if scl.size and not np.any(scl):
             self._scl_reason = "its SCL band is 0 on every valid pixel sampled"
+
+    def _check_range(self, samples: list[dict[str, np.ndarray]],
+                     valid: list[np.ndarray]) -> None:
+        """Refuse reflectance beyond 65535 (it would be clipped: not Sentinel-2 DN); warn about
+        negative values (taken as 0). Judged on the sample windows, naming the band."""
+        for b in self._refl:
+            vals = [s[b][v] for s, v in zip(samples, valid, strict=True) if v.any()]
+            if not vals or vals[0].dtype == np.uint16:
+                continue
+            top = max(float(np.nanmax(v)) for v in vals)
+            low = min(float(np.nanmin(v)) for v in vals)
+            if top > 65535:
+                raise InputError(
+                    f"{self.path}: band {b} has values up to {top:.6g}, outside Sentinel-2's "
+                    "digital numbers (0..65535, reflectance * 10000): another product or scale?")
+            if low < 0:
+                self._warn(f"{self.path}: band {b} has negative values (down to {low:.6g}); "
+                           "they are taken as 0")
 
     def _settle_scl(self, level: str | None = None) -> None:
         """Refuse, or fill, when the input has no usable SCL."""
@@ -381,13 +400,23 @@ class StackSource(Source):
         refl = [b for b in wanted if b != "SCL"]
         expected = ",".join(wanted)
         if self.options.bands:
-            index = {}
+            index: dict[str, int] = {}
             for name, i in self.options.bands.items():
                 b = normalize_band(name)
                 if b is None:
                     raise InputError(f"--bands: unknown band name {name!r}")
-                if not 1 <= int(i) <= src.count:
+                if b not in wanted:
+                    raise InputError(f"--bands {name}={i}: the model does not use {b} "
+                                     f"(it uses {expected})")
+                if b in index:
+                    raise InputError(f"--bands: {b} is given twice")
+                if int(i) < 1:
+                    raise InputError(f"--bands {name}={i}: band indices start at 1")
+                if int(i) > src.count:
                     raise InputError(f"--bands {name}={i}: {self.path} has {src.count} bands")
+                twin = next((k for k, j in index.items() if j == int(i)), None)
+                if twin is not None:
+                    raise InputError(f"--bands: band {i} is given to both {twin} and {b}")
                 index[b] = int(i)
             miss = [b for b in refl if b not in index]
             if miss:
@@ -396,6 +425,9 @@ class StackSource(Source):
         named: dict[str, int] = {}
         for i, d in enumerate(src.descriptions, start=1):
             b = normalize_band(d) if d else None
+            if b in named and b in wanted:
+                raise InputError(f"{self.path}: bands {named[b]} and {i} are both described as "
+                                 f"{b}; fix the descriptions or name the bands with --bands")
             if b and b not in named:
                 named[b] = i
         if all(b in named for b in refl):
@@ -569,8 +601,12 @@ def check_input(path: str | os.PathLike) -> None:
     """InputError unless ``path`` exists here or is a GDAL virtual path or URL (checked later,
     when GDAL opens it)."""
     p = os.fspath(path)
-    if not os.path.exists(p) and not p.startswith("/vsi") and "://" not in p:
+    if p.startswith("/vsi") or "://" in p:
+        return
+    if not os.path.exists(p):
         raise InputError(f"{p}: no such file or folder")
+    if not (os.path.isfile(p) or os.path.isdir(p)):  # a FIFO would block the open forever
+        raise InputError(f"{p}: not a regular file or folder (a FIFO, device or socket)")
 
 
 def _is_zip(path: str) -> bool:
