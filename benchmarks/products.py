@@ -576,7 +576,8 @@ def markdown(r: dict[str, Any]) -> str:
     w, h = st["size"]
     lines = [
         "# Real products: SAFE, zip, COG folder and stack of one scene", "",
-        f"{r['label']}. Measured {r['started']}, `{r['command']}`; {st['rounds']} rounds "
+        f"{r['label']}. Measured {r['started']}, `{r['command']}`; "
+        f"{r.get('rounds_done', st['rounds'])} of {st['rounds']} rounds "
         "interleaved (stack, COG folder, SAFE, zip, decode-once, pure), best round per row "
         "(medians and every run in products.json). The machine is shared: compare ratios within "
         "this run, not numbers across runs.", "",
@@ -698,7 +699,8 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
         return {"build": built}
     paths = {k: Path(v) for k, v in built["paths"].items()}
     forms = [f for f in args.forms.split(",") if f]
-    outs = data / "out" / f"{args.size[0]}x{args.size[1]}"
+    # this run's own folder: runs from two checkouts at once must not compare each other's maps
+    outs = data / "out" / f"{args.size[0]}x{args.size[1]}-{os.getpid()}"
     outs.mkdir(parents=True, exist_ok=True)
     env = run_self("_env", {})["report"]
     kinds = forms + ([] if args.no_reference else ["decode", "pure"])
@@ -706,6 +708,20 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
     decode_env = child_env_vars({"GDAL_NUM_THREADS": "ALL_CPUS"})
     # untimed: auto's first run measures the backends (then cached), files enter the page cache
     warm = run_cli(paths[forms[0]], outs / "warmup.lulc.tif") if forms else {}
+    pixels = args.size[0] * args.size[1]
+    res = {
+        "schema": SCHEMA, "started": started, "finished": None,
+        "label": args.label or f"lulc-edge {env['checkout']}",
+        "command": shlex.join(["python", "benchmarks/products.py", *sys.argv[1:]]),
+        "env": env,
+        "settings": {
+            "size": list(args.size), "rounds": args.rounds, "forms": forms,
+            "cli": "lulc-edge run FORM -o OUT --overwrite -q --json",
+            "decode": "rasterio read(1) of each .jp2, GDAL_NUM_THREADS=ALL_CPUS, sequential",
+            "pure": "Segmenter(device='auto', precision='auto').predict(stack read whole)",
+            "checkout": str(CHECKOUT)},
+        "build": built, "warmup": warm, "runs": runs, "maps": {},
+    }
     for rnd in range(args.rounds):
         last = rnd == args.rounds - 1
         for k in kinds:
@@ -721,30 +737,27 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"round {rnd + 1}/{args.rounds} {k}: {r['wall_seconds']:.1f} s, "
                       f"{r['cpu_seconds']:.1f} CPU-s, {r['peak_rss_mb']:.0f} MB"
                       f"{' ' + r['error'] if 'error' in r else ''}", file=sys.stderr)
+        # after every round: a run stopped later still leaves what it measured
+        write_results({**progress(res, rnd + 1), "analysis": analyse(runs, pixels)},
+                      Path(args.out))
     maps = {k: str(outs / f"{k}.lulc.tif") for k in forms if "error" not in runs[k][-1]}
     if "pure" in runs and "error" not in runs["pure"][-1]:
         maps["pure"] = str(outs / "pure.npy")
     cmp_ = run_self("_compare", {"maps": maps}) if maps else {}
-    pixels = args.size[0] * args.size[1]
-    res = {
-        "schema": SCHEMA, "started": started,
-        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "label": args.label or f"lulc-edge {env['checkout']}",
-        "command": shlex.join(["python", "benchmarks/products.py", *sys.argv[1:]]),
-        "env": env, "loadavg_end": list(os.getloadavg()),
-        "orchestrator_peak_rss_mb": round(resource.getrusage(
-            resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "settings": {
-            "size": list(args.size), "rounds": args.rounds, "forms": forms,
-            "cli": "lulc-edge run FORM -o OUT --overwrite -q --json",
-            "decode": "rasterio read(1) of each .jp2, GDAL_NUM_THREADS=ALL_CPUS, sequential",
-            "pure": "Segmenter(device='auto', precision='auto').predict(stack read whole)",
-            "checkout": str(CHECKOUT)},
-        "build": built, "warmup": warm, "runs": runs, "analysis": analyse(runs, pixels),
-        "maps": {"files": maps, "report": cmp_.get("report"), "error": cmp_.get("error")},
-    }
+    shutil.rmtree(outs, ignore_errors=True)
+    res.update(progress(res, args.rounds), analysis=analyse(runs, pixels),
+               finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               maps={"compared": sorted(maps), "report": cmp_.get("report"),
+                     "error": cmp_.get("error")})
     write_results(res, Path(args.out))
     return res
+
+
+def progress(res: dict[str, Any], rounds_done: int) -> dict[str, Any]:
+    """``res`` with the rounds done so far, the load and this process's peak RSS now."""
+    return {**res, "rounds_done": rounds_done, "loadavg_end": list(os.getloadavg()),
+            "orchestrator_peak_rss_mb": round(resource.getrusage(
+                resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 def write_results(res: dict[str, Any], out: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from benchmarks.products import FORMS, build, product_paths
+from benchmarks.products import FORMS, NOTES_MARK, build, product_paths
 from lulc_edge.sources import open_source
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +85,17 @@ def test_products_build_and_benchmark(tmp_path):
     assert res["build"]["check"]["values_differing_from_cog"] == {f: 0 for f in FORMS}
     md = (out / "products.md").read_text()
     assert "| per-band COG folder |" in md and "## Targets of issue 15" in md
+    assert md.endswith(NOTES_MARK)
+
+    # --render rewrites the tables from the JSON and keeps the hand-written notes
+    (out / "products.md").write_text("stale\n" + NOTES_MARK + "analysis by hand\n")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "products.py"), "--render", "--out", str(out),
+         "--quiet"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    md2 = (out / "products.md").read_text()
+    assert md2.startswith(md.split(NOTES_MARK)[0])
+    assert md2.endswith(NOTES_MARK + "analysis by hand\n")
 
     # cached by size: a second build reuses the products
     again = build(data, SIZE)
