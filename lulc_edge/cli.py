@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ from .pipeline import (
     segment_file,
 )
 from .sources import SCL_MAX, SourceOptions, check_input
+from .thumbnail import DEFAULT_SIZE as PREVIEW_SIZE
 
 #: Ranges of the numeric options, checked by click when the command line is parsed.
 TILE_RANGE = click.IntRange(4, 16384)
@@ -301,9 +303,12 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
         batch_mode = len(items) > 1 or out_dir is not None or from_list is not None \
             or scheduler is not None
         if not batch_mode:
-            _run_one(items[0], output, model, engine_options, options, src_opts, as_json, quiet)
+            if preview:  # the run keeps the scene's thumbnail: no second read of it
+                options = replace(options, thumbnail=PREVIEW_SIZE)
+            res = _run_one(items[0], output, model, engine_options, options, src_opts, as_json,
+                           quiet)
             if preview:
-                _write_preview(output or default_output(Path(items[0])), items[0], quiet)
+                _write_preview(res.output, items[0], quiet, true_colour=res.true_colour)
             return
         jobs = plan_jobs(items, out_dir, output)
         t0 = time.perf_counter()
@@ -350,7 +355,8 @@ def _interrupted(msg: str) -> None:
 
 
 def _run_one(src: str, output: str | None, model: str | None, engine_options: EngineOptions,
-             options: RunOptions, src_opts: SourceOptions, as_json: bool, quiet: bool) -> None:
+             options: RunOptions, src_opts: SourceOptions, as_json: bool,
+             quiet: bool) -> RunResult:
     try:
         check_input(src)  # before loading and tuning a model
         check_output(src, Path(output) if output else default_output(src), options.overwrite,
@@ -373,6 +379,7 @@ def _run_one(src: str, output: str | None, model: str | None, engine_options: En
         click.echo(json.dumps(res.as_dict(), indent=2))
     elif not quiet:
         click.echo(_summary(res))
+    return res
 
 
 @main.command()
@@ -443,13 +450,13 @@ def info(model: str | None, as_json: bool, min_agreement: float) -> None:
 
 
 def _write_preview(map_path: str | Path, scene: str | None, quiet: bool,
-                   out_dir: str | None = None, size: int = 2048, fatal: bool = True,
-                   qml: bool = False) -> None:
+                   out_dir: str | None = None, size: int = PREVIEW_SIZE, fatal: bool = True,
+                   qml: bool = False, true_colour: Any = None) -> None:
     """Write a map's pictures; an error is one line (and exit 1 unless ``fatal`` is False)."""
     from .preview import write_previews
 
     try:
-        paths = write_previews(map_path, scene, out_dir, size, qml)
+        paths = write_previews(map_path, scene, out_dir, size, qml, true_colour)
     except LulcEdgeError as exc:
         if fatal:
             _fail(str(exc))
@@ -466,7 +473,7 @@ def _write_preview(map_path: str | Path, scene: str | None, quiet: bool,
               help="The scene the map was made from (default: the map's LULC_EDGE_SOURCE_INPUT).")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False), default=None,
               help="Folder for the pictures (default: beside the map).")
-@click.option("--size", type=click.IntRange(16), default=2048, show_default=True,
+@click.option("--size", type=click.IntRange(16), default=PREVIEW_SIZE, show_default=True,
               help="Longest side of the pictures in px (decimated reads).")
 @click.option("--qml", is_flag=True, help="Also write the QGIS style NAME.qml beside the map.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not list the files written.")
@@ -509,7 +516,7 @@ def preview(map_path: str, scene: str | None, out_dir: str | None, size: int, qm
               help="Jobs waiting at most; more get 429.")
 @click.option("--cors", default=None, metavar="ORIGIN",
               help="Allow this browser origin (default: no CORS headers).")
-@click.option("--size", type=click.IntRange(16), default=2048, show_default=True,
+@click.option("--size", type=click.IntRange(16), default=PREVIEW_SIZE, show_default=True,
               help="Longest side of the pictures in px.")
 def serve(host: str, port: int, model: str | None, device: str, precision: str,
           threads: int | None, data_root: str | None, jobs_dir: str, max_upload_mb: float,

@@ -33,6 +33,7 @@ from .raster import (
 )
 from .sources import Source, SourceOptions, check_input, open_source
 from .stitch import TileResult, infer_seamless, infer_windows
+from .thumbnail import TrueColour
 from .tiling import Tile, batches, plan_seamless, plan_windows
 
 MODES = ("seamless", "window")
@@ -84,6 +85,9 @@ class RunOptions:
     overwrite: bool = False
     resume: bool = False
     progress: bool | None = None
+    #: longest side of a B4/B3/B2 thumbnail gathered while reading (RunResult.true_colour);
+    #: 0: none. Pictures of a scene without overviews then need no second read of it.
+    thumbnail: int = 0
 
 
 @dataclass
@@ -103,6 +107,7 @@ class RunResult:
     class_pixels: dict[str, int]
     class_hectares: dict[str, float] | None
     warnings: list[str] = field(default_factory=list)
+    true_colour: np.ndarray | None = field(default=None, repr=False)  # RunOptions.thumbnail
 
     @property
     def pixels(self) -> int:
@@ -110,6 +115,7 @@ class RunResult:
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
+        d.pop("true_colour")
         d["pixels"] = self.pixels
         return d
 
@@ -253,13 +259,15 @@ def _prefetch(read: Callable[[Window], np.ndarray], groups: list[list[Tile]]
 
 
 def infer_plan(engine: Engine, mode: str, read: Callable[[Window], np.ndarray],
-               tiles: list[Tile], outputs: tuple[str, ...], batch: int
+               tiles: list[Tile], outputs: tuple[str, ...], batch: int,
+               on_block: Callable[[Tile, np.ndarray], None] | None = None
                ) -> Iterator[tuple[Tile, TileResult]]:
     """Each tile's result, in plan order: the one data path of files and arrays alike.
 
     Blocks are read ahead in a thread (``read(window)`` of the scene's grid, zero outside) and
     up to ``engine.in_flight`` groups are inferred at once (OpenVINO's CPU streams), so reading,
-    inference and writing overlap on few cores.
+    inference and writing overlap on few cores. ``on_block(tile, bands)`` sees each tile's
+    read block (e.g. for a thumbnail).
     """
     c = engine.contract
     engine.prepare(block_sizes(tiles) if mode == "seamless"
@@ -268,6 +276,9 @@ def infer_plan(engine: Engine, mode: str, read: Callable[[Window], np.ndarray],
     pending: deque[tuple[list[Tile], Future]] = deque()
     with ThreadPoolExecutor(engine.in_flight, thread_name_prefix="lulc-edge-infer") as pool:
         for group, arr in _prefetch(read, groups):
+            if on_block is not None:
+                for t, block in zip(group, arr, strict=True):
+                    on_block(t, block)
             pending.append((group, pool.submit(infer_tiles, engine, mode, group, arr, outputs,
                                                batch)))
             if len(pending) >= engine.in_flight:
@@ -393,8 +404,14 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
                         writer.put(t, res, record=False)
                         counts += np.bincount(res.classes.ravel(), minlength=256)
                         bar.update(1, int(t.core.width * t.core.height))
+                thumb = (TrueColour(source.width, source.height, options.thumbnail,
+                                    source.band_names) if options.thumbnail else None)
+                if thumb is not None and done:
+                    for t in tiles:  # resumed: the finished tiles' samples are read again
+                        if t.index in done:
+                            thumb.add(t, source.read(t.read))
                 for t, res in infer_plan(engine, options.mode, source.read, todo, outputs,
-                                         batch):
+                                         batch, thumb.add if thumb is not None else None):
                     writer.put(t, res)
                     counts += np.bincount(res.classes.ravel(), minlength=256)
                     px = int(t.core.width * t.core.height)
@@ -437,7 +454,7 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
         mode=options.mode,
         tiles_total=len(tiles), tiles_inferred=len(todo),
         class_pixels=named, class_hectares=_hectares(named, grid),
-        warnings=warnings,
+        warnings=warnings, true_colour=thumb.image if thumb is not None else None,
     )
 
 

@@ -25,14 +25,12 @@ from .pipeline import _hectares as area_hectares
 from .products import find_band_files
 from .raster import Grid, qml_style, write_text_atomic
 from .sources import SourceOptions, open_source
+from .thumbnail import DEFAULT_SIZE, RGB_BANDS, out_shape
 
 #: The pictures, in the order they are written: NAME.<kind>.png.
 KINDS = ("mask", "overlay", "annotated", "stats")
-DEFAULT_SIZE = 2048
 #: Longest side of the grid connected regions are searched on (enough to place a label).
 REGION_SIZE = 512
-#: True-colour bands, red first.
-RGB_BANDS = ("B4", "B3", "B2")
 #: GDAL block cache while drawing (bytes): a decimated read of a file without overviews
 #: touches every block once, so caching them gains nothing and would hold GDAL's default 5 %
 #: of RAM.
@@ -63,12 +61,6 @@ class MapView:
     def percent(self) -> dict[str, float]:
         total = max(sum(self.pixels.values()), 1)
         return {k: 100.0 * v / total for k, v in self.pixels.items()}
-
-
-def out_shape(width: int, height: int, size: int) -> tuple[int, int]:
-    """(h, w) whose longest side is ``size`` at most (never enlarged)."""
-    scale = min(1.0, size / max(width, height))
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def read_map(path: str | os.PathLike, size: int = DEFAULT_SIZE) -> MapView:
@@ -121,9 +113,7 @@ def _rgb_locations(scene: str) -> list[tuple[str, int]]:
 
 def read_true_colour(scene: str | os.PathLike, shape: tuple[int, int],
                      valid: np.ndarray | None = None) -> np.ndarray:
-    """(h, w, 3) uint8 true colour of B4/B3/B2 read decimated to ``shape``, each band stretched
-    from its 2nd to 98th percentile over valid pixels (nonzero, and ``valid`` where given)."""
-    out = np.zeros((*shape, 3), np.uint8)
+    """(h, w, 3) uint8 true colour of B4/B3/B2 read decimated to ``shape`` (see ``stretch``)."""
     where = _rgb_locations(os.fspath(scene))
     by_raster: dict[str, list[int]] = {}
     for raster, index in where:
@@ -134,8 +124,15 @@ def read_true_colour(scene: str | os.PathLike, shape: tuple[int, int],
             arr = read_decimated(raster, indexes, shape)
         except (rasterio.errors.RasterioError, OSError) as exc:
             raise InputError(f"{scene}: cannot read {raster} ({one_line(exc)})") from None
-        read.update({(raster, i): a.astype(np.float32) for i, a in zip(indexes, arr, strict=True)})
-    bands = [read[loc] for loc in where]
+        read.update({(raster, i): a for i, a in zip(indexes, arr, strict=True)})
+    return stretch(np.stack([read[loc] for loc in where]), valid)
+
+
+def stretch(rgb: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """(h, w, 3) uint8 from (3, h, w) B4/B3/B2 digital numbers, each band stretched from its 2nd
+    to 98th percentile over valid pixels (nonzero, and ``valid`` where given)."""
+    out = np.zeros((*rgb.shape[1:], 3), np.uint8)
+    bands = [b.astype(np.float32) for b in rgb]
     ok = np.all([b > 0 for b in bands], axis=0)
     if valid is not None:
         ok &= valid
@@ -333,18 +330,23 @@ def stats_chart(view: MapView, width: int = 900):  # noqa: ANN201 - a PIL image
 
 
 def pictures(map_path: str | os.PathLike, scene: str | os.PathLike | None = None,
-             size: int = DEFAULT_SIZE) -> tuple[MapView, dict[str, object]]:
-    """Read a map (and its scene, by default the one its tags name) and draw the pictures."""
+             size: int = DEFAULT_SIZE, true_colour: np.ndarray | None = None
+             ) -> tuple[MapView, dict[str, object]]:
+    """Read a map (and its scene, by default the one its tags name) and draw the pictures.
+    ``true_colour``: the scene's (3, h, w) B4/B3/B2 thumbnail gathered by the run that made
+    the map (RunResult.true_colour), used instead of reading the scene again."""
     if size < 16:
         raise InputError(f"--size {size}: must be at least 16 px")
     env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": PREVIEW_CACHE_BYTES}
     with rasterio.Env(**env):
-        return _pictures(map_path, scene, size)
+        return _pictures(map_path, scene, size, true_colour)
 
 
 def _pictures(map_path: str | os.PathLike, scene: str | os.PathLike | None,
-              size: int) -> tuple[MapView, dict[str, object]]:
+              size: int, true_colour: np.ndarray | None) -> tuple[MapView, dict[str, object]]:
     view = read_map(map_path, size)
+    if true_colour is not None and true_colour.shape[1:] == view.classes.shape:
+        return view, render(view, stretch(true_colour, view.classes != view.nodata))
     if scene is None and view.source_input is not None:
         scene = view.source_input
         if not os.path.exists(scene) and not scene.startswith("/vsi") and "://" not in scene:
@@ -374,7 +376,8 @@ def preview_paths(map_path: str | os.PathLike, out_dir: str | os.PathLike | None
 
 def write_previews(map_path: str | os.PathLike, scene: str | os.PathLike | None = None,
                    out_dir: str | os.PathLike | None = None,
-                   size: int = DEFAULT_SIZE, qml: bool = False) -> dict[str, Path]:
+                   size: int = DEFAULT_SIZE, qml: bool = False,
+                   true_colour: np.ndarray | None = None) -> dict[str, Path]:
     """Write NAME.mask/overlay/annotated/stats.png for a class map; each written to a hidden
     temporary name and renamed, so a final name never holds a partial picture. ``qml`` adds
     the QGIS style NAME.qml beside the map (QGIS loads it with the map)."""
@@ -382,7 +385,7 @@ def write_previews(map_path: str | os.PathLike, scene: str | os.PathLike | None 
     folder = next(iter(paths.values())).parent
     if not folder.is_dir():
         raise OutputError(f"{folder}: output directory does not exist")
-    view, pics = pictures(map_path, scene, size)
+    view, pics = pictures(map_path, scene, size, true_colour)
     if qml:
         style = Path(map_path).with_suffix(".qml")
         write_text_atomic(style, qml_style([c for c in view.legend if c.value != view.nodata]))

@@ -201,3 +201,20 @@ def test_map_is_gis_ready(tmp_path, engine, cog):
     assert cats[255] == "Unclassified" and set(cats[5:255]) == {""}
     assert rat == ["Barren_Land", "Built-up_Area", "Crop", "Forest", "Water", "Unclassified"]
     assert not list(tmp_path.glob(".*"))  # no temporaries left
+
+
+def test_run_thumbnail_is_the_decimated_scene(engine, make_scene, tmp_path):
+    """run --preview keeps B4/B3/B2 as it reads; the pictures equal those read afterwards."""
+    from lulc_edge.preview import pictures, png_bytes, read_decimated
+
+    src, _, _ = make_scene(203, 150)
+    out = tmp_path / "m.tif"
+    res = segment_file(src, out, engine=engine,
+                       options=RunOptions(progress=False, tile=64, thumbnail=64))
+    assert res.true_colour is not None and res.true_colour.shape == (3, 47, 64)
+    np.testing.assert_array_equal(res.true_colour, read_decimated(str(src), [4, 3, 2], (47, 64)))
+    assert "true_colour" not in res.as_dict()
+    _, kept = pictures(out, size=64, true_colour=res.true_colour)
+    _, read = pictures(out, size=64)
+    for kind in ("overlay", "annotated"):
+        assert png_bytes(kept[kind]) == png_bytes(read[kind]), kind
