@@ -589,12 +589,16 @@ def open_source(path: str | os.PathLike, band_names: Sequence[str] = DEFAULT_BAN
     MissingSCLError) with a one-line message naming the input.
     """
     p = os.fspath(path)
-    if os.path.isdir(p):
-        return BandFolderSource(p, band_names, options)
-    if os.path.isfile(p) and (p.lower().endswith(".zip") or _is_zip(p)):
+    if reads_band_files(p):
         return BandFolderSource(p, band_names, options)
     check_input(p)
     return StackSource(p, band_names, options)
+
+
+def reads_band_files(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is read as per-band files (a folder, .SAFE or .zip), not one raster."""
+    p = os.fspath(path)
+    return os.path.isdir(p) or (os.path.isfile(p) and (p.lower().endswith(".zip") or _is_zip(p)))
 
 
 def check_input(path: str | os.PathLike) -> None:

@@ -206,5 +206,7 @@ def test_run_defaults_per_device_and_gdal_settings(monkeypatch):
     monkeypatch.delenv("GDAL_NUM_THREADS", raising=False)
     monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
     assert gdal_settings()["GDAL_NUM_THREADS"] == "ALL_CPUS"
+    # per-band files: the reader's strips hold the decoded blocks, GDAL's cache less
+    assert gdal_settings(band_files=True)["GDAL_CACHEMAX"] < gdal_settings()["GDAL_CACHEMAX"]
     monkeypatch.setenv("GDAL_NUM_THREADS", "1")  # the user's setting wins
     assert "GDAL_NUM_THREADS" not in gdal_settings() and "GDAL_CACHEMAX" in gdal_settings()
