@@ -26,10 +26,15 @@ from lulc_edge.backends import OV_HINT, openvino_core  # noqa: E402
 from lulc_edge.engine import default_threads  # noqa: E402
 from lulc_edge.synthetic import SceneSpec, generate  # noqa: E402
 
-CONFIGS = {"1 stream x all threads, 1 in flight": (1, 1), "2 streams, 2 in flight": (2, 2)}
+#: name: (streams, blocks in flight, ENABLE_CPU_PINNING or None for OpenVINO's default)
+CONFIGS = {"1 stream x all threads, 1 in flight": (1, 1, None),
+           "2 streams, 2 in flight": (2, 2, None),
+           "2 streams, pinned": (2, 2, True),
+           "2 streams, not pinned": (2, 2, False)}
 
 
-def compile_static(model: Path, precision: str, size: int, streams: int, threads: int):
+def compile_static(model: Path, precision: str, size: int, streams: int, threads: int,
+                   pinning: bool | None = None):
     import openvino
 
     core = openvino_core()
@@ -38,8 +43,11 @@ def compile_static(model: Path, precision: str, size: int, streams: int, threads
     p.set_element_type(openvino.Type.f32)
     m.validate_nodes_and_infer_types()
     m.reshape({"bands": [1, 13, size, size]})
-    return core.compile_model(m, "CPU", {"NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": threads,
-                                         "INFERENCE_PRECISION_HINT": OV_HINT[precision]})
+    config = {"NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": threads,
+              "INFERENCE_PRECISION_HINT": OV_HINT[precision]}
+    if pinning is not None:
+        config["ENABLE_CPU_PINNING"] = pinning
+    return core.compile_model(m, "CPU", config)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
               for r in (0, s) for c in (0, s)] * 3
     variants = {"fp32": bundled_model(), "bf16": bundled_model(),
                 "int8": bundled_model("demo-unet-int8.onnx")}
-    compiled = {(prec, name): compile_static(path, prec, s, streams, threads)
-                for prec, path in variants.items() for name, (streams, _) in CONFIGS.items()}
+    compiled = {(prec, name): compile_static(path, prec, s, streams, threads, pin)
+                for prec, path in variants.items()
+                for name, (streams, _, pin) in CONFIGS.items()}
     mps: dict[str, list[float]] = {f"{p}|{n}": [] for p, n in compiled}
     for _ in range(args.rounds):
         for (prec, name), comp in compiled.items():
@@ -77,14 +86,14 @@ def main(argv: list[str] | None = None) -> int:
              f"{threads} threads, load at start {doc['env']['loadavg_start']}; "
              f"openvino {doc['env']['libraries'].get('openvino')}; static {s}x{s} blocks, "
              f"{len(blocks)} a round, {args.rounds} interleaved rounds (MP/s of block pixels).", "",
-             "| precision | 1 stream, 1 in flight | 2 streams, 2 in flight | ratio (median) |",
-             "|---|---|---|---|"]
+             "| precision | " + " | ".join(CONFIGS) + " | 2 streams / 1 stream (median) |",
+             "|---|" + "---|" * (len(CONFIGS) + 1)]
     names = list(CONFIGS)
     for prec in variants:
-        a, b = mps[f"{prec}|{names[0]}"], mps[f"{prec}|{names[1]}"]
-        ratio = float(np.median(np.array(b) / np.array(a)))
-        lines.append(f"| {prec} | {' '.join(f'{v:.2f}' for v in a)} | "
-                     f"{' '.join(f'{v:.2f}' for v in b)} | {ratio:.2f}x |")
+        rows = [mps[f"{prec}|{n}"] for n in names]
+        ratio = float(np.median(np.array(rows[1]) / np.array(rows[0])))
+        lines.append(f"| {prec} | " + " | ".join(" ".join(f"{v:.2f}" for v in r) for r in rows)
+                     + f" | {ratio:.2f}x |")
     (args.out / "openvino-streams.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
