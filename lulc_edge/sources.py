@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from rasterio.windows import Window
 
 from .bandread import GridBand
 from .contract import MODEL_BANDS
+from .engine import default_threads
 from .errors import InputError, LulcEdgeError, MissingSCLError, one_line
 from .products import (
     KNOWN_BANDS,
@@ -46,6 +46,7 @@ from .products import (
     normalize_band,
     resolve_offset,
 )
+from .raster import Grid
 
 DEFAULT_BANDS: tuple[str, ...] = MODEL_BANDS
 #: Size (pixels) of the sample windows read at open time (probe, SCL check, float check).
@@ -56,14 +57,6 @@ _READ_ERRORS = (RasterioError, CPLE_BaseError, OSError)
 _INT_OK = {"uint16", "int16", "uint32", "int32", "int64", "uint64"}
 _FLOAT = {"float16", "float32", "float64"}
 _NO_SCL_TAG_WORDS = ("zero", "fill", "absent", "none", "missing")
-_GridSpec = namedtuple("_GridSpec", "width height crs transform")
-
-
-def _cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -492,11 +485,11 @@ class BandFolderSource(Source):
         self._check_grids(srcs, ref)
         rs = _resampling(self.options.resampling)
         direct = rs in (Resampling.bilinear, Resampling.nearest)
-        self._pool = ThreadPoolExecutor(min(len(srcs), _cpus() * 2),
+        self._pool = ThreadPoolExecutor(min(len(srcs), default_threads() * 2),
                                         thread_name_prefix="lulc-edge-decode")
-        self._resampler = ThreadPoolExecutor(min(len(srcs), _cpus()),
+        self._resampler = ThreadPoolExecutor(min(len(srcs), default_threads()),
                                              thread_name_prefix="lulc-edge-resample")
-        grid = _GridSpec(ref.width, ref.height, ref.crs, ref.transform)
+        grid = Grid(ref.width, ref.height, ref.crs, ref.transform)
         self._bands: dict[str, GridBand] = {}
         how = {}
         for b, src in srcs.items():
