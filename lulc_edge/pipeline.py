@@ -31,7 +31,14 @@ from .raster import (
     class_counts,
     probs_path,
 )
-from .sources import Source, SourceOptions, check_input, open_source, reads_band_files
+from .sources import (
+    Source,
+    SourceOptions,
+    check_input,
+    is_remote,
+    open_source,
+    reads_band_files,
+)
 from .stitch import TileResult, infer_seamless, infer_windows
 from .thumbnail import TrueColour
 from .tiling import Tile, batches, plan_seamless, plan_windows
@@ -124,13 +131,6 @@ class RunResult:
         d.pop("true_colour")
         d["pixels"] = self.pixels
         return d
-
-
-def is_remote(src: str | os.PathLike) -> bool:
-    """A URL or GDAL virtual path: kept as a string (``Path`` would fold ``https://`` to
-    ``https:/``) and never checked on the local filesystem."""
-    p = os.fspath(src)
-    return "://" in p or p.startswith("/vsi")
 
 
 def default_output(src: str | os.PathLike) -> Path:

@@ -24,7 +24,7 @@ from .errors import InputError, LulcEdgeError, OutputError, one_line
 from .pipeline import _hectares as area_hectares
 from .products import find_band_files
 from .raster import Grid, qml_style, write_text_atomic
-from .sources import SourceOptions, open_source
+from .sources import SourceOptions, is_remote, open_source
 from .thumbnail import DEFAULT_SIZE, RGB_BANDS, out_shape
 
 #: The pictures, in the order they are written: NAME.<kind>.png.
@@ -349,7 +349,7 @@ def _pictures(map_path: str | os.PathLike, scene: str | os.PathLike | None,
         return view, render(view, stretch(true_colour, view.classes != view.nodata))
     if scene is None and view.source_input is not None:
         scene = view.source_input
-        if not os.path.exists(scene) and not scene.startswith("/vsi") and "://" not in scene:
+        if not is_remote(scene) and not os.path.exists(scene):
             raise InputError(f"{map_path}: its scene {scene} (LULC_EDGE_SOURCE_INPUT) is not "
                              "here; give it with --scene")
     rgb = None

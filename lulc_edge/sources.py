@@ -594,11 +594,18 @@ def reads_band_files(path: str | os.PathLike) -> bool:
     return os.path.isdir(p) or (os.path.isfile(p) and (p.lower().endswith(".zip") or _is_zip(p)))
 
 
+def is_remote(src: str | os.PathLike) -> bool:
+    """A URL or GDAL virtual path: kept as a string (``Path`` would fold ``https://`` to
+    ``https:/``) and never checked on the local filesystem."""
+    p = os.fspath(src)
+    return "://" in p or p.startswith("/vsi")
+
+
 def check_input(path: str | os.PathLike) -> None:
     """InputError unless ``path`` exists here or is a GDAL virtual path or URL (checked later,
     when GDAL opens it)."""
     p = os.fspath(path)
-    if p.startswith("/vsi") or "://" in p:
+    if is_remote(p):
         return
     if not os.path.exists(p):
         raise InputError(f"{p}: no such file or folder")
