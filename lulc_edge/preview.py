@@ -23,7 +23,7 @@ from .contract import ClassInfo
 from .errors import InputError, LulcEdgeError, OutputError, one_line
 from .pipeline import _hectares as area_hectares
 from .products import find_band_files
-from .raster import Grid, qml_style, write_text_atomic
+from .raster import Grid, qml_style, write_atomic
 from .sources import SourceOptions, is_remote, open_source
 from .thumbnail import DEFAULT_SIZE, RGB_BANDS, out_shape
 
@@ -388,15 +388,8 @@ def write_previews(map_path: str | os.PathLike, scene: str | os.PathLike | None 
     view, pics = pictures(map_path, scene, size, true_colour)
     if qml:
         style = Path(map_path).with_suffix(".qml")
-        write_text_atomic(style, qml_style([c for c in view.legend if c.value != view.nodata]))
+        write_atomic(style, qml_style([c for c in view.legend if c.value != view.nodata]))
         paths["qml"] = style
     for kind in KINDS:
-        path = paths[kind]
-        tmp = path.with_name(f".{path.name}.partial")
-        try:
-            tmp.write_bytes(png_bytes(pics[kind]))
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        write_atomic(paths[kind], png_bytes(pics[kind]))
     return paths

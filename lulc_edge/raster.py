@@ -256,11 +256,12 @@ def pam_xml(contract: Contract) -> str:
             "</GDALRasterAttributeTable>\n  </PAMRasterBand>\n</PAMDataset>\n")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a small text file through a hidden temporary name; OutputError on failure."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write a small file (text as UTF-8) through a hidden temporary name, so the final name
+    never holds a partial file; OutputError on failure."""
     tmp = partial_path(path, ".partial")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -270,7 +271,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_pam(final: Path, contract: Contract) -> None:
     """Write ``final.aux.xml``: GeoTIFF has no tag for category names, GDAL keeps them in this
     sidecar (as GDAL's own SetCategoryNames would)."""
-    write_text_atomic(final.with_name(final.name + ".aux.xml"), pam_xml(contract))
+    write_atomic(final.with_name(final.name + ".aux.xml"), pam_xml(contract))
 
 
 def qml_style(classes: Sequence[ClassInfo]) -> str:

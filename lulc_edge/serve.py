@@ -45,7 +45,7 @@ from .engine import Engine
 from .errors import InputError, LulcEdgeError, one_line
 from .pipeline import MODES, RunOptions, RunResult, segment_file
 from .preview import DEFAULT_SIZE, KINDS, pictures, png_bytes, write_previews
-from .raster import is_complete, write_text_atomic
+from .raster import is_complete, write_atomic
 from .sources import SourceOptions
 
 STATIC = Path(__file__).parent / "static"
@@ -231,7 +231,7 @@ class Service:
     def _save(self, doc: dict[str, Any]) -> None:
         with self.state:
             text = json.dumps(doc, indent=1)
-        write_text_atomic(self.jobs_dir / doc["id"] / "job.json", text)
+        write_atomic(self.jobs_dir / doc["id"] / "job.json", text)
 
     def _work(self) -> None:
         while True:
