@@ -502,7 +502,8 @@ def preview(map_path: str, scene: str | None, out_dir: str | None, size: int, qm
               help="Backend, as for run.")
 @click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto",
               show_default=True, help="Precision, as for run.")
-@click.option("--threads", type=int, default=None, help="Inference threads (default: all CPUs).")
+@click.option("--threads", type=THREADS_RANGE, default=None,
+              help="Inference threads (default: all CPUs).")
 @click.option("--data-root", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder whose scenes POST /jobs {\"path\": ...} may name (nothing outside it).")
 @click.option("--jobs-dir", type=click.Path(file_okay=False), default="lulc-edge-jobs",
