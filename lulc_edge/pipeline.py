@@ -459,7 +459,7 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
         seconds=time.perf_counter() - t0, device=engine.device, precision=engine.precision,
         mode=options.mode,
         tiles_total=len(tiles), tiles_inferred=len(todo),
-        class_pixels=named, class_hectares=_hectares(named, grid),
+        class_pixels=named, class_hectares=area_hectares(named, grid),
         warnings=warnings, true_colour=thumb.image if thumb is not None else None,
     )
 
@@ -518,7 +518,7 @@ def _named_counts(counts: np.ndarray, engine: Engine) -> dict[str, int]:
     return named
 
 
-def _hectares(named: dict[str, int], grid: Grid) -> dict[str, float] | None:
+def area_hectares(named: dict[str, int], grid: Grid) -> dict[str, float] | None:
     """Class areas in hectares, when the CRS is projected in metres (else None)."""
     crs = grid.crs
     if crs is None or not crs.is_projected:

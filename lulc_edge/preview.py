@@ -21,7 +21,7 @@ from rasterio.windows import Window
 
 from .contract import ClassInfo
 from .errors import InputError, LulcEdgeError, OutputError, one_line
-from .pipeline import _hectares as area_hectares
+from .pipeline import area_hectares
 from .products import find_band_files
 from .raster import Grid, qml_style, write_atomic
 from .sources import SourceOptions, is_remote, open_source
