@@ -34,7 +34,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from .bandread import GridBand
+from .bandread import GridBand, StripReader
 from .contract import MODEL_BANDS
 from .engine import default_threads
 from .errors import InputError, LulcEdgeError, MissingSCLError, one_line
@@ -53,6 +53,10 @@ DEFAULT_BANDS: tuple[str, ...] = MODEL_BANDS
 SAMPLE_SIZE = int(os.environ.get("LULC_EDGE_SAMPLE_SIZE", "128"))
 #: SCL classes are 0..11 (ESA L2A product specification).
 SCL_MAX = 11
+#: A stack is read in full-width strips (each block decoded once; tiles and halos sliced from
+#: them) when one strip of the bands used is at most this many bytes: 73 MB for a 13-band
+#: uint16 Sentinel-2 tile with 256 px blocks. Wider rasters are read a window at a time.
+STACK_STRIP_BYTES = int(os.environ.get("LULC_EDGE_STACK_STRIP_BYTES", 96 * 2**20))
 _READ_ERRORS = (RasterioError, CPLE_BaseError, OSError)
 _INT_OK = {"uint16", "int16", "uint32", "int32", "int64", "uint64"}
 _FLOAT = {"float16", "float32", "float64"}
@@ -145,8 +149,9 @@ class Source:
         self._tags: dict[str, str] = {}
 
     # -- to implement ---------------------------------------------------------------------------
-    def _read_raw(self, window: Window) -> dict[str, np.ndarray]:
-        """Native-dtype arrays for ``window`` (inside the grid) keyed by band; SCL may be absent."""
+    def _read_raw(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
+        """Native-dtype arrays for ``window`` (inside the grid) keyed by band; SCL may be absent.
+        ``sample``: a one-off read outside the sequential pass (the checks at open)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -167,9 +172,9 @@ class Source:
         # a Python LulcEdgeWarning as well would be shown twice.
         self.warnings.append(msg)
 
-    def _read_checked(self, window: Window) -> dict[str, np.ndarray]:
+    def _read_checked(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
         try:
-            return self._read_raw(window)
+            return self._read_raw(window, sample)
         except LulcEdgeError:
             raise
         except _READ_ERRORS as e:
@@ -217,17 +222,23 @@ class Source:
         bad = self._invalid(raw)
         shape = bad.shape
         out = np.zeros((len(self.band_names), *shape), np.uint16)
+        minus: dict[int, np.ndarray] = {}  # an array operand: numpy's scalar loops are slower
         for i, b in enumerate(self.band_names):
             if b == "SCL":
                 continue
             v = self._to_u16(raw[b])
             off = self._offset.get(b, 0) if isinstance(self._offset, dict) else self._offset
-            if off < 0:  # v + off floored at 0 (0 stays 0), in place of a wider dtype
-                v = v - np.minimum(v, np.uint16(-off))
+            if off < 0:  # v + off floored at 0 (0 stays 0): max(v, -off) + off, in uint16
+                c = minus.get(off)
+                if c is None:
+                    c = minus[off] = np.full(shape, -off, np.uint16)
+                np.maximum(v, c, out=out[i])
+                np.subtract(out[i], c, out=out[i])
             elif off:
                 v = np.where(v > 0, np.clip(v.astype(np.int32) + off, 0, 65535), 0)
-                v = v.astype(np.uint16)
-            out[i] = v
+                out[i] = v
+            else:
+                out[i] = v
         if "SCL" in self.band_names:
             i = self.band_names.index("SCL")
             if self._scl_fill is not None:
@@ -237,12 +248,14 @@ class Source:
                 out[i] = np.where(has_data, self._scl_fill, 0)
             else:
                 out[i] = self._to_u16(raw["SCL"])
-        out[:, bad] = 0
+        if bad.any():  # one multiply over the bands: far cheaper than a boolean index
+            np.multiply(out, ~bad, out=out)
         return out
 
     def _inspect(self) -> None:
         """Probe the sample windows: surfaces truncated files, checks floats and the SCL band."""
-        samples = [self._read_checked(w) for w in _sample_windows(self.width, self.height)]
+        samples = [self._read_checked(w, sample=True)
+                   for w in _sample_windows(self.width, self.height)]
         if self._float:
             vals = [s[b][np.isfinite(s[b])] for s in samples for b in self._refl]
             vals = np.concatenate([v.ravel() for v in vals]) if vals else np.zeros(0)
@@ -348,10 +361,12 @@ class StackSource(Source):
                  options: SourceOptions = SourceOptions()):
         super().__init__(path, _check_band_names(band_names), options)
         self._src = _open(path, self.path)
+        self._strips: StripReader | None = None
+        self._pool: ThreadPoolExecutor | None = None
         try:
             self._setup()
         except BaseException:
-            self._src.close()
+            self.close()
             raise
 
     def _setup(self) -> None:
@@ -387,6 +402,12 @@ class StackSource(Source):
             {b: f"{os.path.basename(self.path)}:{i}" for b, i in self._index.items()})
         self._tags["BAND_MAPPING"] = how
         self._tags["RESAMPLING"] = "none (single grid)"
+        idx = list(self._index.values())
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lulc-edge-decode")
+        strips = StripReader(src, self._pool, idx)
+        size = max(np.dtype(src.dtypes[i - 1]).itemsize for i in idx)
+        if len(idx) * src.width * strips.rows * size <= STACK_STRIP_BYTES:
+            self._strips = strips
 
     def _map_bands(self) -> tuple[dict[str, int], str]:
         src, wanted = self._src, self.band_names
@@ -434,12 +455,17 @@ class StackSource(Source):
             f"{len(refl)} without SCL, band descriptions naming them, or --bands"
         )
 
-    def _read_raw(self, window: Window) -> dict[str, np.ndarray]:
-        idx = list(self._index.values())
-        data = self._src.read(idx, window=window)
+    def _read_raw(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
+        if sample or self._strips is None:
+            data = self._src.read(list(self._index.values()), window=window)
+        else:
+            r0, c0 = int(window.row_off), int(window.col_off)
+            data = self._strips.read(r0, r0 + int(window.height), c0, c0 + int(window.width))
         return {b: data[k] for k, b in enumerate(self._index)}
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self._src.close()
 
 
@@ -496,7 +522,8 @@ class BandFolderSource(Source):
             nd = src.nodata if src.nodata is not None else (None if b == "SCL" else 0)
             self._nodata[b] = nd
             method = Resampling.nearest if b == "SCL" else rs
-            self._bands[b] = GridBand(src, grid, method, nd, self._pool, direct=direct)
+            self._bands[b] = GridBand(src, grid, method, nd, self._pool, self._resampler,
+                                      direct=direct)
             how[b] = self._bands[b].how
         self._zero_is_nodata = True
         meta = found.metadata
@@ -545,12 +572,11 @@ class BandFolderSource(Source):
                     f"{tuple(round(v, 2) for v in sb)} vs {tuple(round(v, 2) for v in rb)}"
                 )
 
-    def _read_raw(self, window: Window) -> dict[str, np.ndarray]:
-        for band in self._bands.values():  # every band's strips decode in parallel...
-            band.request(window)
-        # ...and every band is resampled in parallel (numpy and GDAL release the GIL)
-        futs = {b: self._resampler.submit(band.read, window) for b, band in self._bands.items()}
-        return {b: f.result() for b, f in futs.items()}
+    def _read_raw(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
+        if not sample:
+            for band in self._bands.values():  # every band decodes and resamples at once
+                band.request(window)
+        return {b: band.read(window, sample) for b, band in self._bands.items()}
 
     def close(self) -> None:
         for name in ("_resampler", "_pool"):

@@ -99,23 +99,34 @@ def test_direct_kernel_matches_the_warper_on_offset_grids(tmp_path, shift, monke
     warped, _ = _raw(folder, False, monkeypatch)
     _assert_within_one_dn(direct, warped)
     np.testing.assert_array_equal(direct["SCL"], warped["SCL"])
-    # a window equals the same pixels of the whole read (strips are assembled exactly)
-    win = Window(37, 50, 101, 77)
-    part, _ = _raw(folder, True, monkeypatch, win)
-    for b in part:
-        np.testing.assert_array_equal(part[b], direct[b][50:127, 37:138])
+    # a window equals the same pixels of the whole read (strips and chunks are assembled
+    # exactly), whether or not it holds nodata (no window picks its own arithmetic)
+    for win in (Window(37, 50, 101, 77), Window(0, 0, 40, 40), Window(100, 10, 61, 33)):
+        part, _ = _raw(folder, True, monkeypatch, win)
+        r0, c0 = win.row_off, win.col_off
+        for b in part:
+            np.testing.assert_array_equal(part[b], direct[b][r0: r0 + win.height,
+                                                            c0: c0 + win.width])
 
 
-def test_each_strip_is_decoded_once_and_memory_stays_bounded(tmp_path):
+def test_each_strip_is_decoded_once_and_memory_stays_bounded(tmp_path, monkeypatch):
+    # strips of one block row, more of them than are kept: the checks at open (sample windows
+    # at the top, middle and end) must not decode strips that the pass then decodes again
+    monkeypatch.setattr(bandread, "MIN_STRIP_ROWS", 1)
+    monkeypatch.setattr(bandread, "CHUNK_ROWS", 64)
     folder = _offset_folder(tmp_path / "f", (10, -10), size=600, holes=False)
     with open_source(folder, options=SourceOptions()) as src:
+        assert all(b._strips.decoded == 0 for b in src._bands.values())
         for r0 in range(0, 600, 100):
             for c0 in range(0, 600, 100):
                 src.read(Window(c0 - 24, r0 - 24, 148, 148))
                 for band in src._bands.values():
-                    assert len(band._strips._strips) <= bandread.KEEP
+                    # strips: KEEP, and those the chunks in flight still read
+                    assert len(band._strips._strips) <= 2 * bandread.KEEP
+                    assert len(band._out._strips) <= 5  # 148 rows span 4 chunks, 1 ahead
         for name, band in src._bands.items():
             s = band._strips
+            assert s.n > bandread.KEEP + 1
             assert s.decoded == s.n, (name, s.decoded, s.n)
 
 
@@ -133,3 +144,49 @@ def test_class_maps_of_direct_and_warped_reads_agree(tmp_path, name, monkeypatch
         with rasterio.open(out) as ds:
             maps.append(ds.read(1))
     assert (maps[0] == maps[1]).mean() >= 0.9999
+
+
+def _stack(path: Path, height: int, width: int, block: int, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(1, 12000, (13, height, width)).astype(np.uint16)
+    arr[10] = rng.integers(0, 12, (height, width))  # SCL
+    arr[:, 5:9, 7:30] = 0  # nodata
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=13,
+                       dtype="uint16", crs=UTM, transform=Affine(10, 0, 4e5, 0, -10, 5e6),
+                       tiled=True, blockxsize=block, blockysize=block,
+                       compress="deflate") as ds:
+        ds.write(arr)
+    return arr
+
+
+def test_a_stack_is_read_in_strips_each_decoded_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(bandread, "MIN_STRIP_ROWS", 1)
+    arr = _stack(tmp_path / "s.tif", 300, 200, 32)
+    with open_source(tmp_path / "s.tif", options=SourceOptions()) as src:
+        strips = src._strips
+        assert strips is not None and strips.decoded == 0  # the checks at open read windows
+        assert strips.n > bandread.KEEP + 1
+        got = np.zeros((13, 300, 200), np.uint16)
+        for r0 in range(0, 300, 64):
+            for c0 in range(0, 200, 64):
+                win = Window(c0 - 8, r0 - 8, 80, 80)
+                block = src.read(win)
+                direct = src._convert(src._read_raw(win, sample=True)) if (
+                    r0 >= 8 and c0 >= 8 and r0 + 72 <= 300 and c0 + 72 <= 200) else None
+                if direct is not None:
+                    np.testing.assert_array_equal(block, direct)
+                got[:, r0: r0 + 64, c0: c0 + 64] = block[:, 8: 8 + 64, 8: 8 + 64][
+                    :, : 300 - r0, : 200 - c0]
+                assert len(strips._strips) <= bandread.KEEP + 2
+        assert strips.decoded == strips.n
+    np.testing.assert_array_equal(got, arr)  # a plain stack: values as stored
+
+
+def test_a_stack_too_wide_for_strips_reads_windows(tmp_path, monkeypatch):
+    import lulc_edge.sources as sources
+
+    monkeypatch.setattr(sources, "STACK_STRIP_BYTES", 1000)
+    _stack(tmp_path / "s.tif", 64, 64, 16)
+    with open_source(tmp_path / "s.tif", options=SourceOptions()) as src:
+        assert src._strips is None
+        assert src.read(Window(0, 0, 64, 64)).shape == (13, 64, 64)
