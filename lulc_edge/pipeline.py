@@ -18,7 +18,8 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from .engine import CUDA_BATCH, CUDA_TILE, Engine
+from . import bandread
+from .engine import CUDA_BATCH, CUDA_TILE, Engine, default_threads
 from .errors import InputError, LulcEdgeError, OutputError
 from .journal import Journal, changed_files, fingerprint, fingerprint_digest, journal_path
 from .locking import OutputLock
@@ -59,10 +60,10 @@ PREFETCH = 2
 #: blocks of one row of tiles of a 10980 px wide scene (halo re-reads hit the cache), instead of
 #: GDAL's default of 5% of RAM, which held 1.2 GB of decoded input on a 24 GB machine.
 GDAL_CACHE_BYTES = int(os.environ.get("LULC_EDGE_GDAL_CACHE_BYTES", 256 * 2**20))
-#: The same for per-band files (folders, .SAFE, .zip): the reader's own strips hold every decoded
-#: block once (lulc_edge.bandread), so GDAL's cache only double-buffered them: 64 MB instead
-#: of 256 took 130 MB off the peak RSS of a 10980 x 2520 .SAFE run at the same speed.
-GDAL_CACHE_BYTES_BANDS = int(os.environ.get("LULC_EDGE_GDAL_CACHE_BYTES_BANDS", 64 * 2**20))
+#: The same for per-band files (folders, .SAFE, .zip), where the reader's own strips hold the
+#: decoded blocks (lulc_edge.bandread): room for the strips being decoded (bandread.cache_bytes:
+#: 160 MB on 2 to 11 cores); unset, bandread's figure.
+GDAL_CACHE_BYTES_BANDS = int(os.environ.get("LULC_EDGE_GDAL_CACHE_BYTES_BANDS", 0))
 
 
 def gdal_settings(band_files: bool = False) -> dict[str, Any]:
@@ -70,7 +71,8 @@ def gdal_settings(band_files: bool = False) -> dict[str, Any]:
     (smaller for per-band files, see GDAL_CACHE_BYTES_BANDS), and block decoding on all cores
     (GTiff decodes a window's blocks in parallel, JPEG 2000 its tiles; a GPU run is bound by
     it, a CPU run spends the same core-seconds sooner)."""
-    cache = GDAL_CACHE_BYTES_BANDS if band_files else GDAL_CACHE_BYTES
+    cache = (GDAL_CACHE_BYTES_BANDS or bandread.cache_bytes(default_threads())) if band_files \
+        else GDAL_CACHE_BYTES
     defaults = {"GDAL_CACHEMAX": cache, "GDAL_NUM_THREADS": "ALL_CPUS"}
     return {k: v for k, v in defaults.items() if k not in os.environ}
 

@@ -34,7 +34,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from .bandread import GridBand, StripReader
+from .bandread import GridBand, StripReader, decode_workers
 from .contract import MODEL_BANDS
 from .engine import default_threads
 from .errors import InputError, LulcEdgeError, MissingSCLError, one_line
@@ -114,11 +114,13 @@ def _clip_window(window: Window, width: int, height: int) -> tuple[Window, int, 
 
 
 def _sample_windows(width: int, height: int, size: int = SAMPLE_SIZE) -> list[Window]:
-    """A 3x3 spread of small windows (corners, edges, centre): probes the file's first and
-    last blocks and gives a sample for the SCL and float checks."""
+    """Small windows at the left, centre and right of the first and last rows: they probe
+    the file's first and last blocks and give samples for the SCL and float checks. Only
+    those two rows: per-band files keep the strips the samples decoded until the pass reads
+    them (decoded once), and a strip held from the middle would cost memory for half a run."""
     w, h = min(size, width), min(size, height)
     cols = sorted({0, (width - w) // 2, width - w})
-    rows = sorted({0, (height - h) // 2, height - h})
+    rows = sorted({0, height - h})
     return [Window(c, r, w, h) for r in rows for c in cols]
 
 
@@ -511,7 +513,7 @@ class BandFolderSource(Source):
         self._check_grids(srcs, ref)
         rs = _resampling(self.options.resampling)
         direct = rs in (Resampling.bilinear, Resampling.nearest)
-        self._pool = ThreadPoolExecutor(min(len(srcs), default_threads() * 2),
+        self._pool = ThreadPoolExecutor(min(len(srcs), decode_workers(default_threads())),
                                         thread_name_prefix="lulc-edge-decode")
         self._resampler = ThreadPoolExecutor(min(len(srcs), default_threads()),
                                              thread_name_prefix="lulc-edge-resample")
