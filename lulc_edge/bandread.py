@@ -39,8 +39,9 @@ KEEP = 3
 #: Fewest source rows per strip: files with small blocks (striped GeoTIFFs) are read in
 #: strips of whole blocks at least this tall.
 MIN_STRIP_ROWS = 256
-#: Output rows per resampled chunk of a coarser band (full width; 5.6 MB of uint16 at 10980 px).
-CHUNK_ROWS = 256
+#: Output rows per resampled chunk of a coarser band (full width; 2.8 MB of uint16 at 10980 px;
+#: a 560-row tile spans 5 or 6, one more is resampled ahead).
+CHUNK_ROWS = 128
 #: Columns resampled at a time within a chunk (a fixed grid too): working arrays of a few MB
 #: that stay in cache; full-width passes cost more CPU (measured: 9.5 against 7.3 CPU-s).
 CHUNK_COLS = 1024
@@ -52,9 +53,10 @@ DIRECT_KERNEL = True
 #: decodes its tiles into the cache before copying them out, so concurrent strip reads whose
 #: tiles do not fit evict each other's and decode them again, unseen (measured: 4 strip reads
 #: at once under a 64 MB cache decoded the JPEG 2000 tiles 1.7x). Room for each decoding strip
-#: (a 10980 px, 1024-row uint16 strip is 22.5 MB) twice over, on top of a base.
-CACHE_BASE_BYTES = 64 * 2**20
-CACHE_PER_WORKER_BYTES = 48 * 2**20
+#: (a 10980 px, 1024-row uint16 strip is 22.5 MB), on top of a base: 64 MB for 2 strips at
+#: once, which measured the same CPU time as 128 MB (and 65 MB less peak RSS).
+CACHE_BASE_BYTES = 16 * 2**20
+CACHE_PER_WORKER_BYTES = 24 * 2**20
 
 
 def decode_workers(threads: int) -> int:
@@ -232,6 +234,12 @@ class StripReader(RowCache):
         reaches them, so they are decoded once all the same."""
         return self.read(r0, r1, c0, c1, hold=True)
 
+    def read_direct(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """The same pixels read from the file, no strip decoded or kept (a sample far from
+        where the pass starts: only the blocks under it are decoded)."""
+        with self._ds_lock:
+            return self.ds.read(self.indexes, window=Window(c0, r0, c1 - c0, r1 - r0))
+
 
 class Taps:
     """The source pixels one axis of an output window reads, relative to ``start`` (the first
@@ -388,10 +396,10 @@ class GridBand:
         if self._out is not None:
             self._out.request(int(window.row_off), int(window.row_off + window.height))
 
-    def read(self, window: Window, sample: bool = False) -> np.ndarray:
+    def read(self, window: Window, sample: bool = False, hold: bool = True) -> np.ndarray:
         """``(h, w)`` native-dtype pixels of ``window`` (inside the output grid); ``sample``:
-        a read before the sequential pass (resampled on its own, its strips held for the
-        pass)."""
+        a read before the sequential pass, resampled on its own, its strips held for the pass
+        (``hold``) or read directly."""
         if self._vrt is not None:
             return self._vrt.read(1, window=window)
         assert self._strips is not None and self._out is not None
@@ -399,9 +407,10 @@ class GridBand:
         h, w = int(window.height), int(window.width)
         if not sample:
             return self._out.read(r0, r0 + h, c0, c0 + w)
+        fetch = self._strips.read_held if hold else self._strips.read_direct
         if self._native:
-            return self._strips.read_held(r0, r0 + h, c0, c0 + w)
-        return self._resample(self._strips.read_held, r0, c0, h, w)
+            return fetch(r0, r0 + h, c0, c0 + w)
+        return self._resample(fetch, r0, c0, h, w)
 
     def _resample(self, fetch: Fetch, r0: int, c0: int, h: int, w: int) -> np.ndarray:
         if self.method == Resampling.nearest:

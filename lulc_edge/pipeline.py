@@ -62,7 +62,7 @@ PREFETCH = 2
 GDAL_CACHE_BYTES = int(os.environ.get("LULC_EDGE_GDAL_CACHE_BYTES", 256 * 2**20))
 #: The same for per-band files (folders, .SAFE, .zip), where the reader's own strips hold the
 #: decoded blocks (lulc_edge.bandread): room for the strips being decoded (bandread.cache_bytes:
-#: 160 MB on 2 to 11 cores); unset, bandread's figure.
+#: 64 MB on 2 to 11 cores); unset, bandread's figure.
 GDAL_CACHE_BYTES_BANDS = int(os.environ.get("LULC_EDGE_GDAL_CACHE_BYTES_BANDS", 0))
 
 

@@ -114,14 +114,14 @@ def _clip_window(window: Window, width: int, height: int) -> tuple[Window, int, 
 
 
 def _sample_windows(width: int, height: int, size: int = SAMPLE_SIZE) -> list[Window]:
-    """Small windows at the left, centre and right of the first and last rows: they probe
-    the file's first and last blocks and give samples for the SCL and float checks. Only
-    those two rows: per-band files keep the strips the samples decoded until the pass reads
-    them (decoded once), and a strip held from the middle would cost memory for half a run."""
+    """Small windows at the left, centre and right of the first rows, for the SCL and float
+    checks, and the last corner, which probes the file's last block (a truncated file).
+    Per-band files hold the strips of the first ones for the pass, which starts there (decoded
+    once); the corner is read on its own: a strip held from the end would cost memory for the
+    whole run, and a sample from the middle decoded strips the pass decoded again."""
     w, h = min(size, width), min(size, height)
-    cols = sorted({0, (width - w) // 2, width - w})
-    rows = sorted({0, height - h})
-    return [Window(c, r, w, h) for r in rows for c in cols]
+    first = [Window(c, 0, w, h) for c in sorted({0, (width - w) // 2, width - w})]
+    return first + [Window(width - w, height - h, w, h)]
 
 
 class Source:
@@ -151,9 +151,11 @@ class Source:
         self._tags: dict[str, str] = {}
 
     # -- to implement ---------------------------------------------------------------------------
-    def _read_raw(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
+    def _read_raw(self, window: Window, sample: bool = False, hold: bool = True
+                  ) -> dict[str, np.ndarray]:
         """Native-dtype arrays for ``window`` (inside the grid) keyed by band; SCL may be absent.
-        ``sample``: a one-off read outside the sequential pass (the checks at open)."""
+        ``sample``: a read before the sequential pass (the checks at open); ``hold``: keep what
+        it decoded for the pass (where the reader can), else read it on its own."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -174,9 +176,10 @@ class Source:
         # a Python LulcEdgeWarning as well would be shown twice.
         self.warnings.append(msg)
 
-    def _read_checked(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
+    def _read_checked(self, window: Window, sample: bool = False, hold: bool = True
+                      ) -> dict[str, np.ndarray]:
         try:
-            return self._read_raw(window, sample)
+            return self._read_raw(window, sample, hold)
         except LulcEdgeError:
             raise
         except _READ_ERRORS as e:
@@ -256,8 +259,9 @@ class Source:
 
     def _inspect(self) -> None:
         """Probe the sample windows: surfaces truncated files, checks floats and the SCL band."""
-        samples = [self._read_checked(w, sample=True)
-                   for w in _sample_windows(self.width, self.height)]
+        wins = _sample_windows(self.width, self.height)
+        samples = [self._read_checked(w, sample=True, hold=i < len(wins) - 1)
+                   for i, w in enumerate(wins)]
         if self._float:
             vals = [s[b][np.isfinite(s[b])] for s in samples for b in self._refl]
             vals = np.concatenate([v.ravel() for v in vals]) if vals else np.zeros(0)
@@ -457,7 +461,8 @@ class StackSource(Source):
             f"{len(refl)} without SCL, band descriptions naming them, or --bands"
         )
 
-    def _read_raw(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
+    def _read_raw(self, window: Window, sample: bool = False, hold: bool = True
+                  ) -> dict[str, np.ndarray]:
         if sample or self._strips is None:
             data = self._src.read(list(self._index.values()), window=window)
         else:
@@ -574,11 +579,12 @@ class BandFolderSource(Source):
                     f"{tuple(round(v, 2) for v in sb)} vs {tuple(round(v, 2) for v in rb)}"
                 )
 
-    def _read_raw(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
+    def _read_raw(self, window: Window, sample: bool = False, hold: bool = True
+                  ) -> dict[str, np.ndarray]:
         if not sample:
             for band in self._bands.values():  # every band decodes and resamples at once
                 band.request(window)
-        return {b: band.read(window, sample) for b, band in self._bands.items()}
+        return {b: band.read(window, sample, hold) for b, band in self._bands.items()}
 
     def close(self) -> None:
         for name in ("_resampler", "_pool"):
