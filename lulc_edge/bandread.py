@@ -4,18 +4,19 @@ A Sentinel-2 product stores each band in its own file at 10, 20 or 60 m, JPEG 20
 1024 px blocks (per-band COGs: DEFLATE, 1024 px blocks). Reading tile windows straight from
 such files decodes every block several times (each tile and halo that touches it), since GDAL's
 bounded block cache cannot hold a full-width row of blocks of 13 bands. Here each band file is
-read in full-width strips aligned to its own block rows, each strip decoded once, in a thread
+read in full-width strips aligned to its own block rows, each strip decoded once, on a thread
 pool (GDAL releases the GIL), one strip ahead of the reader; at most ``KEEP`` strips per band are
-held (the memory bound). Tiles are sliced from the strips.
+held, besides those pinned by work in flight (the memory bound). Samples read before the pass
+hold their strips for it, or read only the blocks under them (``read_direct``).
 
 Coarser bands are resampled onto the output grid by a direct separable kernel when the grids
 are integer multiples of each other (20 m and 60 m onto 10 m, offset or not): bilinear for
 reflectances, nearest for SCL, with GDAL's warper conventions (pixel centres map through the
 geotransforms; source nodata is left out of the bilinear sum and the weights renormalised; an
 output pixel whose centre falls outside the source, or in a nodata pixel, is nodata; integers
-rounded half up), once per full-width chunk of output rows (no halo or neighbouring tile
-resamples a pixel twice; chunks, too, are held a few at a time). Other grids keep the general
-warper (a WarpedVRT).
+rounded half up), once per full-width chunk of ``CHUNK_ROWS`` output rows on a fixed grid (no
+halo or neighbouring tile resamples a pixel twice; chunks, too, are held a few at a time).
+Tiles are sliced from strips and chunks. Other grids keep the general warper (a WarpedVRT).
 """
 
 from __future__ import annotations
