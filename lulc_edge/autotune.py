@@ -149,9 +149,15 @@ def _save(path: Path, doc: dict[str, Any]) -> None:
         warnings.warn(f"cannot write the auto cache {path}: {exc}", LulcEdgeWarning, stacklevel=4)
 
 
+#: Seconds to wait for another process measuring (a measurement takes well under a minute):
+#: a hung one then no longer blocks every lulc-edge run on the machine.
+LOCK_WAIT = float(os.environ.get("LULC_EDGE_AUTO_LOCK_WAIT", 300))
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock beside the cache, so parallel workers measure once, not each."""
+    """An exclusive lock beside the cache, so parallel workers measure once, not each; waits
+    at most ``LOCK_WAIT`` seconds for it."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no lock, atomic replace still holds
@@ -164,7 +170,18 @@ def _locked(path: Path) -> Iterator[None]:
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    warnings.warn(f"auto: another process has measured for over {LOCK_WAIT:g} s "
+                                  f"(lock {path.name}); measuring here without waiting",
+                                  LulcEdgeWarning, stacklevel=4)
+                    break
+                time.sleep(0.2)
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)

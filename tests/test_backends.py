@@ -459,3 +459,34 @@ def test_fp16_on_a_cpu_without_amx_fp16_is_refused_not_faked():
         pytest.skip("needs OpenVINO's runtime on a CPU without AMX-FP16")
     with pytest.raises(PrecisionError, match="fp16"):
         Engine(None, EngineOptions(device="openvino", precision="fp16", threads=2))
+
+
+def test_auto_lock_held_by_a_hung_process_is_waited_for_a_bounded_time(tmp_path, monkeypatch):
+    """A process stuck while measuring (it holds the lock) must not block every later run."""
+    import subprocess
+    import sys
+    import time
+
+    cache = tmp_path / "auto.json"
+    lock = tmp_path / ".auto.json.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
+         "os.O_CREAT | os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
+         "time.sleep(60)", str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(autotune, "LOCK_WAIT", 0.5)
+        t0 = time.monotonic()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with autotune._locked(cache):
+                waited = time.monotonic() - t0
+        assert 0.5 <= waited < 10
+        assert any("without waiting" in str(w.message) for w in caught)
+        holder.kill()
+        holder.wait()
+        with autotune._locked(cache):  # released by the kernel with the process: at once
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
