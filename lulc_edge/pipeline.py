@@ -60,18 +60,20 @@ PREFETCH = 2
 #: blocks of one row of tiles of a 10980 px wide scene (halo re-reads hit the cache), instead of
 #: GDAL's default of 5% of RAM, which held 1.2 GB of decoded input on a 24 GB machine.
 GDAL_CACHE_BYTES = int(os.environ.get("LULC_EDGE_GDAL_CACHE_BYTES", 256 * 2**20))
-#: The same for per-band files (folders, .SAFE, .zip), where the reader's own strips hold the
-#: decoded blocks (lulc_edge.bandread): room for the strips being decoded (bandread.cache_bytes:
-#: 64 MB on 2 to 11 cores); unset, bandread's figure.
+#: The same for inputs read in strips of their own (per-band files: folders, .SAFE, .zip; and
+#: stacks whose strips fit, lulc_edge.sources.STACK_STRIP_BYTES): the strips hold the decoded
+#: blocks, so the cache needs room only for the strips being decoded (bandread.cache_bytes:
+#: 64 MB on 2 to 11 cores; a stack's 256 MB only double-buffered its strips, 190 MB of peak
+#: RSS on a full tile); unset, bandread's figure.
 GDAL_CACHE_BYTES_BANDS = int(os.environ.get("LULC_EDGE_GDAL_CACHE_BYTES_BANDS", 0))
 
 
-def gdal_settings(band_files: bool = False) -> dict[str, Any]:
+def gdal_settings(strips: bool = False) -> dict[str, Any]:
     """GDAL settings of a run, each unless the environment sets it: a bounded block cache
-    (smaller for per-band files, see GDAL_CACHE_BYTES_BANDS), and block decoding on all cores
-    (GTiff decodes a window's blocks in parallel, JPEG 2000 its tiles; a GPU run is bound by
-    it, a CPU run spends the same core-seconds sooner)."""
-    cache = (GDAL_CACHE_BYTES_BANDS or bandread.cache_bytes(default_threads())) if band_files \
+    (smaller for inputs read in strips, see GDAL_CACHE_BYTES_BANDS), and block decoding on all
+    cores (GTiff decodes a window's blocks in parallel, JPEG 2000 its tiles; a GPU run is bound
+    by it, a CPU run spends the same core-seconds sooner)."""
+    cache = (GDAL_CACHE_BYTES_BANDS or bandread.cache_bytes(default_threads())) if strips \
         else GDAL_CACHE_BYTES
     defaults = {"GDAL_CACHEMAX": cache, "GDAL_NUM_THREADS": "ALL_CPUS"}
     return {k: v for k, v in defaults.items() if k not in os.environ}
@@ -376,9 +378,11 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
                     warnings: list[str], t0: float) -> RunResult:
     """segment_file's work, once the output's lock is held."""
     fp = fingerprint(src_name)
-    cache = rasterio.Env(**gdal_settings(reads_band_files(src_name)))
-    with cache, open_source(src_name, engine.contract.bands,
-                            source_options or SourceOptions()) as source:
+    band_files = reads_band_files(src_name)
+    with rasterio.Env(**gdal_settings(band_files)), \
+            open_source(src_name, engine.contract.bands,
+                        source_options or SourceOptions()) as source, \
+            rasterio.Env(**_strip_cache(source, band_files)):
         tiles = plan(options.mode, source.height, source.width, tile, engine)
         grid = Grid(source.width, source.height, source.crs, source.transform)
         outputs = output_names(options.confidence, options.probs)
@@ -464,6 +468,14 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
         class_pixels=named, class_hectares=area_hectares(named, grid),
         warnings=warnings, true_colour=thumb.image if thumb is not None else None,
     )
+
+
+def _strip_cache(source: Source, band_files: bool) -> dict[str, Any]:
+    """The smaller cache of ``gdal_settings(strips=True)`` once a stack turns out to read in
+    strips (per-band files have it from the start)."""
+    if band_files or not source.in_strips:
+        return {}
+    return {k: v for k, v in gdal_settings(True).items() if k == "GDAL_CACHEMAX"}
 
 
 def _stale_journal(journal: Journal, src: str) -> str | None:

@@ -134,6 +134,9 @@ class Source:
     transform: affine.Affine
     band_names: tuple[str, ...]
     warnings: list[str]
+    #: reads in strips of its own (each block decoded once; GDAL's cache then only needs room
+    #: for the strips being decoded)
+    in_strips: bool = False
 
     def __init__(self, path: str, band_names: Sequence[str], options: SourceOptions):
         self.path = path
@@ -414,6 +417,7 @@ class StackSource(Source):
         size = max(np.dtype(src.dtypes[i - 1]).itemsize for i in idx)
         if len(idx) * src.width * strips.rows * size <= STACK_STRIP_BYTES:
             self._strips = strips
+            self.in_strips = True
 
     def _map_bands(self) -> tuple[dict[str, int], str]:
         src, wanted = self._src, self.band_names
@@ -533,6 +537,7 @@ class BandFolderSource(Source):
                                       direct=direct)
             how[b] = self._bands[b].how
         self._zero_is_nodata = True
+        self.in_strips = True
         meta = found.metadata
         self._offset, self._offset_source = resolve_offset(meta, self.options.boa_offset)
         if "SCL" in self.band_names and "SCL" not in files:

@@ -206,7 +206,21 @@ def test_run_defaults_per_device_and_gdal_settings(monkeypatch):
     monkeypatch.delenv("GDAL_NUM_THREADS", raising=False)
     monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
     assert gdal_settings()["GDAL_NUM_THREADS"] == "ALL_CPUS"
-    # per-band files: the reader's strips hold the decoded blocks, GDAL's cache less
-    assert gdal_settings(band_files=True)["GDAL_CACHEMAX"] < gdal_settings()["GDAL_CACHEMAX"]
+    # inputs read in strips: the reader's strips hold the decoded blocks, GDAL's cache less
+    assert gdal_settings(strips=True)["GDAL_CACHEMAX"] < gdal_settings()["GDAL_CACHEMAX"]
     monkeypatch.setenv("GDAL_NUM_THREADS", "1")  # the user's setting wins
     assert "GDAL_NUM_THREADS" not in gdal_settings() and "GDAL_CACHEMAX" in gdal_settings()
+
+
+def test_a_stack_read_in_strips_runs_with_the_smaller_gdal_cache(engine, make_scene, tmp_path,
+                                                                monkeypatch):
+    """Its strips hold the decoded blocks: GDAL's cache must not double-buffer them."""
+    from lulc_edge import pipeline
+
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    src, _, _ = make_scene(96, 96)
+    seen = []
+    segment_file(src, tmp_path / "map.tif", engine=engine,
+                 options=RunOptions(progress=False, tile=64),
+                 on_tile=lambda *_: seen.append(rasterio.env.getenv().get("GDAL_CACHEMAX")))
+    assert seen and set(seen) == {pipeline.gdal_settings(strips=True)["GDAL_CACHEMAX"]}
