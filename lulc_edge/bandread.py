@@ -208,6 +208,12 @@ class RowCache:
         return np.concatenate(parts, axis=-2)
 
 
+def strip_rows(ds: rasterio.io.DatasetReader) -> int:
+    """Rows of a dataset's strips: whole block rows, at least ``MIN_STRIP_ROWS``."""
+    bh = max(1, ds.block_shapes[0][0])
+    return bh * max(1, math.ceil(min(MIN_STRIP_ROWS, ds.height) / bh))
+
+
 class StripReader(RowCache):
     """Bands ``indexes`` of a dataset (an int: ``(rows, width)`` strips, a list: ``(bands,
     rows, width)``) in full-width strips aligned to its block rows, each decoded once (GDAL
@@ -215,9 +221,7 @@ class StripReader(RowCache):
 
     def __init__(self, ds: rasterio.io.DatasetReader, pool: ThreadPoolExecutor,
                  indexes: int | list[int] = 1) -> None:
-        bh = max(1, ds.block_shapes[0][0])
-        super().__init__(bh * max(1, math.ceil(min(MIN_STRIP_ROWS, ds.height) / bh)),
-                         ds.height, self._decode, pool)
+        super().__init__(strip_rows(ds), ds.height, self._decode, pool)
         self.ds, self.width, self.indexes = ds, ds.width, indexes
         self._ds_lock = threading.Lock()  # GDAL handles are not thread-safe
         #: strips decoded so far (each strip of a sequential pass once)

@@ -378,11 +378,10 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
                     warnings: list[str], t0: float) -> RunResult:
     """segment_file's work, once the output's lock is held."""
     fp = fingerprint(src_name)
-    band_files = reads_band_files(src_name)
-    with rasterio.Env(**gdal_settings(band_files)), \
+    with rasterio.Env(**gdal_settings(reads_band_files(src_name))), \
             open_source(src_name, engine.contract.bands,
                         source_options or SourceOptions()) as source, \
-            rasterio.Env(**_strip_cache(source, band_files)):
+            rasterio.Env(**_strip_cache(source)):
         tiles = plan(options.mode, source.height, source.width, tile, engine)
         grid = Grid(source.width, source.height, source.crs, source.transform)
         outputs = output_names(options.confidence, options.probs)
@@ -470,10 +469,10 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
     )
 
 
-def _strip_cache(source: Source, band_files: bool) -> dict[str, Any]:
-    """The smaller cache of ``gdal_settings(strips=True)`` once a stack turns out to read in
-    strips (per-band files have it from the start)."""
-    if band_files or not source.in_strips:
+def _strip_cache(source: Source) -> dict[str, Any]:
+    """The smaller cache of ``gdal_settings(strips=True)`` for a source that reads in strips
+    (a stack is only known to once it is open; per-band files have it from the start)."""
+    if not source.in_strips:
         return {}
     return {k: v for k, v in gdal_settings(True).items() if k == "GDAL_CACHEMAX"}
 

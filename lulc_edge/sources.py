@@ -34,7 +34,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from .bandread import GridBand, StripReader, decode_workers
+from .bandread import GridBand, StripReader, decode_workers, strip_rows
 from .contract import MODEL_BANDS
 from .engine import default_threads
 from .errors import InputError, LulcEdgeError, MissingSCLError, one_line
@@ -412,11 +412,10 @@ class StackSource(Source):
         self._tags["BAND_MAPPING"] = how
         self._tags["RESAMPLING"] = "none (single grid)"
         idx = list(self._index.values())
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lulc-edge-decode")
-        strips = StripReader(src, self._pool, idx)
         size = max(np.dtype(src.dtypes[i - 1]).itemsize for i in idx)
-        if len(idx) * src.width * strips.rows * size <= STACK_STRIP_BYTES:
-            self._strips = strips
+        if len(idx) * src.width * strip_rows(src) * size <= STACK_STRIP_BYTES:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="lulc-edge-decode")
+            self._strips = StripReader(src, self._pool, idx)
             self.in_strips = True
 
     def _map_bands(self) -> tuple[dict[str, int], str]:
