@@ -25,7 +25,7 @@ from .pipeline import area_hectares
 from .products import find_band_files
 from .raster import Grid, qml_style, write_atomic
 from .sources import SourceOptions, is_remote, open_source
-from .thumbnail import DEFAULT_SIZE, RGB_BANDS, out_shape
+from .thumbnail import DEFAULT_SIZE, RGB_BANDS, out_shape, sample_index
 
 #: The pictures, in the order they are written: NAME.<kind>.png.
 KINDS = ("mask", "overlay", "annotated", "stats")
@@ -158,8 +158,7 @@ def read_decimated(path: str, indexes: list[int], shape: tuple[int, int],
             if ds.width // f >= shape[1] and ds.height // f >= shape[0]:
                 level = i
     with rasterio.open(path, overview_level=level) if level >= 0 else rasterio.open(path) as ds:
-        rows = ((np.arange(shape[0]) + 0.5) * ds.height / shape[0]).astype(int)
-        cols = ((np.arange(shape[1]) + 0.5) * ds.width / shape[1]).astype(int)
+        rows, cols = sample_index(shape[0], ds.height), sample_index(shape[1], ds.width)
         out = np.empty((len(indexes), *shape), ds.dtypes[indexes[0] - 1])
         for start in range(0, ds.height, strip):
             sel = np.nonzero((rows >= start) & (rows < start + strip))[0]
