@@ -182,11 +182,13 @@ def parse_options(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _run_options(opts: dict[str, Any]) -> tuple[RunOptions, SourceOptions]:
+def _run_options(opts: dict[str, Any], thumbnail: int = 0) -> tuple[RunOptions, SourceOptions]:
+    """A job's run and source options; the run keeps a ``thumbnail`` px true-colour picture of
+    the scene as it reads it, so the previews need no second read."""
     run = {k: opts[k] for k in ("mode", "tile", "batch", "probs", "cog") if k in opts}
     src = {k: opts[k] for k in ("scl_fill", "boa_offset", "resampling") if k in opts}
     return (RunOptions(confidence=opts.get("confidence", True), overwrite=True, resume=True,
-                       progress=False, **run), SourceOptions(**src))
+                       progress=False, thumbnail=thumbnail, **run), SourceOptions(**src))
 
 
 def class_percent(res_pixels: dict[str, int]) -> dict[str, float]:
@@ -246,7 +248,7 @@ class Service:
         folder = self.jobs_dir / doc["id"]
         src = Path(doc["source"])
         out = folder / "map.tif"
-        run, src_opts = _run_options(doc["options"])
+        run, src_opts = _run_options(doc["options"], self.opts.size)
         done_px = 0
         total = max(int(doc.get("pixels") or 0), 1)
 
@@ -259,7 +261,8 @@ class Service:
             with self.infer:
                 res = segment_file(src, out, engine=self.engine, options=run,
                                    source_options=src_opts, on_tile=tick)
-            write_previews(out, src, size=self.opts.size, qml=True)
+            write_previews(out, src, size=self.opts.size, qml=True,
+                           true_colour=res.true_colour)
             end = {"status": "done", "progress": 1.0, "demo_weights": self.engine.contract.demo,
                    **_result_doc(res)}
         except (LulcEdgeError, RasterioError, OSError, ValueError) as exc:
@@ -347,8 +350,9 @@ class Service:
         try:
             with self.infer:
                 res = segment_file(src, out, engine=self.engine,
-                                   options=RunOptions(confidence=True, progress=False))
-            _, pics = pictures(out, src, self.opts.size)
+                                   options=RunOptions(confidence=True, progress=False,
+                                                      thumbnail=self.opts.size))
+            _, pics = pictures(out, src, self.opts.size, true_colour=res.true_colour)
         except (LulcEdgeError, RasterioError) as exc:
             status = 400 if isinstance(exc, (InputError, RasterioError)) else 500
             raise ApiError(status, _public(exc, src, label)) from None
