@@ -23,7 +23,7 @@ from .contract import ClassInfo
 from .errors import InputError, LulcEdgeError, OutputError, one_line
 from .pipeline import area_hectares
 from .products import find_band_files
-from .raster import Grid, qml_style, write_atomic
+from .raster import Grid, band_counts, qml_style, write_atomic
 from .sources import SourceOptions, is_remote, open_source
 from .thumbnail import DEFAULT_SIZE, RGB_BANDS, out_shape, sample_index
 
@@ -89,9 +89,7 @@ def read_map(path: str | os.PathLike, size: int = DEFAULT_SIZE) -> MapView:
         conf = None
         if ds.count >= 2 and (ds.descriptions[1] or "").lower() == "confidence":
             conf = ds.read(2, out_shape=shape, resampling=Resampling.nearest)
-        counts = np.zeros(256, np.int64)
-        for _, win in ds.block_windows(1):
-            counts += np.bincount(ds.read(1, window=win).ravel(), minlength=256)
+        counts = band_counts(ds)
         pixels = {c.name: int(counts[c.value]) for c in legend}
         hectares = area_hectares(pixels, Grid(ds.width, ds.height, ds.crs, ds.transform))
         return MapView(classes, conf, legend, nodata, pixels, hectares,

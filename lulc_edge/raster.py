@@ -305,6 +305,16 @@ def write_cause(exc: BaseException) -> str:
     return text
 
 
+def band_counts(ds: Any) -> np.ndarray:
+    """Pixels of each value 0..255 in band 1 of an open uint8 dataset, read in full-width
+    strips of ``_VERIFY_ROWS`` rows."""
+    counts = np.zeros(256, np.int64)
+    for row in range(0, ds.height, _VERIFY_ROWS):
+        win = Window(0, row, ds.width, min(_VERIFY_ROWS, ds.height - row))
+        counts += np.bincount(ds.read(1, window=win).ravel(), minlength=256)
+    return counts
+
+
 def verify_output(path: Path, fingerprint: str | None = None) -> str | None:
     """Why ``path`` is not a complete lulc-edge output, or None when it is.
 
@@ -321,11 +331,7 @@ def verify_output(path: Path, fingerprint: str | None = None) -> str | None:
                 return "made from another version of the input"
             if COUNTS_TAG not in tags:
                 return None
-            counts = np.zeros(256, np.int64)
-            for row in range(0, ds.height, _VERIFY_ROWS):
-                win = Window(0, row, ds.width, min(_VERIFY_ROWS, ds.height - row))
-                counts += np.bincount(ds.read(1, window=win).ravel(), minlength=256)
-            if class_counts(counts) != tags[COUNTS_TAG]:
+            if class_counts(band_counts(ds)) != tags[COUNTS_TAG]:
                 return "its class band does not match the pixel counts recorded when written"
     except (RasterioError, OSError, ValueError) as exc:
         return f"unreadable ({one_line(exc)})"
