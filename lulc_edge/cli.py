@@ -52,7 +52,7 @@ from .pipeline import (
     default_output,
     segment_file,
 )
-from .sources import SCL_MAX, SourceOptions, check_input
+from .sources import RESAMPLINGS, SCL_MAX, SourceOptions, check_input
 from .thumbnail import DEFAULT_SIZE as PREVIEW_SIZE
 
 #: Ranges of the numeric options, checked by click when the command line is parsed.
@@ -237,7 +237,7 @@ def main() -> None:
                    "from product metadata, 0 for a plain GeoTIFF.")
 @click.option("--scl-fill", type=SCL_RANGE, default=None,
               help="Run an input without SCL (L1C, 12 bands) with this SCL value everywhere.")
-@click.option("--resampling", type=click.Choice(["bilinear", "nearest", "cubic", "average"]),
+@click.option("--resampling", type=click.Choice(RESAMPLINGS),
               default="bilinear", show_default=True,
               help="Resampling of 20/60 m bands to the 10 m grid (SCL is always nearest).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")

@@ -46,7 +46,7 @@ from .errors import InputError, LulcEdgeError, one_line
 from .pipeline import MODES, RunOptions, RunResult, segment_file
 from .preview import DEFAULT_SIZE, KINDS, pictures, png_bytes, write_previews
 from .raster import is_complete, write_atomic
-from .sources import SourceOptions
+from .sources import RESAMPLINGS, SourceOptions
 
 STATIC = Path(__file__).parent / "static"
 #: Options a job may carry (``run``'s, by their Python names) and their types.
@@ -54,7 +54,6 @@ JOB_OPTIONS: dict[str, type] = {
     "mode": str, "tile": int, "batch": int, "confidence": bool, "probs": bool, "cog": bool,
     "scl_fill": int, "boa_offset": int, "resampling": str,
 }
-RESAMPLINGS = ("bilinear", "nearest", "cubic", "average")
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _CHUNK = 1 << 20
 #: How many finished jobs ``GET /jobs`` lists.

@@ -53,6 +53,8 @@ DEFAULT_BANDS: tuple[str, ...] = MODEL_BANDS
 SAMPLE_SIZE = int(os.environ.get("LULC_EDGE_SAMPLE_SIZE", "128"))
 #: SCL classes are 0..11 (ESA L2A product specification).
 SCL_MAX = 11
+#: Resampling methods a source offers for coarser bands (``SourceOptions.resampling``).
+RESAMPLINGS = ("bilinear", "nearest", "cubic", "average")
 #: A stack is read in full-width strips (each block decoded once; tiles and halos sliced from
 #: them) when one strip of the bands used is at most this many bytes: 73 MB for a 13-band
 #: uint16 Sentinel-2 tile with 256 px blocks. Wider rasters are read a window at a time.
