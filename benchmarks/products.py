@@ -565,15 +565,20 @@ def analyse(runs: dict[str, list[dict[str, Any]]], pixels: int) -> dict[str, Any
             targets.append(target(f"{k} <= decode-once + pure inference",
                                   s[k]["x_decode_plus_pure"],
                                   TARGETS["safe_over_decode_plus_pure"]))
-    pairs = [(stack, pure, "")] + [
-        (s[k].get("wall_best"), s.get(p, {}), f" ({k.split(' ', 1)[1]})")
-        for k in s if k.startswith("stack ") for p in [k.replace("stack ", "pure ", 1)]]
-    for wall, p, what in pairs:
+    # rates: stack e2e MP/s over pure MP/s = pure seconds (inside predict) / stack seconds
+    pairs = [("stack", "pure", "")] + [(k, k.replace("stack ", "pure ", 1), f" ({k[6:]})")
+                                       for k in s if k.startswith("stack ")]
+    for sk, pk, what in pairs:
+        wall, p = s.get(sk, {}).get("wall_best"), s.get(pk, {})
         if wall and "inner_best" in p:
-            # rates: stack e2e MP/s over pure MP/s = pure seconds / stack seconds
             targets.append(target(f"stack rate >= 0.9 x pure inference rate{what}",
                                   round(p["inner_best"] / wall, 3),
                                   TARGETS["stack_over_pure_rate"], at_least=True))
+            # the same ratio within each round (neighbouring runs: less of the machine's drift)
+            per_round[f"pure_over_stack{what}"] = [
+                round(b["report"]["seconds"] / a["wall_seconds"], 3)
+                for a, b in zip(runs.get(sk, []), runs.get(pk, []), strict=False)
+                if "error" not in a and "error" not in b and (b.get("report") or {}).get("seconds")]
     for k in FORMS:
         if "peak_rss_mb" in s.get(k, {}):
             targets.append(target(f"{k} peak RSS <= 1.5 GB (MB)", s[k]["peak_rss_mb"],
@@ -637,21 +642,28 @@ def markdown(r: dict[str, Any]) -> str:
             f"{s['wall_median']} | {s['cpu_seconds']} "
             f"| {s['peak_rss_mb']} | {s['mp_s']} | {s.get('x_stack', '-')} | "
             f"{s.get('cpu_x_stack', '-')} | "
-            f"{s.get('x_decode_plus_pure', '-')} | {backend} |")
+            f"{s.get('x_decode_plus_pure') or '-'} | {backend} |")
+    bound = (f"decode-once + pure inference (the times measured inside those children, no "
+             f"start-up): {a['decode_plus_pure_seconds']} s. ") if a["decode_plus_pure_seconds"] \
+        else ""
     lines += [
-        "", f"decode-once + pure inference (the times measured inside those children, no "
-        f"start-up): {a['decode_plus_pure_seconds']} s. CLI rows are wall time of the whole "
-        "command (start-up, model load, auto's cached choice, read, inference, write).", "",
+        "", f"{bound}CLI rows are wall time of the whole command (start-up, model load, auto's "
+        "cached choice, read, inference, write); pure rows time only `predict`.", "",
         "## Targets of issue 15", "",
         "| target | value | limit | met |", "|---|---|---|---|",
     ]
     for t in a["targets"]:
         lines.append(f"| {t['target']} | {t['value']} | {t['limit']} | "
                      f"{'yes' if t['met'] else '**no**'} |")
+    rounds = {k: v for k, v in a.get("per_round", {}).items() if v}
+    if rounds:
+        lines += ["", "Per round (neighbouring runs): " + "; ".join(
+            f"{k.replace('_', ' ')} {', '.join(map(str, v))}" for k, v in rounds.items()) + "."]
     if (w, h) != (SIDE, SIDE):
         lines += ["", f"The RSS target is for a full {SIDE} px tile; this run is {w} x {h}."]
     m = r.get("maps") or {}
-    if m.get("report"):
+    if any((m.get("report") or {}).get(k) for k in ("fraction_equal_to_stack",
+                                                    "pixels_differing_from_cog")):
         rep = m["report"]
         eq = ", ".join(f"{k} {v:.6f}" for k, v in rep.get("fraction_equal_to_stack", {}).items())
         lines += ["", "## Class maps", "",
