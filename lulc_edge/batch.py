@@ -52,6 +52,8 @@ class JobReport:
     tiles_inferred: int = 0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: the scene's B4/B3/B2 thumbnail when ``RunOptions.thumbnail`` asked for one (not in JSON)
+    true_colour: Any = field(default=None, repr=False)
 
 
 def expand_inputs(items: Iterable[str], from_list: str | None = None) -> list[str]:
@@ -132,7 +134,8 @@ def run_job(job: Job, engine: Engine, options: RunOptions,
                          error=f"{job.input}: unexpected {type(exc).__name__}: "
                                f"{one_line(exc)} ({Path(tb.filename).name}:{tb.lineno})")
     return JobReport(job.input, job.output, "done", res.seconds, res.pixels, res.class_pixels,
-                     res.class_hectares, res.tiles_inferred, warnings=notes + res.warnings)
+                     res.class_hectares, res.tiles_inferred, warnings=notes + res.warnings,
+                     true_colour=res.true_colour)
 
 
 # -------------------------------------------------------------------------------- local
@@ -252,4 +255,5 @@ def report_dict(reports: Sequence[JobReport], seconds: float) -> dict[str, Any]:
     pixels = sum(r.pixels for r in reports)
     return {"inputs": len(reports), **counts, "seconds": round(seconds, 3), "pixels": pixels,
             "mp_per_s": round(pixels / max(seconds, 1e-9) / 1e6, 4),
-            "results": [r.__dict__ for r in reports]}
+            "results": [{k: v for k, v in r.__dict__.items() if k != "true_colour"}
+                        for r in reports]}

@@ -302,9 +302,9 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
         items = expand_inputs(inputs, from_list)
         batch_mode = len(items) > 1 or out_dir is not None or from_list is not None \
             or scheduler is not None
+        if preview:  # each run keeps its scene's thumbnail: no second read of the scene
+            options = replace(options, thumbnail=PREVIEW_SIZE)
         if not batch_mode:
-            if preview:  # the run keeps the scene's thumbnail: no second read of it
-                options = replace(options, thumbnail=PREVIEW_SIZE)
             res = _run_one(items[0], output, model, engine_options, options, src_opts, as_json,
                            quiet)
             if preview:
@@ -323,7 +323,8 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
                 if not quiet and not as_json:
                     click.echo(f"{rep.status:<8}{rep.output}", err=True)
             if preview and rep.status == "done":
-                _write_preview(rep.output, rep.input, quiet or as_json, fatal=False)
+                _write_preview(rep.output, rep.input, quiet or as_json, fatal=False,
+                               true_colour=rep.true_colour)
 
         if scheduler:
             reports = run_dask(jobs, scheduler, model, engine_options, options, src_opts,

@@ -134,3 +134,26 @@ def test_resume_after_sigkill_gives_the_same_map(make_scene, tmp_path):
     assert np.array_equal(_read(out), _read(ref))
     assert doc["class_pixels"] == full["class_pixels"]
     assert not journal.exists() and not partial_path(out).exists()
+
+
+def test_batch_reports_carry_the_thumbnail_for_previews(three_scenes, tmp_path):
+    """With RunOptions.thumbnail each report brings its scene's thumbnail back, also from worker
+    processes, so a batch's previews need no second read of the scene; the JSON leaves it out."""
+    from lulc_edge.batch import plan_jobs, report_dict, run_local
+    from lulc_edge.engine import EngineOptions
+    from lulc_edge.pipeline import RunOptions
+    from lulc_edge.sources import SourceOptions
+
+    paths, _ = three_scenes
+    jobs = plan_jobs([str(p) for p in paths], str(tmp_path / "maps"))
+    reps = run_local(jobs, None, EngineOptions(device="cpu", precision="fp32", threads=1),
+                     RunOptions(thumbnail=40, progress=False), SourceOptions(), workers=2)
+    for p, rep in zip(paths, reps, strict=True):
+        assert rep.status == "done", rep.error
+        with rasterio.open(p) as ds:
+            w, h = ds.width, ds.height
+        bands, th, tw = rep.true_colour.shape  # B4, B3, B2 samples
+        assert bands == 3 and max(th, tw) == 40 and abs(th / tw - h / w) < 0.05
+        assert rep.true_colour.any()
+    doc = json.loads(json.dumps(report_dict(reps, 1.0)))
+    assert doc["done"] == 3 and all("true_colour" not in r for r in doc["results"])
