@@ -29,10 +29,13 @@ defaults); decode-once (every JPEG 2000 band file read whole once, ``GDAL_NUM_TH
 pure inference (``Segmenter.predict`` on the stack in memory, device and precision auto, only
 ``predict`` timed). ``--backends cpu:fp32,cpu:int8`` adds, per device and precision named, the
 stack through the CLI with ``--device/--precision`` and pure inference on that backend, for the
-issue's "stack >= 0.9 x pure inference" on the CPU provider. Wall seconds, CPU seconds
-(RUSAGE_CHILDREN deltas) and peak RSS (the child's ru_maxrss from wait4) for each. The class
-maps of the SAFE, zip and COG folder must be identical; their agreement with the stack's map is
-reported.
+issue's "stack >= 0.9 x pure inference" on the CPU provider. ``--device cuda`` (and
+``--precision``) runs every form and pure inference on that device instead of auto, for a GPU
+machine; ``--reader`` adds the reader alone on each form (every tile of a run's plan read through
+``open_source`` with a run's GDAL settings, no inference): what a form can feed an accelerator.
+Wall seconds, CPU seconds (RUSAGE_CHILDREN deltas) and peak RSS (the child's ru_maxrss from
+wait4) for each. The class maps of the SAFE, zip and COG folder must be identical; their
+agreement with the stack's map is reported.
 
 Writes ``OUT/products.json`` and ``OUT/products.md`` (default ``benchmarks/results``). The
 machine is shared: compare ratios within one run, never numbers across runs.
@@ -390,6 +393,30 @@ def child_pure(cfg: dict[str, Any]) -> dict[str, Any]:
             "rss_peak": peak_rss_mb()}
 
 
+def child_read(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The reader alone on one form: every tile of a run's plan (tile size as a run on
+    ``cfg["device"]`` chooses) read in order through ``open_source``, a run's GDAL settings."""
+    import rasterio
+
+    from lulc_edge import Engine
+    from lulc_edge.engine import EngineOptions
+    from lulc_edge.pipeline import default_tile, gdal_settings, plan
+    from lulc_edge.sources import open_source, reads_band_files
+
+    engine = Engine(options=EngineOptions(device="cpu", precision="fp32", threads=1))  # contract
+    tile = default_tile("seamless", cfg.get("device", "cpu"))
+    t0 = time.perf_counter()
+    with rasterio.Env(**gdal_settings(reads_band_files(cfg["path"]))), \
+            open_source(cfg["path"], engine.contract.bands) as src:
+        tiles = plan("seamless", src.height, src.width, tile, engine)
+        for t in tiles:
+            src.read(t.read)
+        pixels = src.width * src.height
+    secs = time.perf_counter() - t0
+    return {"seconds": secs, "tile": tile, "tiles": len(tiles), "mp_s": mps(pixels, secs),
+            "rss_peak": peak_rss_mb()}
+
+
 def child_compare(cfg: dict[str, Any]) -> dict[str, Any]:
     """Class maps of the forms (and of pure inference): identical? fraction equal to the stack's."""
     import numpy as np
@@ -423,8 +450,13 @@ def child_env(cfg: dict[str, Any]) -> dict[str, Any]:
     env = env_info()
     env["libraries"]["gdal"] = rasterio.__gdal_version__
     env["checkout"] = checkout_rev()
+    with contextlib.suppress(OSError, subprocess.SubprocessError):  # a GPU machine: which GPU
+        env["gpu"] = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=30).stdout.strip() or None
     gdal = getattr(pipeline, "gdal_settings", dict)()  # what a run sets unless the env does
-    env["run_defaults"] = {"tile": pipeline.default_tile("seamless", "cpu"),
+    device = "cuda" if cfg.get("device") == "cuda" else "cpu"
+    env["run_defaults"] = {"tile": pipeline.default_tile("seamless", device),
                            "batch": pipeline.default_batch("seamless", "cpu"),
                            "gdal": {k: str(v) for k, v in gdal.items()}}
     env["env_vars"] = {k: v for k, v in os.environ.items()
@@ -436,7 +468,8 @@ def child_build(cfg: dict[str, Any]) -> dict[str, Any]:
     return build(Path(cfg["data"]), tuple(cfg["size"]), Path(cfg["source"]))
 
 
-CHILDREN = {"_decode": child_decode, "_pure": child_pure, "_compare": child_compare,
+CHILDREN = {"_decode": child_decode, "_pure": child_pure, "_read": child_read,
+            "_compare": child_compare,
             "_env": child_env, "_build": child_build}
 
 
@@ -579,6 +612,10 @@ def analyse(runs: dict[str, list[dict[str, Any]]], pixels: int) -> dict[str, Any
                 round(b["report"]["seconds"] / a["wall_seconds"], 3)
                 for a, b in zip(runs.get(sk, []), runs.get(pk, []), strict=False)
                 if "error" not in a and "error" not in b and (b.get("report") or {}).get("seconds")]
+    cog_read = s.get("read cog", {})
+    if "inner_best" in cog_read and any(v.get("device") == "cuda" for v in s.values()):
+        targets.append(target("COG folder reader alone >= 60 MP/s (GPU machine)",
+                              mps(pixels, cog_read["inner_best"]), 60, at_least=True))
     for k in FORMS:
         if "peak_rss_mb" in s.get(k, {}):
             targets.append(target(f"{k} peak RSS <= 1.5 GB (MB)", s[k]["peak_rss_mb"],
@@ -613,7 +650,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"CPUs available; load average {env['loadavg_start'][0]:.1f} at start, "
         f"{r['loadavg_end'][0]:.1f} at end",
         "- " + ", ".join(f"{k} {v}" for k, v in env["libraries"].items()),
-        f"- CLI: `{st['cli']}` (defaults: device and precision auto, threads "
+        *([f"- GPU: {env['gpu']}"] if env.get("gpu") else []),
+        f"- CLI: `{st['cli']}` (device {st.get('device', 'auto')}, precision "
+        f"{st.get('precision', 'auto')}, threads "
         f"{env['cpus_available']}, tile {env['run_defaults']['tile']}, batch "
         f"{env['run_defaults']['batch']}, GDAL {env['run_defaults']['gdal']}); decode-once: "
         f"{st['decode']}; pure: {st['pure']}",
@@ -625,14 +664,15 @@ def markdown(r: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     names = {**FORM_NAMES, "decode": "decode-once: every JP2 band file read whole",
-             "pure": "pure inference: Segmenter.predict in memory"}
+             "pure": "pure inference: Segmenter.predict in memory",
+             "read": "reader alone: open_source, every tile, no inference"}
     for k in (*FORMS, "decode", "pure", *sorted(k for k in f if " " in k)):
         s = f.get(k)
         if not s:
             continue
         if k not in names:  # a --backends pair
             kind, pair = k.split(" ", 1)
-            names[k] = f"{names[kind].split(':')[0]}, {pair}"
+            names[k] = f"{names[kind].split(':')[0]}, {FORM_NAMES.get(pair, pair)}"
         if "error" in s:
             lines.append(f"| {names[k]} | error: {s['error']} | | | | | | | | | |")
             continue
@@ -703,6 +743,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    "default this script's)")
     p.add_argument("--forms", default=",".join(FORMS), help="comma list of " + ",".join(FORMS))
     p.add_argument("--no-reference", action="store_true", help="skip decode-once and pure")
+    p.add_argument("--device", default="auto",
+                   help="device of the CLI runs and pure inference (e.g. cuda on a GPU machine)")
+    p.add_argument("--precision", default="auto", help="precision of those runs")
+    p.add_argument("--reader", action="store_true",
+                   help="also time the reader alone (no inference) on each form")
     p.add_argument("--backends", default="",
                    help="comma list of DEVICE:PRECISION (e.g. cpu:fp32,cpu:int8): the stack "
                    "end to end and pure inference also on each")
@@ -738,15 +783,17 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
     # this run's own folder: runs from two checkouts at once must not compare each other's maps
     outs = data / "out" / f"{args.size[0]}x{args.size[1]}-{os.getpid()}"
     outs.mkdir(parents=True, exist_ok=True)
-    env = run_self("_env", {})["report"]
+    env = run_self("_env", {"device": args.device})["report"]
     kinds = forms + ([] if args.no_reference else ["decode", "pure"])
     pairs = {kind: parse_pair(pair) for pair in args.backends.split(",") if pair
              for kind in backend_kinds(pair)}
-    kinds += list(pairs)
+    kinds += list(pairs) + ([f"read {f}" for f in forms] if args.reader else [])
+    chosen = () if (args.device, args.precision) == ("auto", "auto") else (
+        "--device", args.device, "--precision", args.precision)
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     decode_env = child_env_vars({"GDAL_NUM_THREADS": "ALL_CPUS"})
     # untimed: auto's first run measures the backends (then cached), files enter the page cache
-    warm = run_cli(paths[forms[0]], outs / "warmup.lulc.tif") if forms else {}
+    warm = run_cli(paths[forms[0]], outs / "warmup.lulc.tif", chosen) if forms else {}
     pixels = args.size[0] * args.size[1]
     res = {
         "schema": SCHEMA, "started": started, "finished": None,
@@ -755,10 +802,12 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
         "env": env,
         "settings": {
             "size": list(args.size), "rounds": args.rounds, "forms": forms,
-            "cli": "lulc-edge run FORM -o OUT --overwrite -q --json",
+            "cli": shlex.join(["lulc-edge", "run", "FORM", "-o", "OUT", "--overwrite", "-q",
+                               "--json", *chosen]),
             "decode": "rasterio read(1) of each .jp2, GDAL_NUM_THREADS=ALL_CPUS, sequential",
-            "pure": "Segmenter(device='auto', precision='auto').predict(stack read whole)",
-            "backends": args.backends,
+            "pure": f"Segmenter(device={args.device!r}, precision={args.precision!r})"
+                    ".predict(stack read whole)",
+            "backends": args.backends, "device": args.device, "precision": args.precision,
             "checkout": str(CHECKOUT)},
         "build": built, "warmup": warm, "runs": runs, "maps": {},
     }
@@ -768,8 +817,11 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
             if k == "decode":
                 r = run_self("_decode", {"safe": str(paths["safe"])}, decode_env)
             elif k == "pure":
-                r = run_self("_pure", {"stack": str(paths["stack"]),
+                r = run_self("_pure", {"stack": str(paths["stack"]), "device": args.device,
+                                       "precision": args.precision,
                                        "save": str(outs / "pure.npy") if last else None})
+            elif k.startswith("read "):
+                r = run_self("_read", {"path": str(paths[k[5:]]), "device": args.device})
             elif k.startswith("pure "):
                 device, precision = pairs[k]
                 r = run_self("_pure", {"stack": str(paths["stack"]), "device": device,
@@ -779,7 +831,7 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
                 r = run_cli(paths["stack"], outs / "stack-pair.lulc.tif",
                             ("--device", device, "--precision", precision))
             else:
-                r = run_cli(paths[k], outs / f"{k}.lulc.tif")
+                r = run_cli(paths[k], outs / f"{k}.lulc.tif", chosen)
             runs[k].append(r)
             if not args.quiet:
                 print(f"round {rnd + 1}/{args.rounds} {k}: {r['wall_seconds']:.1f} s, "

@@ -26,7 +26,7 @@ def test_products_build_and_benchmark(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "products.py"), "--size",
          f"{SIZE[0]}x{SIZE[1]}", "--rounds", "1", "--data", str(data), "--out", str(out),
-         "--backends", "cpu:fp32", "--quiet"],
+         "--device", "cpu", "--precision", "fp32", "--backends", "cpu:int8", "--reader", "--quiet"],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -68,28 +68,33 @@ def test_products_build_and_benchmark(tmp_path):
     assert env["cpu_model"] and isinstance(env["cpu_flags"], list)
     assert {"onnxruntime", "rasterio", "gdal", "numpy"} <= set(env["libraries"])
     forms = res["analysis"]["forms"]
-    assert set(forms) == {*FORMS, "decode", "pure", "stack cpu:fp32", "pure cpu:fp32"}
+    assert set(forms) == {*FORMS, "decode", "pure", "stack cpu:int8", "pure cpu:int8",
+                          *(f"read {f}" for f in FORMS)}
     for k, s in forms.items():
         assert "error" not in s, (k, s)
         assert s["wall_best"] > 0 and s["cpu_seconds"] > 0 and s["peak_rss_mb"] > 50, (k, s)
         assert s["inner_best"] > 0
     for k in FORMS:
         assert forms[k]["x_stack"] > 0 and forms[k]["x_decode_plus_pure"] > 0
-        assert forms[k]["device"] and forms[k]["precision"]
+        assert (forms[k]["device"], forms[k]["precision"]) == ("cpu", "fp32")  # --device
     assert forms["pure"]["device"] and forms["decode"]["runs"] == 1
     # --backends: the stack and pure inference on the pair named, each checked against the other
-    assert (forms["stack cpu:fp32"]["device"], forms["stack cpu:fp32"]["precision"]) == \
-        ("cpu", "fp32") == (forms["pure cpu:fp32"]["device"], forms["pure cpu:fp32"]["precision"])
+    assert (forms["stack cpu:int8"]["device"], forms["stack cpu:int8"]["precision"]) == \
+        ("cpu", "int8") == (forms["pure cpu:int8"]["device"], forms["pure cpu:int8"]["precision"])
+    # --reader: every tile of a run's plan read on each form, no inference
+    for f in FORMS:
+        assert res["runs"][f"read {f}"][0]["report"]["tiles"] >= 1
     names = {t["target"] for t in res["analysis"]["targets"]}
     assert "COG folder <= 1.15 x stack" in names and len(names) == 9
-    assert "stack rate >= 0.9 x pure inference rate (cpu:fp32)" in names
+    assert "stack rate >= 0.9 x pure inference rate (cpu:int8)" in names
     rep = res["maps"]["report"]
     assert rep["products_identical"] is True and rep["pixels"] == SIZE[0] * SIZE[1]
     assert min(rep["fraction_equal_to_stack"].values()) >= 0.999
     assert res["build"]["check"]["values_differing_from_cog"] == {f: 0 for f in FORMS}
     md = (out / "products.md").read_text()
     assert "| per-band COG folder |" in md and "## Targets of issue 15" in md
-    assert "| 13-band DEFLATE stack, cpu:fp32 |" in md and "| pure inference, cpu:fp32 |" in md
+    assert "| 13-band DEFLATE stack, cpu:int8 |" in md and "| pure inference, cpu:int8 |" in md
+    assert "| reader alone, per-band COG folder |" in md
     assert md.endswith(NOTES_MARK)
 
     # --render rewrites the tables from the JSON and keeps the hand-written notes
