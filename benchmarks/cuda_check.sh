@@ -5,7 +5,8 @@
 #
 # CI has no GPU: there the `gpu` tests skip. This runs them for real, then the CLI on the
 # example scene (cuda vs cpu), the parity benchmark, a CUDA throughput sweep and end to end
-# against inference alone (benchmarks/cuda_e2e.py), and keeps the
+# against inference alone (benchmarks/cuda_e2e.py), the real-product benchmark with the reader
+# alone (benchmarks/products.py --device cuda --reader), and keeps the
 # logs and JSON/Markdown results in OUT_DIR. Each step has its own time limit so that a slow
 # one still leaves the others' results.
 set -u -o pipefail
@@ -49,4 +50,8 @@ timeout 300 "$py" benchmarks/throughput.py --devices cuda --size 4096 --tiles 51
 [ -f "$out/throughput.md" ] && head -60 "$out/throughput.md"
 step "end to end on a 4096 px scene, GDAL decoding on all cores vs one"
 timeout 300 "$py" benchmarks/cuda_e2e.py --size 4096 | tee "$out/cuda_e2e.txt"
+step "real products on cuda (issue 15: full-width strip, every form, the reader alone beside)"
+timeout 480 "$py" benchmarks/products.py --quick --device cuda --precision fp32 --reader \
+  --rounds 1 --data "${LULC_BENCH_DATA:-/tmp/lulc-edge-bench}" --out "$out/products" --quiet
+[ -f "$out/products/products.md" ] && head -40 "$out/products/products.md"
 step done
