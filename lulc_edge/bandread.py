@@ -224,15 +224,29 @@ class StripReader(RowCache):
         super().__init__(strip_rows(ds), ds.height, self._decode, pool)
         self.ds, self.width, self.indexes = ds, ds.width, indexes
         self._ds_lock = threading.Lock()  # GDAL handles are not thread-safe
-        #: strips decoded so far (each strip of a sequential pass once)
+        #: strip -> (c0, c1, its columns c0..c1-1) decoded early by ``read_direct``
+        self._parts: dict[int, tuple[int, int, np.ndarray]] = {}
+        #: strips made so far (each strip of a sequential pass once); pixels read from the file
         self.decoded = 0
+        self.pixels_read = 0
+
+    def _read_file(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        with self._ds_lock:
+            self.pixels_read += (r1 - r0) * (c1 - c0)
+            return self.ds.read(self.indexes, window=Window(c0, r0, c1 - c0, r1 - r0))
 
     def _decode(self, k: int) -> np.ndarray:
-        r0 = k * self.rows
-        with self._ds_lock:
-            self.decoded += 1
-            return self.ds.read(self.indexes, window=Window(0, r0, self.width,
-                                                            min(self.rows, self.height - r0)))
+        r0, r1 = k * self.rows, min((k + 1) * self.rows, self.height)
+        self.decoded += 1
+        part = self._parts.pop(k, None)
+        if part is None:
+            return self._read_file(r0, r1, 0, self.width)
+        c0, c1, block = part  # the rest of the strip around what a sample decoded
+        pieces = [self._read_file(r0, r1, 0, c0)] if c0 > 0 else []
+        pieces.append(block)
+        if c1 < self.width:
+            pieces.append(self._read_file(r0, r1, c1, self.width))
+        return np.concatenate(pieces, axis=-1) if len(pieces) > 1 else block
 
     def read_held(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         """``read`` for a sample taken before the pass: its strips are kept until the pass
@@ -240,10 +254,21 @@ class StripReader(RowCache):
         return self.read(r0, r1, c0, c1, hold=True)
 
     def read_direct(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        """The same pixels read from the file, no strip decoded or kept (a sample far from
-        where the pass starts: only the blocks under it are decoded)."""
-        with self._ds_lock:
-            return self.ds.read(self.indexes, window=Window(c0, r0, c1 - c0, r1 - r0))
+        """The same pixels without decoding their strip (a sample far from where the pass
+        starts): only the blocks under them are decoded, and those are kept (a few MB) for
+        when the pass decodes the rest of that strip, so no block is decoded twice."""
+        span = self._span(r0, r1)
+        if any(k in self._strips or k in self._parts for k in span):
+            return self._read_file(r0, r1, c0, c1)  # a strip already there (not at open)
+        bw = max(1, self.ds.block_shapes[0][1])
+        b0, b1 = c0 // bw * bw, min(self.width, -(-c1 // bw) * bw)
+        pieces = []
+        for k in span:
+            s0, s1 = k * self.rows, min((k + 1) * self.rows, self.height)
+            self._parts[k] = (b0, b1, self._read_file(s0, s1, b0, b1))
+            pieces.append(self._parts[k][2][..., max(r0, s0) - s0: min(r1, s1) - s0,
+                                            c0 - b0: c1 - b0])
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=-2)
 
 
 class Taps:

@@ -131,6 +131,10 @@ def test_each_strip_is_decoded_once_and_memory_stays_bounded(tmp_path, monkeypat
             s = band._strips
             assert s.n > bandread.KEEP + 1
             assert s.decoded == s.n, (name, s.decoded, s.n)
+            # and each pixel once: the last corner's sample decoded its blocks on its own,
+            # the pass decoded the rest of their strip around them
+            assert s.pixels_read == s.width * s.height, (name, s.pixels_read)
+            assert not s._parts
 
 
 @needs_data
