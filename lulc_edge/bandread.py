@@ -7,7 +7,8 @@ bounded block cache cannot hold a full-width row of blocks of 13 bands. Here eac
 read in full-width strips aligned to its own block rows, each strip decoded once, on a thread
 pool (GDAL releases the GIL), one strip ahead of the reader; at most ``KEEP`` strips per band are
 held, besides those pinned by work in flight (the memory bound). Samples read before the pass
-hold their strips for it, or read only the blocks under them (``read_direct``).
+hold their strips for it, or decode only the blocks under them (``read_direct``), kept for the
+pass, which then decodes the rest of their strip: no block is decoded twice.
 
 Coarser bands are resampled onto the output grid by a direct separable kernel when the grids
 are integer multiples of each other (20 m and 60 m onto 10 m, offset or not): bilinear for
