@@ -706,10 +706,11 @@ def markdown(r: dict[str, Any]) -> str:
                                                     "pixels_differing_from_cog")):
         rep = m["report"]
         eq = ", ".join(f"{k} {v:.6f}" for k, v in rep.get("fraction_equal_to_stack", {}).items())
+        same = (f"SAFE, zip and COG folder maps identical: **{rep['products_identical']}** "
+                f"(pixels differing from the COG folder's: {rep['pixels_differing_from_cog']}). "
+                if rep.get("pixels_differing_from_cog") else "")  # needs the COG and another
         lines += ["", "## Class maps", "",
-                  f"SAFE, zip and COG folder maps identical: **{rep['products_identical']}** "
-                  f"(pixels differing from the COG folder's: {rep['pixels_differing_from_cog']})."
-                  f" Fraction of pixels equal to the stack's map: {eq}."]
+                  f"{same}Fraction of pixels equal to the stack's map: {eq}."]
     chk = b.get("check", {})
     if chk:
         lines += ["", f"Build check: values read through open_source on windows "
