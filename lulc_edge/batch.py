@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import multiprocessing
 import os
 import time
 import traceback
@@ -169,7 +170,9 @@ def run_local(jobs: Sequence[Job], model: str | None, engine_options: EngineOpti
             if on_report:
                 on_report(rep)
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        # spawned, not forked: a caller that already holds inference thread pools (an Engine
+        # in a notebook, a service) would fork their locks into the workers, which then hang
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futs = {pool.submit(_worker_job, j, model, engine_options, quiet, source_options): j
                     for j in jobs}
             done: dict[Job, JobReport] = {}

@@ -138,7 +138,9 @@ def test_resume_after_sigkill_gives_the_same_map(make_scene, tmp_path):
 
 def test_batch_reports_carry_the_thumbnail_for_previews(three_scenes, tmp_path):
     """With RunOptions.thumbnail each report brings its scene's thumbnail back, also from worker
-    processes, so a batch's previews need no second read of the scene; the JSON leaves it out."""
+    processes, so a batch's previews need no second read of the scene; the JSON leaves it out.
+    The workers are started from this process, which already holds inference thread pools (a
+    forked worker inherited their locks and hung)."""
     from lulc_edge.batch import plan_jobs, report_dict, run_local
     from lulc_edge.engine import EngineOptions
     from lulc_edge.pipeline import RunOptions
@@ -157,3 +159,10 @@ def test_batch_reports_carry_the_thumbnail_for_previews(three_scenes, tmp_path):
         assert rep.true_colour.any()
     doc = json.loads(json.dumps(report_dict(reps, 1.0)))
     assert doc["done"] == 3 and all("true_colour" not in r for r in doc["results"])
+    # worker processes hand the reports (thumbnail included) back: pictures and JSON
+    out = tmp_path / "w2"
+    proc = run_cli("run", *paths, "--out-dir", out, "--workers", "2", "--preview", "--json",
+                   "--device", "cpu", "--precision", "fp32")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["done"] == 3
+    assert all((out / f"{p.stem}.lulc.overlay.png").stat().st_size > 0 for p in paths)
