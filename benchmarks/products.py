@@ -395,19 +395,15 @@ def child_pure(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def child_read(cfg: dict[str, Any]) -> dict[str, Any]:
     """The reader alone on one form: every tile of a run's plan (tile size as a run on
-    ``cfg["device"]`` chooses) read in order through ``open_source``, a run's GDAL settings."""
-    import rasterio
-
+    ``cfg["device"]`` chooses) read in order, the source opened as a run opens it."""
     from lulc_edge import Engine
     from lulc_edge.engine import EngineOptions
-    from lulc_edge.pipeline import default_tile, gdal_settings, plan
-    from lulc_edge.sources import open_source, reads_band_files
+    from lulc_edge.pipeline import default_tile, open_for_run, plan
 
     engine = Engine(options=EngineOptions(device="cpu", precision="fp32", threads=1))  # contract
     tile = default_tile("seamless", cfg.get("device", "cpu"))
     t0 = time.perf_counter()
-    with rasterio.Env(**gdal_settings(reads_band_files(cfg["path"]))), \
-            open_source(cfg["path"], engine.contract.bands) as src:
+    with open_for_run(cfg["path"], engine.contract.bands) as src:
         tiles = plan("seamless", src.height, src.width, tile, engine)
         for t in tiles:
             src.read(t.read)

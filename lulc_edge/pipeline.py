@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import stat
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -378,10 +379,7 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
                     warnings: list[str], t0: float) -> RunResult:
     """segment_file's work, once the output's lock is held."""
     fp = fingerprint(src_name)
-    with rasterio.Env(**gdal_settings(reads_band_files(src_name))), \
-            open_source(src_name, engine.contract.bands,
-                        source_options or SourceOptions()) as source, \
-            rasterio.Env(**_strip_cache(source)):
+    with open_for_run(src_name, engine.contract.bands, source_options) as source:
         tiles = plan(options.mode, source.height, source.width, tile, engine)
         grid = Grid(source.width, source.height, source.crs, source.transform)
         outputs = output_names(options.confidence, options.probs)
@@ -469,12 +467,18 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
     )
 
 
-def _strip_cache(source: Source) -> dict[str, Any]:
-    """The smaller cache of ``gdal_settings(strips=True)`` for a source that reads in strips
-    (a stack is only known to once it is open; per-band files have it from the start)."""
-    if not source.in_strips:
-        return {}
-    return {k: v for k, v in gdal_settings(True).items() if k == "GDAL_CACHEMAX"}
+@contextlib.contextmanager
+def open_for_run(src_name: str, bands: Sequence[str],
+                 source_options: SourceOptions | None = None) -> Iterator[Source]:
+    """``open_source`` under a run's GDAL settings (``gdal_settings``): per-band files get the
+    strips' smaller cache from the start, a stack once it is open and known to read in strips.
+    What ``segment_file`` reads through, and what a benchmark of the reader alone should."""
+    with rasterio.Env(**gdal_settings(reads_band_files(src_name))), \
+            open_source(src_name, bands, source_options or SourceOptions()) as source:
+        strips = {k: v for k, v in gdal_settings(True).items() if k == "GDAL_CACHEMAX"} \
+            if source.in_strips else {}
+        with rasterio.Env(**strips):
+            yield source
 
 
 def _stale_journal(journal: Journal, src: str) -> str | None:
