@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
+import textwrap
 import time
 import warnings
 from dataclasses import replace
@@ -18,7 +20,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from . import __version__
-from .autotune import DEFAULT_MIN_AGREEMENT
+from .autotune import DEFAULT_MIN_AGREEMENT, report_lines
 from .backends import PRECISION_CHOICES, cpu_info, versions
 from .batch import (
     SCHEDULER_ENV,
@@ -423,13 +425,14 @@ def info(model: str | None, as_json: bool, min_agreement: float) -> None:
     click.echo(f"model        {c.path}")
     click.echo(f"sha256       {c.sha256}")
     click.echo(f"precision    {c.precision}")
-    click.echo(f"weights      {'DEMO WEIGHTS: ' if c.demo else ''}{c.trained_on}")
+    demo = c.demo and not c.trained_on.upper().startswith("DEMO WEIGHTS")
+    _echo_wrapped(f"weights      {'DEMO WEIGHTS: ' if demo else ''}{c.trained_on}")
     click.echo(f"bands        {', '.join(c.bands)}")
     click.echo("classes      " + ", ".join(f"{k.value} {k.name} {k.color}" for k in c.classes)
                + f", {c.nodata.value} {c.nodata.name}")
     click.echo(f"tiling       halo {c.halo} px, alignment {c.alignment}, window "
                f"{c.window_size}/{c.window_stride}")
-    for key in ("source", "exporter", "parity", "calibration", "accuracy"):
+    for key in ("source", "exporter", "parity", "calibration"):
         if key in c.metadata:
             click.echo(f"{key:<13}{json.dumps(c.metadata[key])}")
     click.echo(f"devices      {', '.join(available_devices())}")
@@ -440,14 +443,18 @@ def info(model: str | None, as_json: bool, min_agreement: float) -> None:
     if "error" in auto_doc:
         click.echo(f"auto         error: {auto_doc['error']}")
         return
-    when = "cached" if auto_doc["cached"] else "measured now"
-    click.echo(f"auto         chose {auto_doc['chosen']} (budget: agreement >= "
-               f"{auto_doc['min_agreement']}; timings {when} in {auto_doc['cache_file']})")
-    for cand in auto_doc["candidates"]:
-        mps = f"{cand['mp_per_s']:6.2f} MP/s" if cand["mp_per_s"] else " " * 11
-        agree = f"{cand['agreement']:.4f}" if cand["agreement"] is not None else "  -   "
-        click.echo(f"  {cand['device'] + '/' + cand['precision']:<20}{mps}  agreement {agree}  "
-                   f"{cand['status']}{': ' + cand['note'][:72] if cand['note'] else ''}")
+    for line in report_lines(auto_doc):
+        _echo_wrapped(line)
+
+
+def _echo_wrapped(line: str, indent: int = 13) -> None:
+    """Echo a line whole; on a terminal, wrapped to its width (continuations indented)."""
+    if sys.stdout.isatty():
+        width = shutil.get_terminal_size().columns
+        line = "\n".join(textwrap.wrap(line, max(width, indent + 20),
+                                        subsequent_indent=" " * indent,
+                                        break_on_hyphens=False)) or line
+    click.echo(line)
 
 
 def _write_preview(map_path: str | Path, scene: str | None, quiet: bool,

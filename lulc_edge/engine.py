@@ -138,23 +138,24 @@ class Engine:
         else:
             self.contract = load_contract(self.path)
 
-    def _accuracy(self) -> dict[str, Any]:
-        """Stored agreement per precision: the model's ``lulc_edge.accuracy``, and for int8 and
-        fp16 the sibling files' own entries (their export gates store them there)."""
+    def _accuracy(self) -> dict[str, list[Any]]:
+        """Every agreement stored per precision: the model's ``lulc_edge.accuracy`` entries and,
+        for int8 and fp16, the sibling files' own (their export gates store them); auto weighs
+        the lowest of them all."""
+        out: dict[str, list[Any]] = {}
         acc = self.base_contract.metadata.get("accuracy")
-        out: dict[str, Any] = dict(acc) if isinstance(acc, dict) else {}
+        for prec, entry in (acc.items() if isinstance(acc, dict) else ()):
+            out[prec] = [entry]
         if self.base_contract.precision != "fp32":
             return out
         for prec in ("int8", "fp16"):
-            if prec in out:
-                continue
             try:
                 path = variant_path(self.base_path, prec, "fp32", self._bundled, "cuda")
                 entry = read_metadata(metadata_session(path)).get("accuracy")
             except LulcEdgeError:
                 continue
             if isinstance(entry, dict) and prec in entry:
-                out[prec] = entry[prec]
+                out.setdefault(prec, []).append(entry[prec])
         return out
 
     def _missing_variants(self) -> dict[str, str]:

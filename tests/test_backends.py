@@ -185,10 +185,15 @@ def test_info_shows_the_auto_table():
 
 
 # --------------------------------------------------------------------------- auto
+#: an int8 entry within the default budget on synthetic and real scenes
+WITHIN = {"agreement": 0.997, "agreement_real_min": 0.997}
+
+
 def _cpu_int8_model(model_path: Path, tmp_path: Path, **accuracy: object) -> Path:
-    """A user model with stored accuracy and a stand-in int8 sibling (cpu/fp32 vs cpu/int8)."""
+    """A user model with stored accuracy and a stand-in int8 sibling (cpu/fp32 vs cpu/int8)
+    that stores none of its own."""
     user = _with_metadata(model_path, tmp_path / "m.onnx", accuracy=accuracy)
-    _with_metadata(model_path, tmp_path / "m-int8.onnx", precision="int8")
+    _with_metadata(model_path, tmp_path / "m-int8.onnx", precision="int8", accuracy={})
     return user
 
 
@@ -203,7 +208,7 @@ def test_auto_excludes_precisions_without_stored_accuracy(model_path, tmp_path):
 
 
 def test_auto_reads_int8_accuracy_from_the_quantized_model(model_path, tmp_path):
-    """export/quantize.py stores its gate result in the int8 file; auto uses it when the fp32
+    """export/quantize.py stores its gate result in the int8 file; auto reads it when the fp32
     model stores none."""
     int8 = model_path.with_name("demo-unet-int8.onnx")
     if not int8.is_file():
@@ -218,12 +223,13 @@ def test_auto_reads_int8_accuracy_from_the_quantized_model(model_path, tmp_path)
     gate = json.loads(q["lulc_edge.accuracy"])["int8"]["agreement"]
     eng = Engine(tmp_path / "user.onnx", EngineOptions(device="cpu", precision="auto", threads=2))
     cand = {c.key: c for c in eng.selection.candidates}["cpu/int8"]
-    assert cand.agreement == pytest.approx(gate)
-    assert cand.status in ("measured", "chosen")
+    assert cand.agreement == cand.synthetic == pytest.approx(gate)
+    # its gate measured synthetic scenes only: no real-scene agreement keeps int8 out of auto
+    assert cand.status == "excluded" and "real scenes" in cand.note
 
 
 def test_auto_budget_and_cache(model_path, tmp_path, cache_dir):
-    user = _cpu_int8_model(model_path, tmp_path, int8={"agreement": 0.997})
+    user = _cpu_int8_model(model_path, tmp_path, int8=WITHIN)
     opts = EngineOptions(device="cpu", precision="auto", threads=2)
     eng = Engine(user, opts)
     sel = eng.selection
@@ -242,7 +248,7 @@ def test_auto_budget_and_cache(model_path, tmp_path, cache_dir):
 
 def test_auto_chooses_from_the_cached_timings(model_path, tmp_path, cache_dir):
     """The choice follows the timings: faster reduced precision wins only by >= 10 %."""
-    user = _cpu_int8_model(model_path, tmp_path, int8={"agreement": 0.997})
+    user = _cpu_int8_model(model_path, tmp_path, int8=WITHIN)
     opts = EngineOptions(device="cpu", precision="auto", threads=2)
     key = autotune.cache_key(Engine(user, EngineOptions(device="cpu")).contract.sha256, 2, opts)
 
@@ -261,7 +267,7 @@ def test_auto_chooses_from_the_cached_timings(model_path, tmp_path, cache_dir):
 
 
 def test_corrupt_or_foreign_cache_is_rebuilt(model_path, tmp_path, cache_dir):
-    user = _cpu_int8_model(model_path, tmp_path, int8={"agreement": 0.997})
+    user = _cpu_int8_model(model_path, tmp_path, int8=WITHIN)
     opts = EngineOptions(device="cpu", precision="auto", threads=2)
     cache_dir.mkdir()
     cache = cache_dir / "auto.json"

@@ -112,7 +112,7 @@ def test_variant_lookup_for_cuda_fp16(tmp_path):
 def test_auto_reads_the_fp16_siblings_stored_agreement():
     eng = Engine(None, EngineOptions(device="cpu", precision="fp32", threads=1))
     acc = eng._accuracy()
-    assert acc["fp16"]["agreement"] >= 0.99 and "int8" in acc
+    assert acc["fp16"][0]["agreement"] >= 0.99 and "int8" in acc
 
 
 def test_fp16_sibling_has_the_canonical_decoder():
