@@ -222,11 +222,12 @@ def main() -> None:
 @click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto",
               show_default=True,
               help="fp32, bf16 (OpenVINO on CPUs with bf16), fp16 (GPUs), int8 (the quantized "
-                   "model); auto: the fastest whose stored agreement with fp32 meets "
-                   "--min-agreement.")
+                   "model); auto: the fastest whose lowest stored agreement with fp32, on "
+                   "synthetic and on real scenes, meets --min-agreement.")
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=DEFAULT_MIN_AGREEMENT,
               show_default=True,
-              help="Accuracy budget of --precision auto: argmax agreement with fp32.")
+              help="Accuracy budget of --precision auto: the lowest stored argmax agreement "
+                   "with fp32 (synthetic and real scenes) a precision must keep.")
 @click.option("--threads", type=THREADS_RANGE, default=None,
               help="Inference threads (default: all CPUs).")
 @click.option("--confidence", is_flag=True, help="Add a band with the top probability (0-255).")

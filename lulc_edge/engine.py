@@ -71,8 +71,10 @@ class EngineOptions:
     """How to run the model.
 
     ``device``: auto | cpu | cuda | openvino | openvino-ep. ``precision``: auto | fp32 | bf16 |
-    fp16 | int8 (the library default is fp32: exact and reproducible; the CLI defaults to auto).
-    ``min_agreement``: accuracy budget of ``precision="auto"`` (argmax agreement with fp32).
+    fp16 | int8 (the library default is fp32: the same pixels on every machine, no timing step;
+    the CLI defaults to auto). ``min_agreement``: accuracy budget of ``precision="auto"``, which
+    admits a precision whose lowest stored argmax agreement with fp32 (synthetic and real
+    scenes) meets it.
     ``openvino_cache_dir``: where OpenVINO keeps compiled models ("" disables; None: the lulc-edge
     cache dir).
     """
