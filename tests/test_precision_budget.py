@@ -125,3 +125,35 @@ def test_info_label_is_not_doubled_for_other_texts(tmp_path):
     assert res.exit_code == 0, res.output
     assert "weights      DEMO WEIGHTS: eight synthetic scenes" in res.output
 
+
+
+def test_info_wraps_notes_to_the_terminal_width():
+    """On a terminal (a real pty) the auto section wraps to its width instead of cutting."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "70"}
+    proc = subprocess.run([sys.executable, "-m", "lulc_edge.cli", "info"], stdout=follower,
+                          stderr=subprocess.PIPE, env=env, timeout=120)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the pty is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.returncode == 0, proc.stderr
+    out = b"".join(chunks).decode().replace("\r\n", "\n")
+    section = out[out.index("accuracy     "):].splitlines()
+    assert section and max(len(line) for line in section) <= 70
+    joined = " ".join(line.strip() for line in section)
+    assert "use --device openvino for bf16 on a CPU that has it, or --precision fp32/int8" \
+        in joined
+    assert "DEMO WEIGHTS: DEMO WEIGHTS" not in out
