@@ -108,27 +108,6 @@ class Selection:
         }
 
 
-def report_lines(doc: dict[str, Any]) -> list[str]:
-    """``lulc-edge info``'s auto section from ``Selection.as_dict()``: the stored agreements
-    side by side, the choice and why, then every pair (notes in full)."""
-    budget = doc["min_agreement"]
-    lines = [f"accuracy     argmax agreement with fp32, lowest stored; auto admits a precision "
-             f"when the lowest of both meets the budget {_pct(budget)}",
-             f"  {'precision':<11}{'synthetic':<11}{'real scenes':<13}auto"]
-    for prec, a in doc["agreements"].items():
-        verdict = "reference" if prec == "fp32" else (
-            "within budget" if a["within_budget"] else f"excluded: {a['note']}")
-        lines.append(f"  {prec:<11}{_pct(a['synthetic']):<11}{_pct(a['real']):<13}{verdict}")
-    when = "cached" if doc["cached"] else "measured now"
-    lines.append(f"auto         chose {doc['chosen']}: {doc['reason']} (timings {when} in "
-                 f"{doc['cache_file']})")
-    for c in doc["candidates"]:
-        mps = f"{c['mp_per_s']:6.2f} MP/s" if c["mp_per_s"] else " " * 11
-        lines.append(f"  {c['device'] + '/' + c['precision']:<20}{mps}  {c['status']}"
-                     f"{': ' + c['note'] if c['note'] else ''}")
-    return lines
-
-
 def _fraction(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
         return float(value)
@@ -174,6 +153,27 @@ def budget_note(synthetic: float | None, real: float | None, min_agreement: floa
         kind = "real scenes" if lowest == real else "synthetic scenes"
         return f"lowest stored agreement {_pct(lowest)} ({kind}) < budget {_pct(min_agreement)}"
     return ""
+
+
+def report_lines(doc: dict[str, Any]) -> list[str]:
+    """``lulc-edge info``'s auto section from ``Selection.as_dict()``: the stored agreements
+    side by side, the choice and why, then every pair (notes in full)."""
+    budget = doc["min_agreement"]
+    lines = [f"accuracy     argmax agreement with fp32, lowest stored; auto admits a precision "
+             f"when the lowest of both meets the budget {_pct(budget)}",
+             f"  {'precision':<11}{'synthetic':<11}{'real scenes':<13}auto"]
+    for prec, a in doc["agreements"].items():
+        verdict = "reference" if prec == "fp32" else (
+            "within budget" if a["within_budget"] else f"excluded: {a['note']}")
+        lines.append(f"  {prec:<11}{_pct(a['synthetic']):<11}{_pct(a['real']):<13}{verdict}")
+    when = "cached" if doc["cached"] else "measured now"
+    lines.append(f"auto         chose {doc['chosen']}: {doc['reason']} (timings {when} in "
+                 f"{doc['cache_file']})")
+    for c in doc["candidates"]:
+        mps = f"{c['mp_per_s']:6.2f} MP/s" if c["mp_per_s"] else " " * 11
+        lines.append(f"  {c['device'] + '/' + c['precision']:<20}{mps}  {c['status']}"
+                     f"{': ' + c['note'] if c['note'] else ''}")
+    return lines
 
 
 def cache_key(model_sha256: str, threads: int, options: Any) -> str:
