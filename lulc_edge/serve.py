@@ -419,6 +419,9 @@ class Service:
     def public(self, doc: dict[str, Any]) -> dict[str, Any]:
         """What a client sees of a job (no server paths)."""
         out = {k: v for k, v in doc.items() if k not in ("source", "upload")}
+        if out.get("warnings"):
+            out["warnings"] = [_hide(w, Path(doc["source"]), doc["input"])
+                               for w in out["warnings"]]
         if doc["status"] == "done":
             base = f"/jobs/{doc['id']}/"
             out["files"] = {"map": base + "map.tif", **{k: f"{base}{k}.png" for k in KINDS},
@@ -447,8 +450,8 @@ class Service:
         if doc["status"] != "done":
             raise ApiError(409, f"job {doc['id']} is {doc['status']}")
         path = self.jobs_dir / doc["id"] / files[name]
-        if name == "map.tif" and not is_complete(path):
-            raise ApiError(404, "map missing")
+        if not (is_complete(path) if name == "map.tif" else path.is_file()):
+            raise ApiError(404, f"{name} missing")
         media = {".tif": "image/tiff", ".png": "image/png"}.get(path.suffix, "application/xml")
         return FileResponse(path, media_type=media,
                             filename=f"{Path(doc['input']).stem}.{name.replace('map.', 'lulc.')}")
@@ -480,7 +483,12 @@ def _result_doc(res: RunResult) -> dict[str, Any]:
 
 def _public(exc: BaseException, path: Path, label: str) -> str:
     """An error's one line with the server-side path replaced by what the client sent."""
-    return one_line(exc).replace(str(path), label).replace(str(path.parent) + "/", "")
+    return _hide(one_line(exc), path, label)
+
+
+def _hide(text: str, path: Path, label: str) -> str:
+    """``text`` with the server-side ``path`` replaced by what the client sent."""
+    return text.replace(str(path), label).replace(str(path.parent) + "/", "")
 
 
 def _error(status: int, message: str) -> JSONResponse:

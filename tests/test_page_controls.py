@@ -105,7 +105,9 @@ def test_scene_picker_scl_fill_and_downloads(tmp_path, browser):  # noqa: F811
         assert not _shown(browser, "error")
         job = server.get("/jobs").json()["jobs"][0]
         assert job["options"] == {"confidence": True, "scl_fill": 4}
-        assert "SCL filled with 4" in browser.find_element(By.ID, "warnings").text
+        warned = browser.find_element(By.ID, "warnings").text
+        assert warned.startswith("noscl.tif: SCL filled with 4"), warned
+        assert str(root) not in warned  # no server paths
         for img in ("overlay", "mask", "annotated"):  # the annotated picture is on the page
             WebDriverWait(browser, 30, 0.2).until(lambda d, i=img: d.execute_script(
                 f"const e = document.getElementById('{i}'); return e.complete && e.naturalWidth"))
@@ -123,5 +125,8 @@ def test_scene_picker_scl_fill_and_downloads(tmp_path, browser):  # noqa: F811
         aux = server.get(job["files"]["aux"])
         assert aux.status_code == 200 and "<PAMDataset>" in aux.text and "Forest" in aux.text
         assert 'filename="noscl.lulc.tif.aux.xml"' in aux.headers["content-disposition"]
+        (server.jobs / job["id"] / "map.qml").unlink()  # a job from before styles were kept
+        gone = server.get(job["files"]["qml"])
+        assert gone.status_code == 404 and gone.json() == {"error": "map.qml missing"}
     finally:
         server.stop()
