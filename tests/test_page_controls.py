@@ -59,6 +59,17 @@ def test_without_data_root_no_picker_and_errors_say_failed(tmp_path, browser):  
         assert "B02.tif: has 1 bands" in error and "band descriptions naming them" in error
         assert "--" not in error, error  # no CLI option a web user cannot set
         assert run.is_enabled()  # another try is possible
+        # the server's other messages that name CLI options, as the page words them
+        for msg in ["upload larger than --max-upload-mb (1 MB)",
+                    "queue full (8 jobs waiting, --queue 8); retry later",
+                    "this server has no --data-root: upload the scene instead",
+                    "a.tif: bands 1 and 2 are both described as B2; fix the descriptions or "
+                    "name the bands with --bands",
+                    "a.tif: band SCL has values up to 99, but SCL classes are 0..11 (a stack "
+                    "with B10 in its place? name bands with --bands)",
+                    "missing or wrong token (Authorization: Bearer TOKEN)"]:
+            shown = browser.execute_script("return forUser(arguments[0])", msg)
+            assert "--" not in shown and "Bearer" not in shown, shown
     finally:
         server.stop()
 
