@@ -11,7 +11,7 @@ import io
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,11 @@ from .thumbnail import DEFAULT_SIZE, RGB_BANDS, out_shape, sample_index
 KINDS = ("mask", "overlay", "annotated", "stats")
 #: Longest side of the grid connected regions are searched on (enough to place a label).
 REGION_SIZE = 512
+#: Pictures of maps smaller than this (longest side, px) are enlarged, nearest neighbour, so a
+#: 48 px scene's labels and legend stay readable (never beyond the ``size`` asked for).
+MIN_SIZE = 512
+#: A label's box on a picture: x0, y0, x1, y1 in pixels, x1 and y1 excluded.
+Box = tuple[int, int, int, int]
 #: GDAL block cache while drawing (bytes): a decimated read of a file without overviews
 #: touches every block once, so caching them gains nothing and would hold GDAL's default 5 %
 #: of RAM.
@@ -220,13 +225,34 @@ def largest_regions(view: MapView) -> list[Region]:
             continue
         found, counts = np.unique(ids[mask], return_counts=True)
         region = ids == found[np.argmax(counts)]
-        rows, cols = np.nonzero(region)
-        cr, cc = rows.mean(), cols.mean()
-        k = np.argmin((rows - cr) ** 2 + (cols - cc) ** 2)  # a pixel of the region itself
+        row, col = deepest(region)
         mean_conf = float(conf[region].mean()) / 255.0 if conf is not None else None
-        out.append(Region(c, (rows[k] + 0.5) * step, (cols[k] + 0.5) * step,
+        out.append(Region(c, (row + 0.5) * step, (col + 0.5) * step,
                           int(counts.max()) * step * step, mean_conf))
     return out
+
+
+def deepest(region: np.ndarray) -> tuple[int, int]:
+    """(row, col) of a pixel of ``region`` the most 4-connected erosions away from its edge
+    (the picture's border is an edge): a marker there sits well inside its region, so two
+    regions' markers stay apart. Of those pixels, the one nearest their centre."""
+    rows, cols = np.nonzero(region)
+    r0, c0 = int(rows.min()), int(cols.min())
+    m = region[r0: int(rows.max()) + 1, c0: int(cols.max()) + 1]
+    while True:  # a box's border pixels are edge pixels: nothing of the region lies beyond
+        e = m.copy()
+        e[1:] &= m[:-1]
+        e[:-1] &= m[1:]
+        e[:, 1:] &= m[:, :-1]
+        e[:, :-1] &= m[:, 1:]
+        e[[0, -1]] = False
+        e[:, [0, -1]] = False
+        if not e.any():
+            break
+        m = e
+    rows, cols = np.nonzero(m)
+    k = np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2)
+    return int(rows[k]) + r0, int(cols[k]) + c0
 
 
 def _font(px: int):  # noqa: ANN202 - a PIL font
@@ -269,37 +295,142 @@ def _legend(image, view: MapView, title: str):  # noqa: ANN001, ANN202 - PIL ima
     return canvas
 
 
-def render(view: MapView, rgb: np.ndarray | None) -> dict[str, object]:
-    """The four pictures (PIL images) of a map view and its scene's true colour (or None)."""
-    Image, ImageDraw, _ = _pil()
+def enlarge(view: MapView, rgb: np.ndarray | None, size: int
+            ) -> tuple[MapView, np.ndarray | None]:
+    """The view (and true colour) repeated k x k, nearest neighbour, so the longest side is
+    ``size`` at least; unchanged when it already is."""
+    k = -(-size // max(view.classes.shape))
+    if k <= 1:
+        return view, rgb
+
+    def up(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a.repeat(k, 0).repeat(k, 1)
+
+    return replace(view, classes=up(view.classes), confidence=up(view.confidence)), up(rgb)
+
+
+def render(view: MapView, rgb: np.ndarray | None, min_size: int = MIN_SIZE
+           ) -> dict[str, object]:
+    """The pictures (PIL images) of a map view and its scene's true colour (or None): the
+    four KINDS and ``true_colour``; a view smaller than ``min_size`` is enlarged first."""
+    Image, _, _ = _pil()
+    view, rgb = enlarge(view, rgb, min_size)
     lut = colour_lut(view)
     colours = lut[view.classes]
     valid = view.classes != view.nodata
     base = rgb if rgb is not None else np.zeros_like(colours)
     blend = np.where(valid[..., None],
                      (base.astype(np.uint16) + colours) // 2, 0).astype(np.uint8)
-    pics: dict[str, object] = {
+    return {
         "mask": _legend(Image.fromarray(colours), view, "Land cover"),
         "overlay": _legend(Image.fromarray(blend), view, "Land cover on true colour"),
+        "annotated": annotate(view, base if rgb is not None else colours)[0],
+        "stats": stats_chart(view),
+        "true_colour": Image.fromarray(base),
     }
-    ann = Image.fromarray(base if rgb is not None else colours)
-    d = ImageDraw.Draw(ann)
-    fs = max(11, min(24, ann.height // 30))
-    font, r = _font(fs), max(4, fs // 2)
-    for reg in largest_regions(view):
-        x, y = reg.col, reg.row
-        d.ellipse([x - r, y - r, x + r, y + r], fill=reg.cls.rgb, outline=(255, 255, 255),
-                  width=2)
-        text = reg.cls.name + (f" {100 * reg.confidence:.0f} %" if reg.confidence is not None
-                               else "")
-        tw = d.textlength(text, font=font)
-        tx = min(max(0, x + r + 3), max(0, ann.width - tw - 2))
-        ty = min(max(0, y - fs // 2), max(0, ann.height - fs - 2))
-        d.rectangle([tx - 2, ty - 1, tx + tw + 2, ty + fs + 3], fill=(0, 0, 0))
-        d.text((tx, ty), text, fill=(255, 255, 255), font=font)
-    pics["annotated"] = ann
-    pics["stats"] = stats_chart(view)
-    return pics
+
+
+@dataclass
+class Label:
+    """A class's label on the annotated picture: its text, box and the marker it names."""
+
+    text: str
+    box: Box | None  # None: no room left on the picture
+    x: float         # the marker's centre
+    y: float
+
+
+def label_font_size(height: int) -> int:
+    """The annotated picture's label font size (px) for a picture ``height`` px high."""
+    return max(11, min(24, height // 30))
+
+
+def annotate(view: MapView, picture: np.ndarray):  # noqa: ANN201 - (PIL image, labels)
+    """``picture`` (h, w, 3) with a marker on each class's largest region and a label naming
+    the class (and its mean confidence) placed by ``place_labels``; returns the image and
+    the labels."""
+    Image, ImageDraw, _ = _pil()
+    img = Image.fromarray(picture)
+    d = ImageDraw.Draw(img)
+    fs = label_font_size(img.height)
+    font, r, pad = _font(fs), max(4, fs // 2), 3
+    regions = largest_regions(view)
+    texts = [g.cls.name + (f" {100 * g.confidence:.0f} %" if g.confidence is not None else "")
+             for g in regions]
+    ink = [d.textbbox((0, 0), t, font=font) for t in texts]  # (left, top, right, bottom)
+    sizes = [(int(b[2] - b[0]) + 2 * pad, int(b[3] - b[1]) + 2 * pad) for b in ink]
+    boxes = place_labels([(g.col, g.row) for g in regions], sizes, img.width, img.height, r)
+    labels = [Label(t, b, g.col, g.row) for t, b, g in zip(texts, boxes, regions, strict=True)]
+    for lab in labels:  # leader lines first: markers and labels are drawn over them
+        if lab.box is not None:
+            x0, y0, x1, y1 = lab.box
+            nx, ny = min(max(lab.x, x0), x1 - 1), min(max(lab.y, y0), y1 - 1)
+            if (nx - lab.x) ** 2 + (ny - lab.y) ** 2 > (r + 8) ** 2:
+                d.line([(lab.x, lab.y), (nx, ny)], fill=(255, 255, 255), width=2)
+    for g in regions:
+        d.ellipse([g.col - r, g.row - r, g.col + r, g.row + r], fill=g.cls.rgb,
+                  outline=(255, 255, 255), width=2)
+    for lab, b in zip(labels, ink, strict=True):
+        if lab.box is not None:
+            x0, y0, x1, y1 = lab.box
+            d.rectangle([x0, y0, x1 - 1, y1 - 1], fill=(0, 0, 0))
+            d.text((x0 + pad - b[0], y0 + pad - b[1]), lab.text, fill=(255, 255, 255),
+                   font=font)
+    return img, labels
+
+
+def _label_candidates(x: float, y: float, w: int, h: int, near: int, width: int,
+                      height: int) -> np.ndarray:
+    """(n, 4) boxes of w x h for a label of a marker at (x, y), best first: the eight places
+    ``near`` px beside it, then every place on a grid of the picture, nearest first."""
+    xl, xc, xr = x - near - w, x - w / 2, x + near
+    yt, yc, yb = y - near - h, y - h / 2, y + near
+    beside = [(xr, yc), (xl, yc), (xc, yt), (xc, yb), (xr, yt), (xr, yb), (xl, yt), (xl, yb)]
+    step = max(2, h // 2)
+    gx = np.unique(np.r_[np.arange(0, width - w + 1, step), max(width - w, 0)])
+    gy = np.unique(np.r_[np.arange(0, height - h + 1, step), max(height - h, 0)])
+    grid = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2).astype(np.float64)
+    dist = (grid[:, 0] + w / 2 - x) ** 2 + (grid[:, 1] + h / 2 - y) ** 2
+    xy = np.vstack([np.floor(beside), grid[np.argsort(dist, kind="stable")]]).astype(np.int64)
+    return np.column_stack([xy, xy + (w, h)])
+
+
+def place_labels(anchors: list[tuple[float, float]], sizes: list[tuple[int, int]],
+                 width: int, height: int, radius: int, gap: int = 3) -> list[Box | None]:
+    """Boxes for labels of ``sizes`` (w, h) naming markers of ``radius`` at ``anchors`` (x, y)
+    on a ``width`` x ``height`` picture, placed in order: each inside the picture, ``gap`` px
+    clear of every marker and of the labels before it; beside its marker where there is room,
+    else at the free place nearest it (drawn with a leader line); None when none is left."""
+    taken = [(int(np.floor(x - radius)), int(np.floor(y - radius)),
+              int(np.ceil(x + radius)) + 1, int(np.ceil(y + radius)) + 1) for x, y in anchors]
+    out: list[Box | None] = []
+    for (x, y), (w, h) in zip(anchors, sizes, strict=True):
+        c = _label_candidates(x, y, w, h, radius + gap + 2, width, height)
+        ok = (c[:, 0] >= 0) & (c[:, 1] >= 0) & (c[:, 2] <= width) & (c[:, 3] <= height)
+        for t in taken:
+            ok &= ~((c[:, 0] < t[2] + gap) & (t[0] - gap < c[:, 2])
+                    & (c[:, 1] < t[3] + gap) & (t[1] - gap < c[:, 3]))
+        hit = np.flatnonzero(ok)
+        box = tuple(int(v) for v in c[hit[0]]) if len(hit) else None
+        if box is not None:
+            taken.append(box)
+        out.append(box)
+    return out
+
+
+def two_panels(left, right, titles: tuple[str, str]):  # noqa: ANN001, ANN201 - PIL images
+    """``left`` and ``right`` side by side, each under its title: the original app's
+    /predict overlay (true colour | overlay), which its page's "RGB + Overlay" tab shows."""
+    Image, ImageDraw, _ = _pil()
+    fs = max(12, min(28, max(left.height, right.height) // 24))
+    font, top, gap = _font(fs), int(fs * 1.8), fs
+    canvas = Image.new("RGB", (left.width + gap + right.width,
+                               top + max(left.height, right.height)), (255, 255, 255))
+    d = ImageDraw.Draw(canvas)
+    for x, pic, title in ((0, left, titles[0]), (left.width + gap, right, titles[1])):
+        canvas.paste(pic, (x, top))
+        d.text((x + fs // 2, fs // 3), title, fill=(0, 0, 0), font=font)
+    return canvas
 
 
 def stats_chart(view: MapView, width: int = 900):  # noqa: ANN201 - a PIL image
@@ -342,8 +473,9 @@ def pictures(map_path: str | os.PathLike, scene: str | os.PathLike | None = None
 def _pictures(map_path: str | os.PathLike, scene: str | os.PathLike | None,
               size: int, true_colour: np.ndarray | None) -> tuple[MapView, dict[str, object]]:
     view = read_map(map_path, size)
+    least = min(MIN_SIZE, size)
     if true_colour is not None and true_colour.shape[1:] == view.classes.shape:
-        return view, render(view, stretch(true_colour, view.classes != view.nodata))
+        return view, render(view, stretch(true_colour, view.classes != view.nodata), least)
     if scene is None and view.source_input is not None:
         scene = view.source_input
         if not is_remote(scene) and not os.path.exists(scene):
@@ -352,7 +484,7 @@ def _pictures(map_path: str | os.PathLike, scene: str | os.PathLike | None,
     rgb = None
     if scene is not None:
         rgb = read_true_colour(scene, view.classes.shape, view.classes != view.nodata)
-    return view, render(view, rgb)
+    return view, render(view, rgb, least)
 
 
 def png_bytes(image) -> bytes:  # noqa: ANN001 - a PIL image

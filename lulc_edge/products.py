@@ -212,6 +212,11 @@ def _band_of(name: str) -> tuple[str, int | None] | None:
     return (band, int(m.group(2)) if m.group(2) else None) if band else None
 
 
+def is_band_file(name: str) -> bool:
+    """Whether a file name names one Sentinel-2 band (``B02.tif``, ``..._B8A_20m.jp2``)."""
+    return _band_of(name) is not None
+
+
 def _pick_files(tree: _Tree, names: Iterable[str], where: str) -> tuple[dict[str, str], tuple]:
     cands: dict[str, list[tuple[str, int | None]]] = {}
     for n in names:

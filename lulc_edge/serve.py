@@ -44,8 +44,9 @@ from starlette.staticfiles import StaticFiles
 from .engine import Engine
 from .errors import InputError, LulcEdgeError, one_line
 from .pipeline import MODES, RunOptions, RunResult, segment_file
-from .preview import DEFAULT_SIZE, KINDS, pictures, png_bytes, write_previews
+from .preview import DEFAULT_SIZE, KINDS, pictures, png_bytes, two_panels, write_previews
 from .raster import is_complete, write_atomic
+from .scenes import list_scenes
 from .sources import RESAMPLINGS, SourceOptions
 
 STATIC = Path(__file__).parent / "static"
@@ -58,6 +59,9 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _CHUNK = 1 << 20
 #: How many finished jobs ``GET /jobs`` lists.
 RECENT = 50
+#: A done job's files beside its map that GIS tools read: the QGIS style (class names and
+#: colours) and GDAL's .aux.xml (category names, attribute table).
+_STYLES = {"qml": "map.qml", "aux": "map.tif.aux.xml"}
 
 
 @dataclass(frozen=True)
@@ -355,6 +359,8 @@ class Service:
         except (LulcEdgeError, RasterioError) as exc:
             status = 400 if isinstance(exc, (InputError, RasterioError)) else 500
             raise ApiError(status, _public(exc, src, label)) from None
+        pics["overlay"] = two_panels(pics["true_colour"], pics["overlay"],
+                                     ("True colour", "Overlay"))  # as the original's
         b64 = {k: base64.b64encode(png_bytes(pics[k])).decode("ascii")
                for k in ("mask", "overlay", "annotated")}
         return {"segmentation_mask": b64["mask"], "overlay": b64["overlay"],
@@ -413,9 +419,13 @@ class Service:
     def public(self, doc: dict[str, Any]) -> dict[str, Any]:
         """What a client sees of a job (no server paths)."""
         out = {k: v for k, v in doc.items() if k not in ("source", "upload")}
+        if out.get("warnings"):
+            out["warnings"] = [_hide(w, Path(doc["source"]), doc["input"])
+                               for w in out["warnings"]]
         if doc["status"] == "done":
             base = f"/jobs/{doc['id']}/"
-            out["files"] = {"map": base + "map.tif", **{k: f"{base}{k}.png" for k in KINDS}}
+            out["files"] = {"map": base + "map.tif", **{k: f"{base}{k}.png" for k in KINDS},
+                            **{k: base + name for k, name in _STYLES.items()}}
         return out
 
     def _job(self, request: Request) -> dict[str, Any]:
@@ -433,15 +443,16 @@ class Service:
     async def job_file(self, request: Request) -> Response:
         doc = self._job(request)
         name = request.path_params["name"]
-        files = {"map.tif": "map.tif", **{f"{k}.png": f"map.{k}.png" for k in KINDS}}
+        files = {"map.tif": "map.tif", **{f"{k}.png": f"map.{k}.png" for k in KINDS},
+                 **{f: f for f in _STYLES.values()}}
         if name not in files:
             raise ApiError(404, f"no file {name} (one of {', '.join(files)})")
         if doc["status"] != "done":
             raise ApiError(409, f"job {doc['id']} is {doc['status']}")
         path = self.jobs_dir / doc["id"] / files[name]
-        if name == "map.tif" and not is_complete(path):
-            raise ApiError(404, "map missing")
-        media = "image/tiff" if name.endswith(".tif") else "image/png"
+        if not (is_complete(path) if name == "map.tif" else path.is_file()):
+            raise ApiError(404, f"{name} missing")
+        media = {".tif": "image/tiff", ".png": "image/png"}.get(path.suffix, "application/xml")
         return FileResponse(path, media_type=media,
                             filename=f"{Path(doc['input']).stem}.{name.replace('map.', 'lulc.')}")
 
@@ -452,24 +463,14 @@ class Service:
         return JSONResponse({"jobs": [self.public(d) for d in docs]})
 
     async def data(self, request: Request) -> Response:
-        """Scenes under --data-root for the page's picker (files .tif/.zip/.vrt, .SAFE folders,
-        two levels deep, at most 500)."""
+        """What the page's "scene on the server" picker offers: the scenes under --data-root
+        this server can map (stacks, per-band folders, .SAFE folders, .zip products; see
+        :mod:`lulc_edge.scenes`), each with its kind and whether it has SCL."""
         if self.root is None:
-            return JSONResponse({"root": None, "scenes": []})
-        found: list[str] = []
-        for dirpath, dirs, files in os.walk(self.root):
-            rel = Path(dirpath).relative_to(self.root)
-            for d in list(dirs):
-                if d.upper().endswith(".SAFE"):
-                    found.append(str(rel / d))
-                    dirs.remove(d)
-            found += [str(rel / f) for f in files
-                      if f.lower().endswith((".tif", ".tiff", ".zip", ".vrt", ".jp2"))
-                      and not f.startswith(".") and ".lulc." not in f]
-            dirs[:] = [d for d in dirs if not d.startswith(".")] if len(rel.parts) < 2 else []
-            if len(found) >= 500:
-                break
-        return JSONResponse({"root": self.root.name, "scenes": sorted(found)[:500]})
+            return JSONResponse({"root": None, "scenes": [], "details": []})
+        found = await run_in_threadpool(list_scenes, self.root, self.engine.contract.bands)
+        return JSONResponse({"root": self.root.name, "scenes": [s.path for s in found],
+                             "details": [vars(s) for s in found]})
 
 
 def _result_doc(res: RunResult) -> dict[str, Any]:
@@ -482,7 +483,12 @@ def _result_doc(res: RunResult) -> dict[str, Any]:
 
 def _public(exc: BaseException, path: Path, label: str) -> str:
     """An error's one line with the server-side path replaced by what the client sent."""
-    return one_line(exc).replace(str(path), label).replace(str(path.parent) + "/", "")
+    return _hide(one_line(exc), path, label)
+
+
+def _hide(text: str, path: Path, label: str) -> str:
+    """``text`` with the server-side ``path`` replaced by what the client sent."""
+    return text.replace(str(path), label).replace(str(path.parent) + "/", "")
 
 
 def _error(status: int, message: str) -> JSONResponse:

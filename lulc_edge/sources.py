@@ -360,6 +360,58 @@ def _check_band_names(band_names: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def map_stack_bands(src: rasterio.io.DatasetReader, wanted: Sequence[str],
+                    bands: Mapping[str, int] | None = None, label: str | None = None
+                    ) -> tuple[dict[str, int], str]:
+    """Which band of a stack holds each of ``wanted`` (1-based) and how that was decided: an
+    explicit ``bands`` mapping (``--bands``), else band descriptions naming them, else
+    position (13 bands in the model order, or 12 without SCL). InputError when none fits."""
+    path = label or src.name
+    refl = [b for b in wanted if b != "SCL"]
+    expected = ",".join(wanted)
+    if bands:
+        index: dict[str, int] = {}
+        for name, i in bands.items():
+            b = normalize_band(name)
+            if b is None:
+                raise InputError(f"--bands: unknown band name {name!r}")
+            if b not in wanted:
+                raise InputError(f"--bands {name}={i}: the model does not use {b} "
+                                 f"(it uses {expected})")
+            if b in index:
+                raise InputError(f"--bands: {b} is given twice")
+            if int(i) < 1:
+                raise InputError(f"--bands {name}={i}: band indices start at 1")
+            if int(i) > src.count:
+                raise InputError(f"--bands {name}={i}: {path} has {src.count} bands")
+            twin = next((k for k, j in index.items() if j == int(i)), None)
+            if twin is not None:
+                raise InputError(f"--bands: band {i} is given to both {twin} and {b}")
+            index[b] = int(i)
+        miss = [b for b in refl if b not in index]
+        if miss:
+            raise InputError(f"--bands lacks {', '.join(miss)} for {path}")
+        return {b: index[b] for b in wanted if b in index}, "explicit --bands"
+    named: dict[str, int] = {}
+    for i, d in enumerate(src.descriptions, start=1):
+        b = normalize_band(d) if d else None
+        if b in named and b in wanted:
+            raise InputError(f"{path}: bands {named[b]} and {i} are both described as "
+                             f"{b}; fix the descriptions or name the bands with --bands")
+        if b and b not in named:
+            named[b] = i
+    if all(b in named for b in refl):
+        return {b: named[b] for b in wanted if b in named}, "band descriptions"
+    if src.count == len(wanted):
+        return {b: i for i, b in enumerate(wanted, start=1)}, "position"
+    if "SCL" in wanted and src.count == len(refl):
+        return {b: i for i, b in enumerate(refl, start=1)}, "position (no SCL)"
+    raise InputError(
+        f"{path}: has {src.count} bands; expected {len(wanted)} ({expected}), "
+        f"{len(refl)} without SCL, band descriptions naming them, or --bands"
+    )
+
+
 class StackSource(Source):
     """One multi-band raster (GeoTIFF, COG, VRT, any GDAL raster) holding the bands.
 
@@ -384,7 +436,8 @@ class StackSource(Source):
         src = self._src
         self.width, self.height = src.width, src.height
         self.crs, self.transform = src.crs, src.transform
-        self._index, how = self._map_bands()
+        self._index, how = map_stack_bands(src, self.band_names, self.options.bands,
+                                           self.path)
         for b, i in self._index.items():
             dt = src.dtypes[i - 1]
             _check_dtype(dt, self.path, b)
@@ -419,52 +472,6 @@ class StackSource(Source):
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="lulc-edge-decode")
             self._strips = StripReader(src, self._pool, idx)
             self.in_strips = True
-
-    def _map_bands(self) -> tuple[dict[str, int], str]:
-        src, wanted = self._src, self.band_names
-        refl = [b for b in wanted if b != "SCL"]
-        expected = ",".join(wanted)
-        if self.options.bands:
-            index: dict[str, int] = {}
-            for name, i in self.options.bands.items():
-                b = normalize_band(name)
-                if b is None:
-                    raise InputError(f"--bands: unknown band name {name!r}")
-                if b not in wanted:
-                    raise InputError(f"--bands {name}={i}: the model does not use {b} "
-                                     f"(it uses {expected})")
-                if b in index:
-                    raise InputError(f"--bands: {b} is given twice")
-                if int(i) < 1:
-                    raise InputError(f"--bands {name}={i}: band indices start at 1")
-                if int(i) > src.count:
-                    raise InputError(f"--bands {name}={i}: {self.path} has {src.count} bands")
-                twin = next((k for k, j in index.items() if j == int(i)), None)
-                if twin is not None:
-                    raise InputError(f"--bands: band {i} is given to both {twin} and {b}")
-                index[b] = int(i)
-            miss = [b for b in refl if b not in index]
-            if miss:
-                raise InputError(f"--bands lacks {', '.join(miss)} for {self.path}")
-            return {b: index[b] for b in wanted if b in index}, "explicit --bands"
-        named: dict[str, int] = {}
-        for i, d in enumerate(src.descriptions, start=1):
-            b = normalize_band(d) if d else None
-            if b in named and b in wanted:
-                raise InputError(f"{self.path}: bands {named[b]} and {i} are both described as "
-                                 f"{b}; fix the descriptions or name the bands with --bands")
-            if b and b not in named:
-                named[b] = i
-        if all(b in named for b in refl):
-            return {b: named[b] for b in wanted if b in named}, "band descriptions"
-        if src.count == len(wanted):
-            return {b: i for i, b in enumerate(wanted, start=1)}, "position"
-        if "SCL" in wanted and src.count == len(refl):
-            return {b: i for i, b in enumerate(refl, start=1)}, "position (no SCL)"
-        raise InputError(
-            f"{self.path}: has {src.count} bands; expected {len(wanted)} ({expected}), "
-            f"{len(refl)} without SCL, band descriptions naming them, or --bands"
-        )
 
     def _read_raw(self, window: Window, sample: bool = False, hold: bool = True
                   ) -> dict[str, np.ndarray]:

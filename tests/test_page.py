@@ -48,7 +48,7 @@ def _check_result(driver, reference_percent: dict[str, float]) -> None:
         .text)
     assert not _shown(driver, "error"), driver.find_element(By.ID, "error").text
     assert "done" in driver.find_element(By.ID, "progress-text").text
-    for img in ("overlay", "mask"):
+    for img in ("overlay", "mask", "annotated"):
         WebDriverWait(driver, 30, 0.2).until(lambda d, i=img: d.execute_script(
             f"const e = document.getElementById('{i}'); return e.complete && e.naturalWidth"))
         assert driver.execute_script(f"return document.getElementById('{img}').naturalWidth") \
@@ -60,7 +60,8 @@ def _check_result(driver, reference_percent: dict[str, float]) -> None:
     ha = [r.find_elements(By.TAG_NAME, "td")[3].text for r in rows]
     assert all(float(h) > 0 for h in ha)
     links = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#downloads a")]
-    assert links == ["GeoTIFF", "mask.png", "overlay.png", "annotated.png", "stats.png"]
+    assert links == ["GeoTIFF", "mask.png", "overlay.png", "annotated.png", "stats.png",
+                     "QGIS style (.qml)", "GDAL classes (.aux.xml)"]
 
 
 def test_page_maps_an_uploaded_scene(tmp_path, browser):
@@ -83,6 +84,9 @@ def test_page_maps_an_uploaded_scene(tmp_path, browser):
             "dt.items.add(document.getElementById('test-file').files[0]);"
             "document.getElementById('drop').dispatchEvent(new DragEvent('drop',"
             "{dataTransfer: dt, bubbles: true, cancelable: true}));")
+        assert "example-scene.tif" in browser.find_element(By.ID, "chosen").text
+        assert server.get("/jobs").json()["jobs"] == []  # nothing runs before Run
+        browser.find_element(By.ID, "run").click()
         job = None
         for _ in range(1200):  # the page polls the job API: progress is the job's own
             jobs = server.get("/jobs").json()["jobs"]
@@ -100,11 +104,12 @@ def test_page_maps_an_uploaded_scene(tmp_path, browser):
             shutil.copy(shot, Path(os.environ["LULC_EDGE_PAGE_SCREENSHOT"]))
         # a scene under --data-root, picked from the list
         Select(browser.find_element(By.ID, "scenes")).select_by_value("example-scene.tif")
-        browser.find_element(By.ID, "run-path").click()
+        browser.find_element(By.ID, "run").click()
         WebDriverWait(browser, 30, 0.1).until(lambda d: not _shown(d, "result"))
         _check_result(browser, done["class_percent"])
         # and the page's own file picker
         browser.find_element(By.ID, "file").send_keys(str(EXAMPLE))
+        browser.find_element(By.ID, "run").click()
         WebDriverWait(browser, 30, 0.1).until(lambda d: not _shown(d, "result"))
         _check_result(browser, done["class_percent"])
         assert len(server.get("/jobs").json()["jobs"]) == 3
