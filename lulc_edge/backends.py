@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import onnxruntime as ort
 
+from ._ort import ort
 from .contract import INPUT_NAME
 from .errors import BackendError, ModelError, PrecisionError, first_line
 
@@ -425,8 +425,11 @@ class OpenVINOBackend:
         config["INFERENCE_PRECISION_HINT"] = OV_HINT[precision]
         cache = getattr(options, "openvino_cache_dir", None)
         if cache:
-            Path(cache).mkdir(parents=True, exist_ok=True)
-            config["CACHE_DIR"] = str(cache)
+            try:
+                Path(cache).mkdir(parents=True, exist_ok=True)
+                config["CACHE_DIR"] = str(cache)
+            except OSError:  # an unwritable HOME costs compile time, not the run
+                pass
         self._config = config
         try:
             model = self._core.read_model(str(path))

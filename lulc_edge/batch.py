@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import multiprocessing
 import os
+import re
 import time
 import traceback
 import uuid
@@ -65,8 +66,7 @@ def expand_inputs(items: Iterable[str], from_list: str | None = None) -> list[st
             text = Path(from_list).read_text()
         except OSError as exc:
             raise InputError(f"{from_list}: cannot read input list ({exc.strerror})") from None
-        raw += [ln.strip() for ln in text.splitlines()
-                if ln.strip() and not ln.lstrip().startswith("#")]
+        raw += [item for item in map(_list_item, text.splitlines()) if item]
     out: list[str] = []
     for item in raw:
         if glob.has_magic(item):
@@ -79,6 +79,12 @@ def expand_inputs(items: Iterable[str], from_list: str | None = None) -> list[st
     if not out:
         raise InputError("no inputs given")
     return out
+
+
+def _list_item(line: str) -> str:
+    """A --from-list line without its comment: ``#`` at the start or after a space or tab
+    begins one (a ``#`` inside a name, ``scene#2.tif``, does not)."""
+    return re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip()
 
 
 def plan_jobs(inputs: Sequence[str], out_dir: str | None, output: str | None = None) -> list[Job]:

@@ -54,6 +54,7 @@ from .pipeline import (
     default_output,
     segment_file,
 )
+from .preview import require_pillow
 from .sources import RESAMPLINGS, SCL_MAX, SourceOptions, check_input
 from .thumbnail import DEFAULT_SIZE as PREVIEW_SIZE
 
@@ -76,9 +77,8 @@ def _showwarning(message: Any, category: type, filename: str, lineno: int,
     """Every warning as one ``lulc-edge: warning:`` line, each text once (rasterio repeats its
     warnings per dataset opened); no source paths of the library that raised it."""
     if issubclass(category, NotGeoreferencedWarning):
-        text = "the input has no georeference (no geotransform, GCPs or RPCs)"
-    else:
-        text = " ".join(str(message).split())
+        return  # rasterio's names no file and comes per dataset: each source says it, named
+    text = " ".join(str(message).split())
     if text not in _shown:
         _shown.add(text)
         click.echo(f"lulc-edge: warning: {text}", err=True)
@@ -243,7 +243,8 @@ def main() -> None:
 @click.option("--resampling", type=click.Choice(RESAMPLINGS),
               default="bilinear", show_default=True,
               help="Resampling of 20/60 m bands to the 10 m grid (SCL is always nearest).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing output, or start over after an interrupted run.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its journal.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="Write each input's map to DIR/<name>.lulc.tif (batch mode).")
@@ -306,6 +307,7 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
         batch_mode = len(items) > 1 or out_dir is not None or from_list is not None \
             or scheduler is not None
         if preview:  # each run keeps its scene's thumbnail: no second read of the scene
+            require_pillow()  # before mapping, not after
             options = replace(options, thumbnail=PREVIEW_SIZE)
         if not batch_mode:
             res = _run_one(items[0], output, model, engine_options, options, src_opts, as_json,
@@ -481,7 +483,7 @@ def _write_preview(map_path: str | Path, scene: str | None, quiet: bool,
 @click.option("--scene", default=None,
               help="The scene the map was made from (default: the map's LULC_EDGE_SOURCE_INPUT).")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the pictures (default: beside the map).")
+              help="Folder for the pictures, created if missing (default: beside the map).")
 @click.option("--size", type=click.IntRange(16), default=PREVIEW_SIZE, show_default=True,
               help="Longest side of the pictures in px (decimated reads).")
 @click.option("--qml", is_flag=True, help="Also write the QGIS style NAME.qml beside the map.")

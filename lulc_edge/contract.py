@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import onnxruntime as ort
-
+from ._ort import ort
 from .errors import ModelError
 
 PREFIX = "lulc_edge."

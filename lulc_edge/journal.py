@@ -93,6 +93,15 @@ class Journal:
 
         Yields nothing when there is no journal or it belongs to a different run.
         """
+        for index, body in self._records():
+            yield index, zlib.decompress(body)
+
+    def finished(self) -> int:
+        """How many tiles a previous run with the same header recorded: what --resume keeps."""
+        return sum(1 for _ in self._records())
+
+    def _records(self) -> Iterator[tuple[int, bytes]]:
+        """(tile index, compressed payload) of ``replay``'s records."""
         if not self.path.exists():
             return
         with open(self.path, "rb") as f:
@@ -110,7 +119,7 @@ class Journal:
                 payload = f.read(length)
                 if magic != MAGIC or len(payload) < length or zlib.crc32(payload) != crc:
                     return
-                yield index, zlib.decompress(payload)
+                yield index, payload
 
     def start(self, keep: list[tuple[int, bytes]]) -> None:
         """Begin writing: a fresh file holding the header and the records being kept."""

@@ -100,6 +100,8 @@ class RunOptions:
     confidence: bool = False
     probs: bool = False
     cog: bool = False
+    #: replace an existing output; also start over where an interrupted run left a journal
+    #: (without it or ``resume`` that run is refused, so its finished tiles are not lost)
     overwrite: bool = False
     resume: bool = False
     progress: bool | None = None
@@ -146,7 +148,12 @@ def default_output(src: str | os.PathLike) -> Path:
     for ext in (".zip", ".safe", ".tif", ".tiff", ".vrt", ".jp2", ".img"):
         if name.lower().endswith(ext) and len(name) > len(ext):
             name = name[: -len(ext)]  # S2A_....SAFE.zip -> S2A_...
-    return Path(f"{name}.lulc.tif") if is_remote(text) else Path(text).parent / f"{name}.lulc.tif"
+    if is_remote(text):
+        return Path(f"{name}.lulc.tif")
+    if name in ("", ".", ".."):  # `run .` in a band folder: beside it, under its real name
+        name = Path(text or "/").resolve().name
+        return Path(os.path.normpath(os.path.join(text or "/", "..", f"{name}.lulc.tif")))
+    return Path(text).parent / f"{name}.lulc.tif"
 
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
@@ -397,6 +404,11 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
             stale = _stale_journal(journal, src_name)
             if stale:
                 warnings.append(stale)
+        elif not options.overwrite and (left := journal.finished()):
+            raise OutputError(f"{dst_path}: an interrupted run of this command left "
+                              f"{left} of {len(tiles)} tiles finished "
+                              f"({journal.path.name}): run it with --resume to continue, or "
+                              "with --overwrite to start over")
         out = OutputWriter(dst_path, grid, engine.contract, confidence=options.confidence,
                            probs=options.probs)
         counts = np.zeros(256, np.int64)

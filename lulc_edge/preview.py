@@ -50,6 +50,12 @@ def _pil():  # noqa: ANN202 - the PIL modules
     return Image, ImageDraw, ImageFont
 
 
+def require_pillow() -> None:
+    """LulcEdgeError unless Pillow is installed: a run that will draw pictures checks it before
+    it maps anything."""
+    _pil()
+
+
 @dataclass
 class MapView:
     """A class map read for pictures: decimated arrays plus exact per-class statistics."""
@@ -512,9 +518,11 @@ def write_previews(map_path: str | os.PathLike, scene: str | os.PathLike | None 
     the QGIS style NAME.qml beside the map (QGIS loads it with the map)."""
     paths = preview_paths(map_path, out_dir)
     folder = next(iter(paths.values())).parent
-    if not folder.is_dir():
-        raise OutputError(f"{folder}: output directory does not exist")
     view, pics = pictures(map_path, scene, size, true_colour)
+    try:  # ``out_dir`` is made once there are pictures to put in it
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create output directory ({exc.strerror})") from None
     if qml:
         style = Path(map_path).with_suffix(".qml")
         write_atomic(style, qml_style([c for c in view.legend if c.value != view.nodata]))

@@ -296,6 +296,23 @@ def _find_safe(tree: _Tree, root: str, label: str) -> tuple[dict[str, str], tupl
     return files, ignored, meta
 
 
+def _files_in(tree: _Tree, folder: str) -> list[str]:
+    return [n for n in tree.names if str(PurePosixPath(n).parent) == folder]
+
+
+def _band_folder(tree: _Tree, path: str) -> str:
+    """Where the band files are: the top, else the one folder holding them (``zip -r f.zip
+    folder`` stores them under ``folder/``)."""
+    holding = sorted({str(PurePosixPath(n).parent) for n in tree.names if _band_of(n)})
+    if not holding or "." in holding:
+        return "."
+    if len(holding) > 1:
+        shown = ", ".join(f"{h}/" for h in holding[:3]) + (", ..." if len(holding) > 3 else "")
+        raise InputError(f"{path}: band files in {len(holding)} folders ({shown}); "
+                         "pass one scene's folder")
+    return holding[0]
+
+
 def find_band_files(path: str) -> BandFiles:
     """Discover the per-band files of a folder, an unpacked .SAFE product or a zipped one.
 
@@ -316,12 +333,13 @@ def find_band_files(path: str) -> BandFiles:
         else:
             if path.rstrip("/\\").upper().endswith(".SAFE"):
                 raise InputError(f"{path}: not a Sentinel-2 product (no GRANULE folder)")
-            top = [n for n in tree.names if "/" not in n]
-            files, ignored = _pick_files(tree, top, path)
-            label = os.path.basename(os.path.abspath(path))
+            folder = _band_folder(tree, path)
+            files, ignored = _pick_files(tree, _files_in(tree, folder), path)
+            label = os.path.basename(os.path.abspath(path)) if folder == "." \
+                else PurePosixPath(folder).name
             if not _LEVEL_IN_NAME.search(label) and files:
                 label = os.path.basename(sorted(files.values())[0])  # <patch>_B02.tif
-            meta = _folder_metadata(tree, ".", label)
+            meta = _folder_metadata(tree, folder, label)
         if not files:
             what = "folder" if is_dir else "zip"
             raise InputError(

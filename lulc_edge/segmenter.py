@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from rasterio.windows import Window
 
 from .engine import Engine, EngineOptions
-from .errors import InputError
+from .errors import InputError, MissingSCLError
 from .pipeline import (
     RunOptions,
     RunResult,
@@ -19,7 +20,14 @@ from .pipeline import (
     output_names,
     plan,
 )
-from .sources import SourceOptions, _clip_window
+from .sources import (
+    SCL_MAX,
+    SUGGESTED_SCL_FILL,
+    SourceOptions,
+    _clip_window,
+    _sample_windows,
+    check_scl,
+)
 
 
 @dataclass
@@ -93,11 +101,14 @@ class Segmenter:
 
     def predict(self, bands: np.ndarray, *, mode: str = "seamless", tile: int | None = None,
                 batch: int | None = None, confidence: bool = False,
-                probabilities: bool = False) -> Prediction:
+                probabilities: bool = False, scl_fill: int | None = None) -> Prediction:
         """Map an in-memory (13, H, W) stack in the model's band order (uint16 DN), through the
-        same read-ahead, batched, overlapped path as :func:`segment_file`."""
+        same read-ahead, batched, overlapped path as :func:`segment_file`. Its SCL band is
+        checked as files' are (MissingSCLError when it is 0 on every valid pixel sampled);
+        ``scl_fill`` replaces it with that class where any band has data, as --scl-fill does."""
         arr = _as_uint16(bands, len(self.contract.bands))
         _, h, w = arr.shape
+        read = self._scl_reader(arr, scl_fill)
         size = tile or default_tile(mode, self.engine.device)
         tiles = plan(mode, h, w, size, self.engine)
         outputs = output_names(confidence, probabilities)
@@ -105,8 +116,7 @@ class Segmenter:
         conf = np.empty((h, w), np.uint8) if confidence else None
         probs = np.empty((self.contract.n_classes, h, w), np.float32) if probabilities else None
         nbatch = batch or default_batch(mode, self.engine.device)
-        for t, res in infer_plan(self.engine, mode, lambda win: _boundless(arr, win), tiles,
-                                 outputs, nbatch):
+        for t, res in infer_plan(self.engine, mode, read, tiles, outputs, nbatch):
             rs = slice(int(t.core.row_off), int(t.core.row_off + t.core.height))
             cs = slice(int(t.core.col_off), int(t.core.col_off + t.core.width))
             classes[rs, cs] = res.classes
@@ -115,6 +125,36 @@ class Segmenter:
             if probs is not None:
                 probs[:, rs, cs] = res.probabilities
         return Prediction(classes, conf, probs)
+
+    def _scl_reader(self, arr: np.ndarray, fill: int | None) -> Callable[[Window], np.ndarray]:
+        """Windows of ``arr`` as the model reads them, once its SCL band is known to be usable
+        (checked on the samples files are checked on), or filled with ``fill``."""
+        names = self.contract.bands
+        if "SCL" not in names:
+            return lambda win: _boundless(arr, win)
+        i, refl = names.index("SCL"), [k for k, b in enumerate(names) if b != "SCL"]
+        if fill is None:
+            cuts = [(slice(int(s.row_off), int(s.row_off + s.height)),
+                     slice(int(s.col_off), int(s.col_off + s.width)))
+                    for s in _sample_windows(arr.shape[2], arr.shape[1])]
+            scl = np.concatenate([arr[i, r, c][np.any(arr[refl, r, c] != 0, axis=0)]
+                                  for r, c in cuts])
+            why = check_scl("bands", scl, f"is bands[{i}] another band?")
+            if why:
+                raise MissingSCLError(
+                    f"bands: no usable SCL: {why}; the model takes SCL as an input channel: "
+                    f"pass real SCL, or scl_fill={SUGGESTED_SCL_FILL} (SCL class 4, vegetation; "
+                    f"any class 0..{SCL_MAX})")
+            return lambda win: _boundless(arr, win)
+        if not 0 <= fill <= SCL_MAX:
+            raise InputError(f"scl_fill {fill}: must be an SCL class 0..{SCL_MAX}")
+
+        def filled(win: Window) -> np.ndarray:
+            out = _boundless(arr, win)
+            out[i] = np.where(np.any(out[refl] != 0, axis=0), fill, 0)
+            return out
+
+        return filled
 
     def segment_file(self, src: str | os.PathLike, dst: str | os.PathLike | None = None,
                      options: RunOptions | None = None,

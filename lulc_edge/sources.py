@@ -53,6 +53,9 @@ DEFAULT_BANDS: tuple[str, ...] = MODEL_BANDS
 SAMPLE_SIZE = int(os.environ.get("LULC_EDGE_SAMPLE_SIZE", "128"))
 #: SCL classes are 0..11 (ESA L2A product specification).
 SCL_MAX = 11
+#: The --scl-fill an error about a missing SCL suggests: vegetation, as benchmarks/parity.py and
+#: the real-data tests run L1C and BigEarthNet scenes.
+SUGGESTED_SCL_FILL = 4
 #: Resampling methods a source offers for coarser bands (``SourceOptions.resampling``).
 RESAMPLINGS = ("bilinear", "nearest", "cubic", "average")
 #: A stack is read in full-width strips (each block decoded once; tiles and halos sliced from
@@ -126,6 +129,23 @@ def _sample_windows(width: int, height: int, size: int = SAMPLE_SIZE) -> list[Wi
     return first + [Window(width - w, height - h, w, h)]
 
 
+def check_scl(label: str, scl: np.ndarray, hint: str) -> str | None:
+    """Refuse a sample of SCL values (on valid pixels) that no SCL band holds: values outside
+    the classes 0..11, or not whole numbers: another band in its place, which would give a
+    wrong map without a word. Returns why the band is unusable (0 everywhere), else None."""
+    if scl.dtype.kind == "f":
+        scl = scl[np.isfinite(scl)]
+    if not scl.size:
+        return None
+    lo, hi = float(scl.min()), float(scl.max())
+    odd = scl.dtype.kind == "f" and not np.array_equal(scl, np.rint(scl))
+    if lo < 0 or hi > SCL_MAX or odd:
+        what = "values that are not whole numbers" if odd else f"values {lo:.6g}..{hi:.6g}"
+        raise InputError(f"{label}: the band used as SCL has {what}, but SCL classes are "
+                         f"0..{SCL_MAX} ({hint})")
+    return None if hi else "its SCL band is 0 on every valid pixel sampled"
+
+
 class Source:
     """A reader of windows of one scene on one grid, in the model's band order."""
 
@@ -139,6 +159,8 @@ class Source:
     #: reads in strips of its own (each block decoded once; GDAL's cache then only needs room
     #: for the strips being decoded)
     in_strips: bool = False
+    #: what to check when the SCL band holds values no SCL band has
+    _scl_hint = "is the SCL file another band's?"
 
     def __init__(self, path: str, band_names: Sequence[str], options: SourceOptions):
         self.path = path
@@ -281,18 +303,13 @@ class Source:
         if "SCL" not in self.band_names or self._scl_reason:
             return
         scl = np.concatenate([s["SCL"][v].ravel() for s, v in zip(samples, valid, strict=True)])
-        if scl.size and scl.max() > SCL_MAX:
-            raise InputError(
-                f"{self.path}: the band used as SCL has values up to {scl.max():.0f}, but SCL "
-                f"classes are 0..{SCL_MAX} (a stack with B10 in its place? name bands with --bands)"
-            )
-        if scl.size and not np.any(scl):
-            self._scl_reason = "its SCL band is 0 on every valid pixel sampled"
+        self._scl_reason = check_scl(self.path, scl, self._scl_hint) or ""
 
     def _check_range(self, samples: list[dict[str, np.ndarray]],
                      valid: list[np.ndarray]) -> None:
-        """Refuse reflectance beyond 65535 (it would be clipped: not Sentinel-2 DN); warn about
-        negative values (taken as 0). Judged on the sample windows, naming the band."""
+        """Refuse reflectance beyond 65535 (it would be clipped: not Sentinel-2 DN); warn once
+        about negative values (taken as 0), naming the bands. Judged on the sample windows."""
+        negative: dict[str, float] = {}
         for b in self._refl:
             vals = [s[b][v] for s, v in zip(samples, valid, strict=True) if v.any()]
             if not vals or vals[0].dtype == np.uint16:
@@ -304,8 +321,12 @@ class Source:
                     f"{self.path}: band {b} has values up to {top:.6g}, outside Sentinel-2's "
                     "digital numbers (0..65535, reflectance * 10000): another product or scale?")
             if low < 0:
-                self._warn(f"{self.path}: band {b} has negative values (down to {low:.6g}); "
-                           "they are taken as 0")
+                negative[b] = low
+        if negative:
+            which = (f"all {len(negative)} reflectance bands" if len(negative) == len(self._refl)
+                     else ("bands " if len(negative) > 1 else "band ") + ", ".join(negative))
+            self._warn(f"{self.path}: negative values in {which} (down to "
+                       f"{min(negative.values()):.6g}); they are taken as 0")
 
     def _settle_scl(self, level: str | None = None) -> None:
         """Refuse, or fill, when the input has no usable SCL."""
@@ -317,10 +338,12 @@ class Source:
         fill = self.options.scl_fill
         if fill is None:
             lvl = f" ({level})" if level else ""
+            todo = "add the product's SCL file" if level == "L2A" else "use L2A input with SCL"
             raise MissingSCLError(
-                f"{self.path}: no usable SCL{lvl}: {self._scl_reason}; the model was trained on "
-                "L2A input with SCL as an input channel: use L2A input, or --scl-fill VALUE "
-                f"(an SCL class 0..{SCL_MAX}) to run anyway"
+                f"{self.path}: no usable SCL{lvl}: {self._scl_reason}; the model takes SCL as "
+                f"an input channel: {todo}, or run with --scl-fill {SUGGESTED_SCL_FILL} (SCL "
+                "class 4, vegetation, the fill this project's checks of scenes without SCL use; "
+                f"any class 0..{SCL_MAX} is accepted)"
             )
         if not 0 <= int(fill) <= 65535:
             raise InputError(f"--scl-fill {fill}: must be an SCL class 0..{SCL_MAX}")
@@ -331,8 +354,10 @@ class Source:
                    "trained on real SCL, results may differ")
 
     def _grid_tags(self) -> None:
-        if self.crs is None:
-            self._warn(f"{self.path}: no CRS: output will have none")
+        if self.crs is None:  # rasterio's NotGeoreferencedWarning names no file: this does
+            what = "no georeference (no CRS or geotransform)" \
+                if self.transform.is_identity else "no CRS"
+            self._warn(f"{self.path}: {what}: output will have none")
         self._tags.update({
             "INPUT": self.path,
             "GRID_CRS": self.crs.to_string() if self.crs else "none",
@@ -420,6 +445,8 @@ class StackSource(Source):
     or 12 without SCL.
     """
 
+    _scl_hint = "another band in its place, such as B10? name the bands with --bands"
+
     def __init__(self, path: str, band_names: Sequence[str] = DEFAULT_BANDS,
                  options: SourceOptions = SourceOptions()):
         super().__init__(path, _check_band_names(band_names), options)
@@ -438,6 +465,11 @@ class StackSource(Source):
         self.crs, self.transform = src.crs, src.transform
         self._index, how = map_stack_bands(src, self.band_names, self.options.bands,
                                            self.path)
+        if how.startswith("position"):  # a stack in another order maps wrong without a word
+            self._warn(f"{self.path}: bands taken by position ({','.join(self._index)}), as "
+                       "no band descriptions name them; a stack in another order needs --bands")
+            self._scl_hint = "bands taken by position: is another band in the SCL position? " \
+                             "name the bands with --bands"
         for b, i in self._index.items():
             dt = src.dtypes[i - 1]
             _check_dtype(dt, self.path, b)
