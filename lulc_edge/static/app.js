@@ -10,7 +10,7 @@ const COLOURS = { Barren_Land: "#f4a460", "Built-up_Area": "#dc143c", Crop: "#ff
 const KINDS = { stack: "stack", folder: "band folder", safe: ".SAFE product", zip: "zipped product" };
 // The server's messages are the command line's; say what a web user can do instead.
 const HINTS = [
-  [/,? ?or --scl-fill VALUE \(an SCL class 0\.\.\d+\) to run anyway/,
+  [/,? ?or run with --scl-fill \d+ \([^)]*\)/,
    ', or choose a fill value under "SCL missing" and press Run again'],
   [/, band descriptions naming them, or --bands/,
    ", or band descriptions naming them (B1 ... B12, B8A, SCL)"],
