@@ -19,7 +19,7 @@ from rasterio.transform import from_origin
 from lulc_edge.cli import main
 from lulc_edge.raster import CONFIDENCE_NODATA, OPTIONS_TAG, confidence_path, probs_path
 
-from .conftest import write_stack
+from .conftest import SHARED_DATA, write_stack
 
 #: Options that make every run here fast and identical (no auto timing).
 FAST = ("--device", "cpu", "--precision", "fp32", "-q")
@@ -198,3 +198,18 @@ def test_preview_on_a_finished_batch_draws_the_missing_pictures(scene, tmp_path)
     assert code == 0, err
     assert sorted(p.name for p in maps.glob("*.png")) == [
         f"scene.lulc.{k}.png" for k in ("annotated", "mask", "overlay", "stats")]
+
+
+def test_real_l2a_tile_confidence_is_valid_wherever_the_map_is(tmp_path):
+    """29RKH (1098 x 1098 px, all valid): before, 99.5 % of its confidence read as nodata."""
+    scene = SHARED_DATA / "l2a-29RKH-20200219"
+    if not scene.is_dir():
+        pytest.skip(f"{scene} not here")
+    out = tmp_path / "m.tif"
+    code, _, err = cli("run", scene, "-o", out, "--confidence", "--cog", *FAST)
+    assert code == 0, err
+    with rasterio.open(out) as ds:
+        assert ds.colorinterp == (ColorInterp.palette,)
+        valid = int((ds.read(1) != 255).sum())
+    with rasterio.open(confidence_path(out)) as ds:
+        assert ds.read(1, masked=True).count() == valid > 0
