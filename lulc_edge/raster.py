@@ -248,8 +248,18 @@ class OutputWriter:
             raise self.write_error(exc) from None
         for tmp, final in ready:
             os.replace(tmp, final)
+        self._remove_stale()
         fsync_dir(self.final.parent)
         write_pam(self.final, self.contract)
+
+    def _remove_stale(self) -> None:
+        """Remove the confidence or probabilities file an earlier run left beside this map when
+        this run writes none: it would pass for the new map's (pictures read the confidence)."""
+        written = {f.final for f in self.files}
+        for kind in ("confidence", "probs"):
+            side = sibling_path(self.final, kind)
+            if side not in written and side.is_file() and verify_output(side) is None:
+                side.unlink()
 
     def close(self) -> None:
         """Close without finishing (keeps the partial files, e.g. for --resume)."""

@@ -187,6 +187,8 @@ def test_batch_redoes_outputs_made_with_other_options(scene, tmp_path):
     status, warns = statuses("--probs")
     assert status == "done" and any("probs.tif is missing" in w for w in warns)
     assert statuses("--probs", "--tile", "64")[0] == "skipped"  # the tile does not shape maps
+    assert statuses()[0] == "done"  # back to the map alone: no stale side file is left
+    assert sorted(p.name for p in maps.iterdir()) == ["scene.lulc.tif", "scene.lulc.tif.aux.xml"]
 
 
 def test_preview_on_a_finished_batch_draws_the_missing_pictures(scene, tmp_path):
