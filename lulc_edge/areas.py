@@ -86,3 +86,42 @@ def class_hectares(counts_per_row: np.ndarray, crs: CRS | None, transform: Affin
     if areas is None:
         return None
     return (counts_per_row.astype(np.float64) * areas[:, None]).sum(axis=0) / M2_PER_HA
+
+
+class AreaSum:
+    """Pixels and ground area (m^2) of each value 0..255 of a uint8 raster, summed block by
+    block as the blocks go by (a run's tiles, a map's strips): a lat/lon grid weights each row
+    by its own area, so class areas of a map in EPSG:4326 are those on the ellipsoid."""
+
+    def __init__(self, crs: CRS | None, transform: Affine) -> None:
+        self.crs, self.transform = crs, transform
+        #: why the grid has no area (then ``hectares`` is None), else None
+        self.reason = area_reason(crs, transform)
+        self.by_row = self.reason is None and not crs.is_projected
+        self.counts = np.zeros(256, np.int64)
+        self._m2 = np.zeros(256, np.float64)
+
+    def add(self, values: np.ndarray, row_off: int) -> None:
+        """Count a (rows, cols) block whose first row is ``row_off`` of the grid."""
+        self.counts += np.bincount(values.ravel(), minlength=256)
+        if self.by_row:
+            areas = row_pixel_areas_m2(self.crs, self.transform, values.shape[0], row_off)
+            self._m2 += np.bincount(values.ravel(), weights=np.repeat(areas, values.shape[1]),
+                                    minlength=256)
+
+    def hectares(self) -> np.ndarray | None:
+        """Hectares of each value 0..255, or None when the grid has no area (``reason``)."""
+        if self.reason is not None:
+            return None
+        if self.by_row:
+            return self._m2 / M2_PER_HA
+        return self.counts * row_pixel_areas_m2(self.crs, self.transform, 1)[0] / M2_PER_HA
+
+    def named_hectares(self, names: dict[int, str]) -> dict[str, float] | None:
+        """``{name: hectares}`` for the values named, rounded to 1 m^2; None as ``hectares``."""
+        ha = self.hectares()
+        return None if ha is None else {n: round(float(ha[v]), 4) for v, n in names.items()}
+
+    def note(self) -> str | None:
+        """Why there are no hectares, in words for a report (None when there are)."""
+        return None if self.reason is None else f"no class areas: {self.reason}"

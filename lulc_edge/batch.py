@@ -19,9 +19,9 @@ from typing import Any
 from .engine import Engine, EngineOptions
 from .errors import InputError, LulcEdgeError, OutputError, one_line
 from .journal import fingerprint, fingerprint_digest
-from .pipeline import RunOptions, default_output, segment_file
+from .pipeline import RunOptions, default_output, segment_file, shaping_options
 from .progress import Progress
-from .raster import verify_output
+from .raster import qml_path, verify_output, write_qml
 from .sources import SourceOptions
 
 #: Environment variable naming a Dask scheduler, as ``--scheduler`` does.
@@ -51,6 +51,7 @@ class JobReport:
     pixels: int = 0
     class_pixels: dict[str, int] = field(default_factory=dict)
     class_hectares: dict[str, float] | None = None
+    area_note: str | None = None
     tiles_inferred: int = 0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -118,13 +119,25 @@ def plan_jobs(inputs: Sequence[str], out_dir: str | None, output: str | None = N
 def run_job(job: Job, engine: Engine, options: RunOptions,
             source_options: SourceOptions,
             on_tile: Callable[[int, int], None] | None = None) -> JobReport:
-    """Run one job; never raises for a bad input, reports it instead."""
+    """Run one job; never raises for a bad input, reports it instead.
+
+    An existing output is skipped when it is complete, made from this version of the input and
+    with the options that shape the outputs (``shaping_options``); otherwise it is redone, with
+    a warning saying why (a user who changed ``--confidence`` or ``--precision`` and reran the
+    batch wants the maps those options make). A skipped map still gets its ``--qml`` style.
+    """
     t0 = time.perf_counter()
     out = Path(job.output)
     opts, notes = options, []
     if out.is_file() and not options.overwrite:
-        why = verify_output(out, fingerprint_digest(fingerprint(job.input)))
+        why = verify_output(out, fingerprint_digest(fingerprint(job.input)),
+                            shaping_options(engine, options, source_options))
         if why is None:
+            try:
+                if options.qml and not qml_path(out).is_file():
+                    write_qml(out, engine.contract.classes, engine.contract.nodata)
+            except LulcEdgeError as exc:
+                return JobReport(job.input, job.output, "failed", error=one_line(exc))
             return JobReport(job.input, job.output, "skipped")
         # an incomplete, damaged or outdated output is replaced
         opts = replace(options, overwrite=True)
@@ -141,7 +154,8 @@ def run_job(job: Job, engine: Engine, options: RunOptions,
                          error=f"{job.input}: unexpected {type(exc).__name__}: "
                                f"{one_line(exc)} ({Path(tb.filename).name}:{tb.lineno})")
     return JobReport(job.input, job.output, "done", res.seconds, res.pixels, res.class_pixels,
-                     res.class_hectares, res.tiles_inferred, warnings=notes + res.warnings,
+                     res.class_hectares, res.area_note, res.tiles_inferred,
+                     warnings=notes + res.warnings,
                      true_colour=res.true_colour)
 
 

@@ -161,6 +161,8 @@ def _summary(res: RunResult) -> str:
     for name, n in res.class_pixels.items():
         area = f"{res.class_hectares[name]:>12.2f} ha" if res.class_hectares else ""
         lines.append(f"  {name:<16}{n:>12d} px {100 * n / total:6.2f} %{area}")
+    if res.area_note:
+        lines.append(f"  ({res.area_note})")
     return "\n".join(lines)
 
 
@@ -230,8 +232,14 @@ def main() -> None:
                    "with fp32 (synthetic and real scenes) a precision must keep.")
 @click.option("--threads", type=THREADS_RANGE, default=None,
               help="Inference threads (default: all CPUs).")
-@click.option("--confidence", is_flag=True, help="Add a band with the top probability (0-255).")
-@click.option("--probs", is_flag=True, help="Also write SCENE.lulc.probs.tif (float32 per class).")
+@click.option("--confidence", is_flag=True,
+              help="Also write SCENE.lulc.confidence.tif: the chosen class's probability in "
+                   "percent (0-100; 255 = nodata).")
+@click.option("--probs", is_flag=True,
+              help="Also write SCENE.lulc.probs.tif (float32 per class; NaN = nodata).")
+@click.option("--qml", is_flag=True,
+              help="Also write SCENE.lulc.qml, the QGIS style (class names, colours) QGIS loads "
+                   "with the map.")
 @click.option("--cog", is_flag=True, help="Write Cloud-Optimized GeoTIFFs (GDAL COG driver).")
 @click.option("--bands", "bands_map", default=None, metavar="B1=1,...",
               help="Band positions (1-based) in a stack whose order differs from the model's.")
@@ -264,7 +272,7 @@ def main() -> None:
 def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: str,
         tile: int | None, batch: int | None, device: str, precision: str,
         min_agreement: float, threads: int | None,
-        confidence: bool, probs: bool, cog: bool, bands_map: str | None,
+        confidence: bool, probs: bool, qml: bool, cog: bool, bands_map: str | None,
         boa_offset: int | None, scl_fill: int | None, resampling: str, overwrite: bool,
         resume: bool, out_dir: str | None, from_list: str | None, workers: int,
         scheduler: str | None, as_json: bool, quiet: bool, verbose: int,
@@ -294,7 +302,7 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
     _warn_cpus("--threads", threads)
     _warn_cpus("--workers", workers if workers > 1 else None)
     options = RunOptions(mode=mode, tile=tile, batch=batch, confidence=confidence,
-                         probs=probs, cog=cog, overwrite=overwrite, resume=resume,
+                         probs=probs, cog=cog, overwrite=overwrite, resume=resume, qml=qml,
                          progress=False if quiet else None)
     engine_options = EngineOptions(device=device, threads=threads, precision=precision,
                                    min_agreement=min_agreement)
@@ -327,7 +335,8 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
                     click.echo(f"lulc-edge: warning: {w}", err=True)
                 if not quiet and not as_json:
                     click.echo(f"{rep.status:<8}{rep.output}", err=True)
-            if preview and rep.status == "done":
+            if preview and (rep.status == "done" or rep.status == "skipped"
+                            and not _has_pictures(rep.output)):
                 _write_preview(rep.output, rep.input, quiet or as_json, fatal=False,
                                true_colour=rep.true_colour)
 
@@ -355,6 +364,13 @@ def run(inputs: tuple[str, ...], output: str | None, model: str | None, mode: st
         sys.exit(1)
 
 
+def _has_pictures(map_path: str) -> bool:
+    """Whether a map's ``--preview`` pictures are all there (a rerun draws missing ones)."""
+    from .preview import preview_paths
+
+    return all(p.is_file() for p in preview_paths(map_path).values())
+
+
 def _interrupted(msg: str) -> None:
     click.echo(f"\nlulc-edge: interrupted: {msg}", err=True)
     sys.exit(EXIT_INTERRUPTED)
@@ -366,7 +382,7 @@ def _run_one(src: str, output: str | None, model: str | None, engine_options: En
     try:
         check_input(src)  # before loading and tuning a model
         check_output(src, Path(output) if output else default_output(src), options.overwrite,
-                     options.probs)
+                     options.probs, options.confidence)
         engine = Engine(model, engine_options)
         res = segment_file(src, output, engine=engine, options=options, source_options=src_opts)
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import stat
@@ -20,6 +21,7 @@ import rasterio
 from rasterio.windows import Window
 
 from . import bandread
+from .areas import AreaSum
 from .engine import CUDA_BATCH, CUDA_TILE, Engine, default_threads
 from .errors import InputError, LulcEdgeError, OutputError
 from .journal import Journal, changed_files, fingerprint, fingerprint_digest, journal_path
@@ -28,10 +30,13 @@ from .progress import Progress
 from .raster import (
     COUNTS_TAG,
     FINGERPRINT_TAG,
+    OPTIONS_TAG,
     Grid,
     OutputWriter,
     class_counts,
+    confidence_path,
     probs_path,
+    write_qml,
 )
 from .sources import (
     Source,
@@ -108,6 +113,8 @@ class RunOptions:
     #: longest side of a B4/B3/B2 thumbnail gathered while reading (RunResult.true_colour);
     #: 0: none. Pictures of a scene without overviews then need no second read of it.
     thumbnail: int = 0
+    #: also write the QGIS style NAME.qml beside the map
+    qml: bool = False
 
 
 @dataclass
@@ -126,6 +133,8 @@ class RunResult:
     tiles_inferred: int
     class_pixels: dict[str, int]
     class_hectares: dict[str, float] | None
+    #: why ``class_hectares`` is None (e.g. the map has no CRS); None when there are areas
+    area_note: str | None = None
     warnings: list[str] = field(default_factory=list)
     true_colour: np.ndarray | None = field(default=None, repr=False)  # RunOptions.thumbnail
 
@@ -173,7 +182,7 @@ def _not_regular(path: Path) -> str | None:
 
 
 def check_output(src: str | os.PathLike, dst: Path, overwrite: bool,
-                 probs: bool = False) -> None:
+                 probs: bool = False, confidence: bool = False) -> None:
     """Refuse an output that is not a GeoTIFF name, equals the input or lies inside a folder
     input, is anything but a regular file (a device, FIFO, socket, directory: never replaced),
     exists without ``overwrite``, or cannot be created."""
@@ -190,7 +199,7 @@ def check_output(src: str | os.PathLike, dst: Path, overwrite: bool,
         raise OutputError(f"{dst}: output would overwrite the input")
     if local and Path(src).is_dir() and dst.resolve().is_relative_to(Path(src).resolve()):
         raise OutputError(f"{dst}: output inside the input folder {src}; write it elsewhere")
-    for path in (dst, probs_path(dst)) if probs else (dst,):
+    for path in [dst] + [probs_path(dst)] * probs + [confidence_path(dst)] * confidence:
         what = _not_regular(path)
         if what is not None:
             raise OutputError(f"{path}: is {what}; only a regular file can be replaced by "
@@ -369,7 +378,7 @@ def segment_file(
     if options.mode not in MODES:
         raise LulcEdgeError(f"unknown mode {options.mode!r}; choose one of {', '.join(MODES)}")
     check_input(src_name)  # before the output checks: their messages would mislead
-    check_output(src_name, dst_path, options.overwrite, options.probs)
+    check_output(src_name, dst_path, options.overwrite, options.probs, options.confidence)
     tile = options.tile if options.tile is not None else default_tile(options.mode,
                                                                         engine.device)
     batch = options.batch if options.batch is not None else default_batch(options.mode,
@@ -378,6 +387,19 @@ def segment_file(
     with OutputLock(dst_path):
         return _segment_locked(src_name, dst_path, engine, options, source_options, on_tile,
                                tile, batch, warnings, t0)
+
+
+def shaping_options(engine: Engine, options: RunOptions,
+                    source_options: SourceOptions | None) -> str:
+    """The options that shape a run's outputs, as the JSON of OPTIONS_TAG: a batch redoes an
+    output made with others. The tile and batch sizes are not among them (maps never depend on
+    them), nor the device (its precision is)."""
+    so = source_options or SourceOptions()
+    return json.dumps({
+        "model": engine.contract.sha256, "precision": engine.precision, "mode": options.mode,
+        "confidence": options.confidence, "probs": options.probs, "cog": options.cog,
+        "bands": dict(so.bands) if so.bands else None, "boa_offset": so.boa_offset,
+        "scl_fill": so.scl_fill, "resampling": so.resampling}, sort_keys=True)
 
 
 def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunOptions,
@@ -411,7 +433,7 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
                               "with --overwrite to start over")
         out = OutputWriter(dst_path, grid, engine.contract, confidence=options.confidence,
                            probs=options.probs)
-        counts = np.zeros(256, np.int64)
+        areas = AreaSum(grid.crs, grid.transform)
         todo = [t for t in tiles if t.index not in done]
         bar = Progress(len(tiles), Path(src_name).name, options.progress)
         try:
@@ -423,7 +445,7 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
                         res = TileResult.from_bytes(done[t.index], t, outputs,
                                                     engine.contract.n_classes)
                         writer.put(t, res, record=False)
-                        counts += np.bincount(res.classes.ravel(), minlength=256)
+                        areas.add(res.classes, t.core.row_off)
                         bar.update(1, int(t.core.width * t.core.height))
                 thumb = (TrueColour(source.width, source.height, options.thumbnail,
                                     source.band_names) if options.thumbnail else None)
@@ -434,7 +456,7 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
                 for t, res in infer_plan(engine, options.mode, source.read, todo, outputs,
                                          batch, thumb.add if thumb is not None else None):
                     writer.put(t, res)
-                    counts += np.bincount(res.classes.ravel(), minlength=256)
+                    areas.add(res.classes, t.core.row_off)
                     px = int(t.core.width * t.core.height)
                     bar.update(1, px)
                     if on_tile is not None:
@@ -448,8 +470,11 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
                                  f"({', '.join(moved[:3])}); nothing written, run again")
             tags = _run_tags(engine, options, tile, source)
             tags[FINGERPRINT_TAG] = fingerprint_digest(fp)
-            tags[COUNTS_TAG] = class_counts(counts)
+            tags[COUNTS_TAG] = class_counts(areas.counts)
+            tags[OPTIONS_TAG] = shaping_options(engine, options, source_options)
             out.finish(tags, cog=options.cog)
+            if options.qml:
+                write_qml(dst_path, engine.contract.classes, engine.contract.nodata)
         except KeyboardInterrupt:
             out.close()  # keep the journal: --resume continues from here
             journal.close()
@@ -465,16 +490,17 @@ def _segment_locked(src_name: str, dst_path: Path, engine: Engine, options: RunO
         journal.remove()
         warnings += source.warnings
     c = engine.contract
-    if counts[c.nodata.value] == grid.width * grid.height:
+    if areas.counts[c.nodata.value] == grid.width * grid.height:
         warnings.append(f"{src_name}: no valid pixel (all zero, NaN or nodata): the map is "
                         f"100 % {c.nodata.name}")
-    named = _named_counts(counts, engine)
+    names = {cls.value: cls.name for cls in (*c.classes, c.nodata)}
     return RunResult(
         input=src_name, output=str(dst_path), width=grid.width, height=grid.height,
         seconds=time.perf_counter() - t0, device=engine.device, precision=engine.precision,
         mode=options.mode,
         tiles_total=len(tiles), tiles_inferred=len(todo),
-        class_pixels=named, class_hectares=area_hectares(named, grid),
+        class_pixels={n: int(areas.counts[v]) for v, n in names.items()},
+        class_hectares=areas.named_hectares(names), area_note=areas.note(),
         warnings=warnings, true_colour=thumb.image if thumb is not None else None,
     )
 
@@ -538,24 +564,3 @@ def _run_tags(engine: Engine, options: RunOptions, tile: int, source: Source) ->
     tags.update({k if k.startswith("LULC_EDGE_") else f"LULC_EDGE_SOURCE_{k}": v
                  for k, v in source.tags().items()})
     return tags
-
-
-def _named_counts(counts: np.ndarray, engine: Engine) -> dict[str, int]:
-    c = engine.contract
-    named = {cls.name: int(counts[cls.value]) for cls in c.classes}
-    named[c.nodata.name] = int(counts[c.nodata.value])
-    return named
-
-
-def area_hectares(named: dict[str, int], grid: Grid) -> dict[str, float] | None:
-    """Class areas in hectares, when the CRS is projected in metres (else None)."""
-    crs = grid.crs
-    if crs is None or not crs.is_projected:
-        return None
-    try:
-        unit = crs.linear_units_factor[1]
-    except Exception:  # noqa: BLE001 - CRS without linear unit information
-        return None
-    t = grid.transform
-    px_m2 = abs(t.a * t.e - t.b * t.d) * unit * unit
-    return {k: round(v * px_m2 / 1e4, 4) for k, v in named.items()}

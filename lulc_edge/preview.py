@@ -21,9 +21,8 @@ from rasterio.windows import Window
 
 from .contract import ClassInfo
 from .errors import InputError, LulcEdgeError, OutputError, one_line
-from .pipeline import area_hectares
 from .products import find_band_files
-from .raster import Grid, band_counts, qml_style, write_atomic
+from .raster import band_counts, confidence_path, write_atomic, write_qml
 from .sources import SourceOptions, is_remote, open_source
 from .thumbnail import DEFAULT_SIZE, RGB_BANDS, out_shape, sample_index
 
@@ -61,11 +60,12 @@ class MapView:
     """A class map read for pictures: decimated arrays plus exact per-class statistics."""
 
     classes: np.ndarray            # (h, w) uint8, decimated (nearest)
-    confidence: np.ndarray | None  # (h, w) uint8 when the map has a confidence band
+    confidence: np.ndarray | None  # (h, w) float32 0..1 (NaN: nodata) when the map has one
     legend: list[ClassInfo]        # the classes, then nodata, from the map's tags and colours
     nodata: int
     pixels: dict[str, int]         # exact pixel counts per class name (nodata included)
     hectares: dict[str, float] | None
+    area_note: str | None          # why ``hectares`` is None
     source_input: str | None       # the LULC_EDGE_SOURCE_INPUT tag
 
     @property
@@ -99,12 +99,25 @@ def read_map(path: str | os.PathLike, size: int = DEFAULT_SIZE) -> MapView:
         classes = ds.read(1, out_shape=shape, resampling=Resampling.nearest)
         conf = None
         if ds.count >= 2 and (ds.descriptions[1] or "").lower() == "confidence":
-            conf = ds.read(2, out_shape=shape, resampling=Resampling.nearest)
-        counts = band_counts(ds)
-        pixels = {c.name: int(counts[c.value]) for c in legend}
-        hectares = area_hectares(pixels, Grid(ds.width, ds.height, ds.crs, ds.transform))
-        return MapView(classes, conf, legend, nodata, pixels, hectares,
+            conf = ds.read(2, out_shape=shape, resampling=Resampling.nearest) / 255.0
+            conf[classes == nodata] = np.nan  # maps before confidence files: 0..255 in band 2
+        elif confidence_path(Path(path)).is_file():
+            conf = read_confidence(confidence_path(Path(path)), shape)
+        areas = band_counts(ds)
+        pixels = {c.name: int(areas.counts[c.value]) for c in legend}
+        hectares = areas.named_hectares({c.value: c.name for c in legend})
+        return MapView(classes, conf, legend, nodata, pixels, hectares, areas.note(),
                        tags.get("LULC_EDGE_SOURCE_INPUT"))
+
+
+def read_confidence(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A confidence file (percent, nodata 255) read decimated as fractions 0..1, NaN nodata."""
+    try:
+        with rasterio.open(path) as ds:
+            pct = ds.read(1, out_shape=shape, resampling=Resampling.nearest)
+            return np.where(pct == ds.nodata, np.nan, pct / 100.0)
+    except (rasterio.errors.RasterioError, OSError) as exc:
+        raise InputError(f"{path}: not a readable confidence file ({one_line(exc)})") from None
 
 
 def _rgb_locations(scene: str) -> list[tuple[str, int]]:
@@ -232,7 +245,7 @@ def largest_regions(view: MapView) -> list[Region]:
         found, counts = np.unique(ids[mask], return_counts=True)
         region = ids == found[np.argmax(counts)]
         row, col = deepest(region)
-        mean_conf = float(conf[region].mean()) / 255.0 if conf is not None else None
+        mean_conf = float(np.nanmean(conf[region])) if conf is not None else None
         out.append(Region(c, (row + 0.5) * step, (col + 0.5) * step,
                           int(counts.max()) * step * step, mean_conf))
     return out
@@ -524,9 +537,9 @@ def write_previews(map_path: str | os.PathLike, scene: str | os.PathLike | None 
     except OSError as exc:
         raise OutputError(f"{folder}: cannot create output directory ({exc.strerror})") from None
     if qml:
-        style = Path(map_path).with_suffix(".qml")
-        write_atomic(style, qml_style([c for c in view.legend if c.value != view.nodata]))
-        paths["qml"] = style
+        paths["qml"] = write_qml(Path(map_path),
+                                 [c for c in view.legend if c.value != view.nodata],
+                                 next(c for c in view.legend if c.value == view.nodata))
     for kind in KINDS:
         write_atomic(paths[kind], png_bytes(pics[kind]))
     return paths

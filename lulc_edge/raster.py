@@ -17,6 +17,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from .areas import AreaSum
 from .contract import ClassInfo, Contract
 from .errors import OutputError, one_line
 
@@ -30,6 +31,9 @@ FINGERPRINT_TAG = "LULC_EDGE_INPUT_FINGERPRINT"
 #: Tag with the pixel count per class value of band 1 (JSON): a batch re-reads the band and
 #: compares, so tiles lost in a power cut (they read back as 0) make the output incomplete.
 COUNTS_TAG = "LULC_EDGE_CLASS_COUNTS"
+#: Tag with the options that shaped the outputs (JSON, pipeline.shaping_options): a batch
+#: redoes an output made with other options instead of skipping it.
+OPTIONS_TAG = "LULC_EDGE_OPTIONS"
 #: Rows read at once when verifying the class band.
 _VERIFY_ROWS = 1024
 
@@ -77,13 +81,22 @@ class Grid:
     transform: Any
 
 
-def class_profile(grid: Grid, contract: Contract, confidence: bool) -> dict[str, Any]:
-    """Profile of the class map: uint8, tiled, DEFLATE, nodata from the contract."""
+#: Nodata of the confidence file: never a confidence, which is a percentage 0..100.
+CONFIDENCE_NODATA = 255
+#: What the confidence file holds, in its tags and in the README.
+CONFIDENCE_MEANING = ("round(100 x probability of the chosen class), percent 0..100; "
+                      f"{CONFIDENCE_NODATA} = nodata (where the class map is nodata)")
+#: Nodata of the probabilities file (float32): NaN where the class map is nodata.
+PROBS_NODATA = float("nan")
+
+
+def class_profile(grid: Grid, contract: Contract) -> dict[str, Any]:
+    """Profile of the class map: one uint8 band, tiled, DEFLATE, nodata from the contract."""
     return {
         "driver": "GTiff",
         "width": grid.width,
         "height": grid.height,
-        "count": 2 if confidence else 1,
+        "count": 1,
         "dtype": "uint8",
         "crs": grid.crs,
         "transform": grid.transform,
@@ -92,16 +105,20 @@ def class_profile(grid: Grid, contract: Contract, confidence: bool) -> dict[str,
         "blockxsize": BLOCK,
         "blockysize": BLOCK,
         "compress": "deflate",
-        "interleave": "band",
         "BIGTIFF": "IF_SAFER",
     }
 
 
+def confidence_profile(grid: Grid, contract: Contract) -> dict[str, Any]:
+    """Profile of the confidence file: one grey uint8 band, nodata CONFIDENCE_NODATA."""
+    return {**class_profile(grid, contract), "nodata": CONFIDENCE_NODATA,
+            "photometric": "MINISBLACK"}
+
+
 def probs_profile(grid: Grid, contract: Contract) -> dict[str, Any]:
-    """Profile of the probabilities raster: one float32 band per class."""
-    prof = class_profile(grid, contract, confidence=False)
-    prof.update(count=contract.n_classes, dtype="float32", nodata=None, predictor=3)
-    return prof
+    """Profile of the probabilities raster: one float32 band per class, nodata NaN."""
+    return {**class_profile(grid, contract), "count": contract.n_classes, "dtype": "float32",
+            "nodata": PROBS_NODATA, "predictor": 3, "interleave": "band"}
 
 
 def colormap(contract: Contract) -> dict[int, tuple[int, int, int, int]]:
@@ -118,45 +135,79 @@ def class_tags(contract: Contract) -> dict[str, str]:
     return tags
 
 
-class OutputWriter:
-    """Writes tiles of class map (and optional confidence / probabilities) to temporary files.
+def confidence_percent(confidence: np.ndarray, classes: np.ndarray, nodata: int) -> np.ndarray:
+    """The graph's confidence (round(255 x p)) as the file's percent, CONFIDENCE_NODATA where
+    the class map is nodata (the graph gives 0 there, a valid value)."""
+    pct = ((confidence.astype(np.uint16) * 100 + 127) // 255).astype(np.uint8)
+    pct[classes == nodata] = CONFIDENCE_NODATA
+    return pct
 
-    ``finish`` stamps the tags, marks the file complete, converts to COG if asked, and renames
-    into place; ``abort`` removes the temporaries.
+
+@dataclass
+class _File:
+    """One raster being written: its temporary and final names and the open dataset."""
+
+    final: Path
+    ds: Any = None
+
+    @property
+    def tmp(self) -> Path:
+        return partial_path(self.final)
+
+
+class OutputWriter:
+    """Writes tiles of class map (and optional confidence / probabilities files beside it) to
+    temporary files.
+
+    Each is a single-purpose GeoTIFF: the class map keeps one paletted band, because QGIS opens
+    any file of two bands or more as an RGB composite and GDAL's copies (COG, gdal_translate)
+    turn a second band beside a palette into alpha. ``finish`` stamps the tags, marks the files
+    complete, converts to COG if asked, and renames into place; ``abort`` removes the
+    temporaries.
     """
 
     def __init__(self, final: Path, grid: Grid, contract: Contract, *, confidence: bool,
                  probs: bool) -> None:
         self.final = final
         self.contract = contract
-        self.tmp = partial_path(final)
-        self.probs_final = probs_path(final) if probs else None
-        self.probs_tmp = partial_path(self.probs_final) if self.probs_final else None
-        self.confidence = confidence
+        self.classes = _File(final)
+        self.conf = _File(confidence_path(final)) if confidence else None
+        self.probs = _File(probs_path(final)) if probs else None
         try:
-            self.ds = rasterio.open(self.tmp, "w", **class_profile(grid, contract, confidence))
-            self.ds.write_colormap(1, colormap(contract))
-            self.ds.set_band_description(1, "class")
-            if confidence:
-                self.ds.set_band_description(2, "confidence")
-            self.pds = None
-            if self.probs_tmp is not None:
-                self.pds = rasterio.open(self.probs_tmp, "w", **probs_profile(grid, contract))
+            self.classes.ds = rasterio.open(self.classes.tmp, "w",
+                                            **class_profile(grid, contract))
+            self.classes.ds.write_colormap(1, colormap(contract))
+            self.classes.ds.set_band_description(1, "class")
+            if self.conf is not None:
+                self.conf.ds = rasterio.open(self.conf.tmp, "w",
+                                             **confidence_profile(grid, contract))
+                self.conf.ds.set_band_description(1, "confidence")
+                self.conf.ds.set_band_unit(1, "%")
+            if self.probs is not None:
+                self.probs.ds = rasterio.open(self.probs.tmp, "w",
+                                              **probs_profile(grid, contract))
                 for c in contract.classes:
-                    self.pds.set_band_description(c.value + 1, c.name)
+                    self.probs.ds.set_band_description(c.value + 1, c.name)
         except (RasterioError, OSError) as exc:
             self.abort()
             raise OutputError(f"{final}: cannot create output ({exc})") from None
 
+    @property
+    def files(self) -> list[_File]:
+        return [f for f in (self.classes, self.conf, self.probs) if f is not None]
+
     def write(self, window: Window, classes: np.ndarray, confidence: np.ndarray | None = None,
               probs: np.ndarray | None = None) -> None:
-        """Write one core window of results."""
+        """Write one core window of results (the graph's outputs, encoded for the files)."""
+        nodata = self.contract.nodata.value
         try:
-            self.ds.write(classes, 1, window=window)
-            if self.confidence and confidence is not None:
-                self.ds.write(confidence, 2, window=window)
-            if self.pds is not None and probs is not None:
-                self.pds.write(probs, window=window)
+            self.classes.ds.write(classes, 1, window=window)
+            if self.conf is not None and confidence is not None:
+                self.conf.ds.write(confidence_percent(confidence, classes, nodata), 1,
+                                   window=window)
+            if self.probs is not None and probs is not None:
+                self.probs.ds.write(np.where(classes == nodata, np.float32(PROBS_NODATA),
+                                             probs), window=window)
         except (RasterioError, OSError) as exc:
             raise self.write_error(exc) from None
 
@@ -171,49 +222,57 @@ class OutputWriter:
         a power cut the final name is either absent or a whole file; COUNTS_TAG in ``tags``
         lets a later check verify the class band anyway (``verify_output``).
         """
+        side = {k: v for k, v in tags.items() if k != COUNTS_TAG}
         try:
-            self.ds.update_tags(**class_tags(self.contract), **tags)
-            self.ds.update_tags(**{COMPLETE_TAG: "1"})
-            add_overviews(self.ds, self.pds)
-            self.ds.close()
-            if self.pds is not None:
-                self.pds.update_tags(**{k: v for k, v in tags.items() if k != COUNTS_TAG})
-                self.pds.update_tags(**{COMPLETE_TAG: "1"})
-                self.pds.close()
-            pairs = [(self.tmp, self.final)]
-            if self.probs_tmp is not None and self.probs_final is not None:
-                pairs.append((self.probs_tmp, self.probs_final))
+            self.classes.ds.update_tags(**class_tags(self.contract), **tags)
+            if self.conf is not None:
+                self.conf.ds.update_tags(**side, LULC_EDGE_CONFIDENCE=CONFIDENCE_MEANING)
+            if self.probs is not None:
+                self.probs.ds.update_tags(**side)
             ready = []
-            for tmp, final in pairs:
+            for f in self.files:
+                f.ds.update_tags(**{COMPLETE_TAG: "1"})
+                add_overviews(f.ds)
+                f.ds.close()
+                tmp = f.tmp
                 if cog:
-                    cog_tmp = partial_path(final, ".cog.tif")
+                    cog_tmp = partial_path(f.final, ".cog.tif")
                     rasterio.shutil.copy(tmp, cog_tmp, driver="COG", compress="DEFLATE",
                                          blocksize=BLOCK, BIGTIFF="IF_SAFER")
                     tmp.unlink()
                     tmp = cog_tmp
                 fsync_file(tmp)
-                ready.append((tmp, final))
+                ready.append((tmp, f.final))
         except (RasterioError, OSError) as exc:
             self.abort()
             raise self.write_error(exc) from None
         for tmp, final in ready:
             os.replace(tmp, final)
+        self._remove_stale()
         fsync_dir(self.final.parent)
         write_pam(self.final, self.contract)
 
+    def _remove_stale(self) -> None:
+        """Remove the confidence or probabilities file an earlier run left beside this map when
+        this run writes none: it would pass for the new map's (pictures read the confidence)."""
+        written = {f.final for f in self.files}
+        for kind in ("confidence", "probs"):
+            side = sibling_path(self.final, kind)
+            if side not in written and side.is_file() and verify_output(side) is None:
+                side.unlink()
+
     def close(self) -> None:
         """Close without finishing (keeps the partial files, e.g. for --resume)."""
-        for ds in (getattr(self, "ds", None), getattr(self, "pds", None)):
-            if ds is not None and not ds.closed:
-                ds.close()
+        for f in self.files:
+            if f.ds is not None and not f.ds.closed:
+                f.ds.close()
 
     def abort(self) -> None:
         """Close and delete temporaries."""
         self.close()
-        for final in (self.final, self.probs_final):
-            if final is not None:
-                partial_path(final).unlink(missing_ok=True)
-                partial_path(final, ".cog.tif").unlink(missing_ok=True)
+        for f in self.files:
+            f.tmp.unlink(missing_ok=True)
+            partial_path(f.final, ".cog.tif").unlink(missing_ok=True)
 
 
 def overview_factors(width: int, height: int, smallest: int = BLOCK) -> list[int]:
@@ -237,8 +296,15 @@ def add_overviews(*datasets: Any) -> None:
 
 
 def pam_xml(contract: Contract) -> str:
-    """GDAL PAM (.aux.xml) text naming the classes of band 1: category names and a thematic
-    raster attribute table (value, name, colour) that GDAL and QGIS read back."""
+    """GDAL PAM (.aux.xml) text naming the classes of band 1: category names, a thematic
+    raster attribute table (value, name, colour) that GDAL and QGIS read back, and a colour
+    table of the classes alone. A GeoTIFF palette has 256 entries (TIFF stores 2^bits), which
+    QGIS lists as a 256-row legend; GDAL prefers this sidecar's table, so QGIS lists the
+    classes, named by the category names (nodata is drawn transparent either way)."""
+    last = max(c.value for c in contract.classes)
+    rgba = {c.value: (*c.rgb, 255) for c in contract.classes}
+    table = "".join('<Entry c1="{}" c2="{}" c3="{}" c4="{}"/>'.format(*rgba.get(v, (0, 0, 0, 0)))
+                    for v in range(last + 1))
     names = {c.value: c.name for c in (*contract.classes, contract.nodata)}
     cats = "".join(f"<Category>{escape(names.get(v, ''))}</Category>" if v in names
                    else "<Category />" for v in range(max(names) + 1))
@@ -251,7 +317,9 @@ def pam_xml(contract: Contract) -> str:
         + "".join(f"<F>{v}</F>" for v in c.rgb) + "</Row>"
         for i, c in enumerate((*contract.classes, contract.nodata)))
     return ('<PAMDataset>\n  <PAMRasterBand band="1">\n'
+            "    <ColorInterp>Palette</ColorInterp>\n"
             f"    <CategoryNames>{cats}</CategoryNames>\n"
+            f"    <ColorTable>{table}</ColorTable>\n"
             f'    <GDALRasterAttributeTable tableType="thematic">{defs}{rows}'
             "</GDALRasterAttributeTable>\n  </PAMRasterBand>\n</PAMDataset>\n")
 
@@ -274,22 +342,46 @@ def write_pam(final: Path, contract: Contract) -> None:
     write_atomic(final.with_name(final.name + ".aux.xml"), pam_xml(contract))
 
 
-def qml_style(classes: Sequence[ClassInfo]) -> str:
-    """A QGIS layer style (paletted renderer with the class names and colours)."""
+def qml_style(classes: Sequence[ClassInfo], nodata: ClassInfo | None = None) -> str:
+    """A QGIS layer style (paletted renderer with the class names and colours; ``nodata``, when
+    given, is listed last, so the legend names it, though QGIS draws nodata transparent)."""
+    rows = [(c, 255) for c in classes] + ([(nodata, 0)] if nodata is not None else [])
     entries = "".join(
-        f'<paletteEntry value="{c.value}" color="{c.color}" alpha="255" '
-        f'label="{escape(c.name, {chr(34): "&quot;"})}"/>' for c in classes)
+        f'<paletteEntry value="{c.value}" color="{c.color}" alpha="{a}" '
+        f'label="{escape(c.name, {chr(34): "&quot;"})}"/>' for c, a in rows)
     return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-            '<qgis version="3.28" styleCategories="Symbology">\n  <pipe>\n'
+            '<qgis version="3.22.0" styleCategories="Symbology">\n  <pipe>\n'
             '    <rasterrenderer type="paletted" band="1" opacity="1" nodataColor="">\n'
             f"      <colorPalette>{entries}</colorPalette>\n"
             "    </rasterrenderer>\n  </pipe>\n</qgis>\n")
 
 
+def qml_path(final: Path) -> Path:
+    """Where a map's QGIS style goes: NAME.qml beside NAME.tif, which QGIS loads with it."""
+    return final.with_suffix(".qml")
+
+
+def write_qml(final: Path, classes: Sequence[ClassInfo], nodata: ClassInfo | None) -> Path:
+    """Write the QGIS style of the map ``final`` (see ``qml_style``); its path."""
+    path = qml_path(final)
+    write_atomic(path, qml_style(classes, nodata))
+    return path
+
+
+def sibling_path(final: Path, kind: str) -> Path:
+    """``NAME.<kind>.tif`` beside the class map ``NAME.tif``."""
+    name = final.name[:-4] if final.name.lower().endswith(".tif") else final.name
+    return final.with_name(f"{name}.{kind}.tif")
+
+
+def confidence_path(final: Path) -> Path:
+    """Where ``--confidence`` writes the confidence of each pixel: beside the class map."""
+    return sibling_path(final, "confidence")
+
+
 def probs_path(final: Path) -> Path:
     """Where ``--probs`` writes the per-class probabilities: beside the class map."""
-    name = final.name[:-4] if final.name.lower().endswith(".tif") else final.name
-    return final.with_name(f"{name}.probs.tif")
+    return sibling_path(final, "probs")
 
 
 def write_cause(exc: BaseException) -> str:
@@ -305,22 +397,41 @@ def write_cause(exc: BaseException) -> str:
     return text
 
 
-def band_counts(ds: Any) -> np.ndarray:
-    """Pixels of each value 0..255 in band 1 of an open uint8 dataset, read in full-width
-    strips of ``_VERIFY_ROWS`` rows."""
-    counts = np.zeros(256, np.int64)
+def band_counts(ds: Any) -> AreaSum:
+    """Pixels (and ground area) of each value 0..255 in band 1 of an open uint8 dataset, read
+    in full-width strips of ``_VERIFY_ROWS`` rows."""
+    acc = AreaSum(ds.crs, ds.transform)
     for row in range(0, ds.height, _VERIFY_ROWS):
         win = Window(0, row, ds.width, min(_VERIFY_ROWS, ds.height - row))
-        counts += np.bincount(ds.read(1, window=win).ravel(), minlength=256)
-    return counts
+        acc.add(ds.read(1, window=win), row)
+    return acc
 
 
-def verify_output(path: Path, fingerprint: str | None = None) -> str | None:
+def options_change(old: str | None, new: str) -> str | None:
+    """How the options recorded in an output (OPTIONS_TAG) differ from ``new``, in words, or
+    None when they are the same."""
+    if old == new:
+        return None
+    try:
+        was = json.loads(old) if old else {}
+    except ValueError:
+        was = {}
+    now = json.loads(new)
+    if not was:
+        return "made without a record of its options (an older lulc-edge)"
+    diff = [f"{k} {was.get(k)} -> {now.get(k)}" for k in sorted(now) if was.get(k) != now.get(k)]
+    return "made with other options (" + ", ".join(diff) + ")"
+
+
+def verify_output(path: Path, fingerprint: str | None = None,
+                  options: str | None = None) -> str | None:
     """Why ``path`` is not a complete lulc-edge output, or None when it is.
 
     Complete: the completeness tag is set, the input fingerprint tag matches ``fingerprint``
-    (when given), and the class band's pixel counts equal those recorded at write time (one
-    read of band 1; an output without COUNTS_TAG, from an older version, is taken as is).
+    (when given), the options tag matches ``options`` (when given; with its confidence and
+    probabilities files complete where the options ask for them), and the class band's pixel
+    counts equal those recorded at write time (one read of band 1; an output without
+    COUNTS_TAG, from an older version, is taken as is).
     """
     try:
         with rasterio.open(path) as ds:
@@ -329,12 +440,31 @@ def verify_output(path: Path, fingerprint: str | None = None) -> str | None:
                 return "no completeness tag"
             if fingerprint is not None and tags.get(FINGERPRINT_TAG) != fingerprint:
                 return "made from another version of the input"
+            if options is not None:
+                why = options_change(tags.get(OPTIONS_TAG), options) or _siblings(path, options)
+                if why:
+                    return why
             if COUNTS_TAG not in tags:
                 return None
-            if class_counts(band_counts(ds)) != tags[COUNTS_TAG]:
+            if class_counts(band_counts(ds).counts) != tags[COUNTS_TAG]:
                 return "its class band does not match the pixel counts recorded when written"
     except (RasterioError, OSError, ValueError) as exc:
         return f"unreadable ({one_line(exc)})"
+    return None
+
+
+def _siblings(path: Path, options: str) -> str | None:
+    """Why the confidence or probabilities file the options ask for is not complete."""
+    want = json.loads(options)
+    for kind, key in (("confidence", "confidence"), ("probs", "probs")):
+        side = sibling_path(path, kind)
+        if want.get(key):
+            try:
+                with rasterio.open(side) as ds:
+                    if ds.tags().get(COMPLETE_TAG) != "1":
+                        return f"{side.name} is not complete"
+            except (RasterioError, OSError):
+                return f"{side.name} is missing or unreadable"
     return None
 
 

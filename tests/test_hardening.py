@@ -453,6 +453,6 @@ def test_finished_outputs_leave_no_temporaries(make_scene, tmp_path):
     proc = run_cli("run", src, "-o", tmp_path / "m.tif", "--probs", "--cog", "--confidence", "-q")
     assert proc.returncode == 0, proc.stderr
     assert verify_output(tmp_path / "m.tif") is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.probs.tif", "m.tif", "m.tif.aux.xml",
-                                                          "scene.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "m.confidence.tif", "m.probs.tif", "m.tif", "m.tif.aux.xml", "scene.tif"]
     assert not partial_path(tmp_path / "m.tif").exists()
