@@ -30,6 +30,8 @@ from .batch import (
     run_dask,
     run_local,
 )
+from .commands_eval import evaluate as evaluate_command
+from .commands_eval import stats as stats_command
 from .engine import (
     CUDA_BATCH,
     CUDA_TILE,
@@ -552,6 +554,9 @@ def serve(host: str, port: int, model: str | None, device: str, precision: str,
                f"on http://{host}:{port}/", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
+
+main.add_command(evaluate_command, "evaluate")
+main.add_command(stats_command, "stats")
 
 if __name__ == "__main__":  # pragma: no cover
     main()
