@@ -326,8 +326,8 @@ class _Tally:
         ok = ref_idx >= 0
         self.map_nodata += int((ok & (map_idx < 0)).sum())
         both = ok & (map_idx >= 0)
-        self.matrix += np.bincount(ref_idx[both] * self.k + map_idx[both],
-                                   minlength=self.k * self.k).reshape(self.k, self.k)
+        idx = ref_idx[both].astype(np.int32) * self.k + map_idx[both]
+        self.matrix += np.bincount(idx, minlength=self.k * self.k).reshape(self.k, self.k)
 
     def left_out(self) -> LeftOut:
         return LeftOut(self.ref_nodata, self.map_nodata, tuple(sorted(self.unmapped.items())))
@@ -335,25 +335,44 @@ class _Tally:
 
 def _map_idx(values: np.ndarray, plan: ClassPlan, valid: np.ndarray | None = None
              ) -> np.ndarray:
-    v = values.astype(np.int64)
-    ok = (v >= 0) & (v < plan.map_lut.size)
+    """Evaluated classes of map values (int16), -1 outside the classes or not ``valid``."""
+    if values.dtype == np.uint8:
+        lut = np.full(256, -1, np.int16)
+        lut[:plan.map_lut.size] = plan.map_lut
+        out = lut[values]
+    else:
+        v = values.astype(np.int64)
+        ok = (v >= 0) & (v < plan.map_lut.size)
+        out = np.full(v.shape, -1, np.int16)
+        out[ok] = plan.map_lut[v[ok]]
     if valid is not None:
-        ok &= valid
-    out = np.full(v.shape, -1, np.int64)
-    out[ok] = plan.map_lut[v[ok]]
+        out[~valid] = -1
     return out
 
 
 def _ref_idx(values: np.ndarray, valid: np.ndarray, plan: ClassPlan, tally: _Tally
              ) -> np.ndarray:
-    """Evaluated classes of a block of reference codes; unmapped codes counted in ``tally``."""
-    out = np.full(values.shape, -2, np.int64)
-    codes, inv, counts = np.unique(values[valid], return_inverse=True, return_counts=True)
-    target = np.array([plan.ref_index(c) for c in codes.tolist()], np.int64)
-    out[valid] = target[inv.ravel()] if codes.size else -2
-    for c, t, cnt in zip(codes.tolist(), target, counts, strict=True):
-        if t < 0:
-            tally.unmapped[code_key(c)] += int(cnt)
+    """Evaluated classes of a block of reference codes (int16, -1 no class, -2 not
+    ``valid``); unmapped codes counted in ``tally``. 8/16-bit codes go through a lookup
+    table, others through np.unique."""
+    if values.dtype.kind in "ui" and values.dtype.itemsize <= 2:
+        offset = -int(np.iinfo(values.dtype).min)
+        v = values.astype(np.int32) + offset if offset else values
+        counts = np.bincount(v[valid], minlength=1)
+        codes = np.flatnonzero(counts)
+        lut = np.full(1 << (8 * values.dtype.itemsize), -2, np.int16)
+        lut[codes] = [plan.ref_index(int(c) - offset) for c in codes]
+        out = lut[v]
+        counts, codes = counts[codes], codes - offset
+    else:
+        out = np.full(values.shape, -2, np.int16)
+        codes, inv, counts = np.unique(values[valid], return_inverse=True, return_counts=True)
+        target = np.array([plan.ref_index(c) for c in codes.tolist()], np.int16)
+        out[valid] = target[inv.ravel()] if codes.size else -2
+    out[~valid] = -2
+    for c, n in zip(codes.tolist(), counts.tolist(), strict=True):
+        if plan.ref_index(c) < 0:
+            tally.unmapped[code_key(c)] += int(n)
     return out
 
 

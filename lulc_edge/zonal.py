@@ -56,10 +56,11 @@ def map_classes(ds: Any) -> tuple[str, ...]:
 def tally(values: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndarray:
     """Pixels per row and class of a block of map values, shape (rows, k + 1): the last
     column counts values outside 0..k-1 (nodata, clouds...); ``mask`` keeps some pixels."""
-    cls = values.astype(np.int64)
+    cls = values.astype(np.int32)
     cls[(cls < 0) | (cls > k)] = k
     rows = values.shape[0]
-    idx = np.arange(rows, dtype=np.int64)[:, None] * (k + 1) + cls
+    idx = cls
+    idx += np.arange(rows, dtype=np.int32)[:, None] * (k + 1)
     if mask is not None:
         idx = idx[mask]
     return np.bincount(idx.ravel(), minlength=rows * (k + 1)).reshape(rows, k + 1)
