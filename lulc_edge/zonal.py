@@ -41,7 +41,11 @@ def open_map(path: str | Path) -> Any:
 
 def map_classes(ds: Any) -> tuple[str, ...]:
     """Class names of an open lulc-edge map: its CLASS_0, CLASS_1... tags, else the bundled
-    model's classes (a map made elsewhere with the same class values)."""
+    model's classes (a map made elsewhere with the same class values). InputError when band 1
+    is not uint8 (a scene or a probabilities raster given as the map)."""
+    if ds.dtypes[0] != "uint8":
+        raise InputError(f"{ds.name}: not a class map (band 1 is {ds.dtypes[0]}; lulc-edge "
+                         "class maps are uint8)")
     tags = ds.tags()
     names: list[str] = []
     while f"CLASS_{len(names)}" in tags and len(names) != ds.nodata:

@@ -157,12 +157,15 @@ def test_cli_stats_table_json_and_csv(tmp_path):
     (["MAP", "--zones", "nozones.gpkg"], "nozones.gpkg: no such file"),
     (["MAP", "--zones", "bad.geojson"], "bad.geojson: cannot read as a vector file"),
     (["MAP", "-o", "areas.xlsx"], "unknown report format"),
+    (["scene.tif"], "scene.tif: not a class map (band 1 is uint16; lulc-edge class maps are "
+                    "uint8)"),
 ])
 def test_cli_stats_bad_input_is_one_line(tmp_path, args, message):
     pytest.importorskip("pyogrio")
     write_map(tmp_path / "map.tif", _map(6, shape=(8, 8)))
     _zones_file(tmp_path / "zones.geojson", [("z1", _ring(0.5, 0.5, 4.5, 4.5))])
     (tmp_path / "bad.geojson").write_text("{not json")
+    write_map(tmp_path / "scene.tif", _map(6, shape=(8, 8)), dtype="uint16")
     subst = {"MAP": str(tmp_path / "map.tif")}
     res = CliRunner().invoke(main, ["stats", *(subst.get(a, str(tmp_path / a) if "." in a
                                                           else a) for a in args)])
