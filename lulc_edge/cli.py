@@ -32,6 +32,7 @@ from .batch import (
 )
 from .commands_eval import evaluate as evaluate_command
 from .commands_eval import stats as stats_command
+from .commands_eval import vectorize as vectorize_command
 from .engine import (
     CUDA_BATCH,
     CUDA_TILE,
@@ -557,6 +558,7 @@ def serve(host: str, port: int, model: str | None, device: str, precision: str,
 
 main.add_command(evaluate_command, "evaluate")
 main.add_command(stats_command, "stats")
+main.add_command(vectorize_command, "vectorize")
 
 if __name__ == "__main__":  # pragma: no cover
     main()
