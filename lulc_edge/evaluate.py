@@ -377,8 +377,12 @@ def _ref_idx(values: np.ndarray, valid: np.ndarray, plan: ClassPlan, tally: _Tal
 
 
 def _same_grid(a: Any, b: Any) -> bool:
-    return (a.crs == b.crs and a.width == b.width and a.height == b.height
-            and a.transform.almost_equals(b.transform))
+    """Same pixel grid; a raster without CRS (a label mask with no georeference) is taken
+    as on the other's grid when the sizes match."""
+    if (a.width, a.height) != (b.width, b.height):
+        return False
+    return a.crs is None or b.crs is None or (a.crs == b.crs
+                                              and a.transform.almost_equals(b.transform))
 
 
 def _raster_tally(mds: Any, rds: Any, plan: ClassPlan, on: str, ref_nodata: Any,
@@ -386,6 +390,11 @@ def _raster_tally(mds: Any, rds: Any, plan: ClassPlan, on: str, ref_nodata: Any,
     """Map against a label raster, block by block on the map's (or the reference's) grid."""
     nodata = rds.nodata if ref_nodata == FILE_NODATA else ref_nodata
     grid, other = (mds, rds) if on == "map" else (rds, mds)
+    if (grid.crs is None or other.crs is None) and not _same_grid(grid, other):
+        no_crs = mds if mds.crs is None else rds
+        raise InputError(f"{no_crs.name}: has no CRS, so it can only be compared pixel for "
+                         f"pixel with a raster of its size ({grid.width}x{grid.height} vs "
+                         f"{other.width}x{other.height})")
     src_nodata = {} if other is mds else {"src_nodata": -1 if nodata is None else nodata}
     warped = None if _same_grid(grid, other) else WarpedVRT(
         other, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,

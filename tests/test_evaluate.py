@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from rasterio.warp import transform as warp_transform
 
 from lulc_edge.cli import main
+from lulc_edge.errors import InputError
 from lulc_edge.evaluate import (
     FILE_NODATA,
     Z95,
@@ -394,6 +395,20 @@ def test_vector_file_without_the_extra_says_how_to_install(tmp_path, monkeypatch
     assert res.stderr.strip() == (f"lulc-edge: error: {tmp_path / 'ref.gpkg'}: reading vector "
                                   f"files needs the vector extra (pyogrio missing): "
                                   f"{VECTOR_HINT}")
+
+
+def test_label_mask_without_georeference_is_compared_pixel_for_pixel(tmp_path):
+    ref, pred = random_pair(40, shape=(12, 16))
+    write_map(tmp_path / "map.tif", pred)
+    with rasterio.open(tmp_path / "mask.tif", "w", driver="GTiff", width=16, height=12, count=1,
+                       dtype="uint8") as ds:
+        ds.write(ref.astype("uint8"), 1)
+    e = evaluate(tmp_path / "map.tif", tmp_path / "mask.tif")
+    check_against_sklearn(e, ref.ravel(), pred.ravel(), 5)
+    write_map(tmp_path / "small.tif", pred[:6])
+    with pytest.raises(InputError, match="mask.tif: has no CRS, so it can only be compared "
+                                         "pixel for pixel with a raster of its size"):
+        evaluate(tmp_path / "small.tif", tmp_path / "mask.tif")
 
 
 def test_reference_nodata_override(tmp_path):
