@@ -27,7 +27,7 @@ from lulc_edge.evaluate import (
 )
 from lulc_edge.vectors import VECTOR_HINT
 
-from .conftest import SHARED_DATA
+from .conftest import ROOT, SHARED_DATA
 
 metrics = pytest.importorskip("sklearn.metrics")
 
@@ -421,3 +421,29 @@ def test_reference_nodata_override(tmp_path):
     e = evaluate(tmp_path / "map.tif", tmp_path / "lab.tif", reference_nodata=None, **kw)
     assert e.matrix == ((4, 0), (12, 0)) and e.per_class[0].precision == 0.25
     assert FILE_NODATA == "file"
+
+
+def test_readme_example_samples_stratified_on_the_example_map(tmp_path):
+    """The shipped example-samples.csv against a map of the example scene, as in the README:
+    the matrix equals a direct lookup of the map at the points; the estimated class areas add
+    up to the mapped area."""
+    scene = ROOT / "examples" / "data" / "example-scene.tif"
+    samples = ROOT / "examples" / "data" / "example-samples.csv"
+    out = tmp_path / "example.lulc.tif"
+    res = CliRunner().invoke(main, ["run", str(scene), "-o", str(out), "--device", "cpu",
+                                    "--precision", "fp32", "-q"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["evaluate", str(out), str(samples), "--stratified", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    rows = list(csv.DictReader(open(samples)))
+    with rasterio.open(out) as ds:
+        x, y = warp_transform("EPSG:4326", ds.crs, [float(r["lon"]) for r in rows],
+                              [float(r["lat"]) for r in rows])
+        pred = np.array([v[0] for v in ds.sample(zip(x, y, strict=True))])
+    truth = np.array([NAMES.index(r["class"]) for r in rows])
+    assert doc["unit"] == "samples" and doc["compared"] == len(rows) == 200
+    assert np.array_equal(doc["confusion_matrix"]["counts"],
+                          metrics.confusion_matrix(truth, pred, labels=range(5)))
+    s = doc["stratified"]
+    assert sum(s["area"]) == pytest.approx(sum(s["mapped_area"]))
