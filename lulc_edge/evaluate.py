@@ -38,10 +38,9 @@ from .vectors import (
     burn,
     overlapping,
     read_features,
-    row_blocks,
     window_bounds,
 )
-from .zonal import class_areas, map_classes, open_map
+from .zonal import class_areas, map_classes, open_map, row_blocks
 
 #: Reference target meaning "not the class" of a binary (--binary) evaluation.
 REST = "rest"

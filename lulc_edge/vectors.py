@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,9 +179,3 @@ def burn(shapes: list[tuple[dict[str, Any], int]], transform: Affine, row0: int,
         return np.zeros((rows, width), np.int32)
     return rasterize(shapes, out_shape=(rows, width), fill=0, dtype="int32",
                      transform=transform @ Affine.translation(0, row0))
-
-
-def row_blocks(height: int, rows: int = 512) -> Iterator[tuple[int, int]]:
-    """(first row, row count) of full-width blocks covering a raster."""
-    for row0 in range(0, height, rows):
-        yield row0, min(rows, height - row0)

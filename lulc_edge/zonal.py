@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,18 @@ from rasterio.errors import RasterioError
 
 from .areas import area_reason, class_hectares
 from .errors import InputError, one_line
-from .vectors import bounds, burn, overlapping, read_features, row_blocks, window_bounds
+from .vectors import bounds, burn, overlapping, read_features, window_bounds
 
 #: The key of the whole map among the zones.
 WHOLE = "(whole map)"
 #: The class name of a zone's nodata row in tables.
 NODATA_ROW = "(nodata)"
+
+
+def row_blocks(height: int, rows: int = 512) -> Iterator[tuple[int, int]]:
+    """(first row, row count) of full-width blocks covering a raster."""
+    for row0 in range(0, height, rows):
+        yield row0, min(rows, height - row0)
 
 
 def open_map(path: str | Path) -> Any:
