@@ -16,15 +16,8 @@ from rasterio.warp import transform as warp_transform
 
 from lulc_edge.cli import main
 from lulc_edge.errors import InputError
-from lulc_edge.evaluate import (
-    FILE_NODATA,
-    Z95,
-    class_plan,
-    evaluate,
-    evaluate_pairs,
-    scores,
-    stratified_estimate,
-)
+from lulc_edge.evaluate import FILE_NODATA, class_plan, evaluate, evaluate_pairs
+from lulc_edge.metrics import Z95, scores, stratified_estimate
 from lulc_edge.vectors import VECTOR_HINT
 
 from .conftest import ROOT, SHARED_DATA
