@@ -32,6 +32,9 @@ from .batch import (
     run_dask,
     run_local,
 )
+from .commands_eval import evaluate as evaluate_command
+from .commands_eval import stats as stats_command
+from .commands_eval import vectorize as vectorize_command
 from .engine import (
     CUDA_BATCH,
     CUDA_TILE,
@@ -578,6 +581,10 @@ def serve(host: str, port: int, model: str | None, device: str, precision: str,
                f"on http://{host}:{port}/", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
+
+main.add_command(evaluate_command, "evaluate")
+main.add_command(stats_command, "stats")
+main.add_command(vectorize_command, "vectorize")
 
 if __name__ == "__main__":  # pragma: no cover
     main()

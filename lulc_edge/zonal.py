@@ -1,0 +1,200 @@
+"""lulc_edge.zonal: class areas of a class map, for the whole map and per zone (polygons).
+
+The map is read in full-width row blocks (bounded memory on a whole 10980 x 10980 tile); each
+zone is burnt onto the block's grid (pixel centres inside the polygon count, so overlapping
+zones each get their pixels), and pixel counts per row become hectares with the ground area of
+each row (:mod:`lulc_edge.areas`: on the ellipsoid for geographic CRSs).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.errors import RasterioError
+
+from .areas import area_reason, class_hectares
+from .errors import InputError, one_line
+from .vectors import bounds, burn, overlapping, read_features, window_bounds
+
+#: The key of the whole map among the zones.
+WHOLE = "(whole map)"
+#: The class name of a zone's nodata row in tables.
+NODATA_ROW = "(nodata)"
+
+
+def row_blocks(height: int, rows: int = 512) -> Iterator[tuple[int, int]]:
+    """(first row, row count) of full-width blocks covering a raster."""
+    for row0 in range(0, height, rows):
+        yield row0, min(rows, height - row0)
+
+
+def open_map(path: str | Path) -> Any:
+    """A class map opened for reading (InputError naming the file when it cannot be)."""
+    if not Path(path).is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        return rasterio.open(path)
+    except (RasterioError, OSError) as exc:
+        raise InputError(f"{path}: not a readable raster ({one_line(exc)})") from None
+
+
+def map_classes(ds: Any) -> tuple[str, ...]:
+    """Class names of an open lulc-edge map: its CLASS_0, CLASS_1... tags, else the bundled
+    model's classes (a map made elsewhere with the same class values). InputError when band 1
+    is not uint8 (a scene or a probabilities raster given as the map)."""
+    if ds.dtypes[0] != "uint8":
+        raise InputError(f"{ds.name}: not a class map (band 1 is {ds.dtypes[0]}; lulc-edge "
+                         "class maps are uint8)")
+    tags = ds.tags()
+    names: list[str] = []
+    while f"CLASS_{len(names)}" in tags and len(names) != ds.nodata:
+        names.append(tags[f"CLASS_{len(names)}"])
+    if names:
+        return tuple(names)
+    from .engine import bundled_model, load_contract
+
+    return tuple(c.name for c in load_contract(bundled_model()).classes)
+
+
+def tally(values: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """Pixels per row and class of a block of map values, shape (rows, k + 1): the last
+    column counts values outside 0..k-1 (nodata, clouds...); ``mask`` keeps some pixels."""
+    cls = values.astype(np.int32)
+    cls[(cls < 0) | (cls > k)] = k
+    rows = values.shape[0]
+    idx = cls
+    idx += np.arange(rows, dtype=np.int32)[:, None] * (k + 1)
+    if mask is not None:
+        idx = idx[mask]
+    return np.bincount(idx.ravel(), minlength=rows * (k + 1)).reshape(rows, k + 1)
+
+
+@dataclass(frozen=True)
+class ZoneAreas:
+    """Class areas of one zone (or the whole map)."""
+
+    zone: str
+    pixels: tuple[int, ...]
+    hectares: tuple[float, ...] | None
+    nodata_pixels: int
+
+    @property
+    def percent(self) -> tuple[float | None, ...]:
+        """Share of each class in the zone's classified area (hectares when defined)."""
+        amounts = self.hectares if self.hectares is not None else self.pixels
+        total = sum(amounts)
+        return tuple(100.0 * a / total if total else None for a in amounts)
+
+    def as_dict(self, classes: tuple[str, ...]) -> dict[str, Any]:
+        ha = self.hectares
+        return {"zone": self.zone, "nodata_pixels": self.nodata_pixels,
+                "classes": {n: {"pixels": self.pixels[i],
+                                "hectares": None if ha is None else ha[i],
+                                "percent": self.percent[i]} for i, n in enumerate(classes)}}
+
+
+@dataclass(frozen=True)
+class ClassAreas:
+    """Class areas of a map: the whole map, then each zone keyed by its field value."""
+
+    map: str
+    classes: tuple[str, ...]
+    whole: ZoneAreas
+    zones: tuple[ZoneAreas, ...]
+    no_area: str | None = None   # why there are no hectares (no CRS...)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"map": self.map, "classes": list(self.classes), "no_area": self.no_area,
+                "whole_map": self.whole.as_dict(self.classes),
+                "zones": [z.as_dict(self.classes) for z in self.zones]}
+
+    def rows(self) -> list[tuple[str, str, int, float | None, float | None]]:
+        """(zone, class, pixels, hectares, percent) for the whole map then every zone, each
+        zone's nodata pixels last (class "(nodata)")."""
+        out: list[tuple[str, str, int, float | None, float | None]] = []
+        for z in (self.whole, *self.zones):
+            out += [(z.zone, name, z.pixels[i], None if z.hectares is None else z.hectares[i],
+                     z.percent[i]) for i, name in enumerate(self.classes)]
+            out.append((z.zone, NODATA_ROW, z.nodata_pixels, None, None))
+        return out
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["zone", "class", "pixels", "hectares", "percent"])
+        for zone, name, px, ha, pct in self.rows():
+            w.writerow([zone, name, px, "" if ha is None else f"{ha:.4f}",
+                        "" if pct is None else f"{pct:.4f}"])
+        return out.getvalue()
+
+    def to_markdown(self) -> str:
+        lines = [f"Class areas of {self.map}"
+                 + (f" (no hectares: {self.no_area})" if self.no_area else ""), "",
+                 "| zone | class | pixels | hectares | % |", "|---|---|---:|---:|---:|"]
+        for zone, name, px, ha, pct in self.rows():
+            lines.append(f"| {zone} | {name} | {px} | {'–' if ha is None else f'{ha:.2f}'} | "
+                         f"{'–' if pct is None else f'{pct:.2f}'} |")
+        return "\n".join(lines) + "\n"
+
+
+def _zone(name: str, counts: np.ndarray, ha: np.ndarray | None) -> ZoneAreas:
+    k = counts.size - 1
+    return ZoneAreas(name, tuple(int(n) for n in counts[:k]),
+                     None if ha is None else tuple(float(h) for h in ha[:k]), int(counts[k]))
+
+
+def class_areas(map_path: str | Path, zones: str | Path | None = None, field: str = "name",
+                crs: str | CRS | None = None, block_rows: int = 512) -> ClassAreas:
+    """Pixels and hectares per class for the whole map and for each zone of ``zones``.
+
+    Zones are the polygons of a vector file (any CRS: moved to the map's), grouped by their
+    ``field`` value (features with the same value form one zone); ``crs`` is the zones' CRS
+    when the file has none. Map values outside the class range count as nodata.
+    """
+    with open_map(map_path) as ds:
+        classes = map_classes(ds)
+        k = len(classes)
+        keys: list[str] = []
+        groups: list[list[tuple[dict[str, Any], tuple[float, ...]]]] = []
+        if zones is not None:
+            feats = read_features(zones, field, crs or ds.crs).to_crs(ds.crs)
+            for geom, value in zip(feats.geometries, feats.values, strict=True):
+                key = str(value)
+                if key not in keys:
+                    keys.append(key)
+                    groups.append([])
+                groups[keys.index(key)].append((geom, bounds(geom)))
+        no_area = area_reason(ds.crs, ds.transform)
+        counts = np.zeros((len(keys) + 1, k + 1), np.int64)
+        ha = None if no_area else np.zeros((len(keys) + 1, k + 1))
+        try:
+            for row0, rows in row_blocks(ds.height, block_rows):
+                values = ds.read(1, window=((row0, row0 + rows), (0, ds.width)))
+                box = window_bounds(ds.transform, row0, rows, ds.width)
+                for z in range(len(keys) + 1):
+                    mask = None
+                    if z:
+                        group = groups[z - 1]
+                        hits = overlapping([b for _, b in group], box)
+                        if not hits:
+                            continue
+                        mask = burn([(group[i][0], 1) for i in hits], ds.transform, row0, rows,
+                                    ds.width) > 0
+                    per_row = tally(values, k, mask)
+                    counts[z] += per_row.sum(axis=0)
+                    if ha is not None:
+                        ha[z] += class_hectares(per_row, ds.crs, ds.transform, row0)
+        except (RasterioError, OSError) as exc:
+            raise InputError(f"{map_path}: cannot read ({one_line(exc)})") from None
+    whole = _zone(WHOLE, counts[0], None if ha is None else ha[0])
+    return ClassAreas(str(map_path), classes, whole,
+                      tuple(_zone(key, counts[i + 1], None if ha is None else ha[i + 1])
+                            for i, key in enumerate(keys)), no_area)
