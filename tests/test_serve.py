@@ -41,11 +41,12 @@ def free_port() -> int:
 class Server:
     """``lulc-edge serve`` in a subprocess on 127.0.0.1; waits (bounded) until /health answers."""
 
-    def __init__(self, jobs: Path, *args: str, token: str | None = None) -> None:
+    def __init__(self, jobs: Path, *args: str, token: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.jobs = jobs
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         self.log = open(jobs.parent / f"serve-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lulc_edge.cli", "serve", "--port", str(self.port),
