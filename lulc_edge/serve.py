@@ -49,7 +49,15 @@ from .pipeline import RunOptions, RunResult, segment_file
 from .preview import DEFAULT_SIZE, KINDS, pictures, png_bytes, write_previews
 from .raster import is_complete, write_atomic
 from .sources import SourceOptions
-from .uploads import ENVELOPE, NO_FILE, ApiError, Form, receive_form, too_large
+from .uploads import (
+    ENVELOPE,
+    NO_FILE,
+    ApiError,
+    Form,
+    receive_body,
+    receive_form,
+    too_large,
+)
 
 STATIC = Path(__file__).parent / "static"
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -377,10 +385,10 @@ class Service:
             raise
         return JSONResponse(self.public(doc), status_code=202)
 
-    @staticmethod
-    async def _json_job(request: Request) -> tuple[str, dict[str, Any]]:
+    async def _json_job(self, request: Request) -> tuple[str, dict[str, Any]]:
+        raw = await receive_body(request, self.opts.body_timeout)
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiError(400, "body is not JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("path"), str):

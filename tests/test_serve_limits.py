@@ -107,7 +107,11 @@ def test_the_cli_uses_the_same_ranges():
 
 
 def test_stalled_bodies_take_no_slot_and_are_answered_408(server):
-    stalled = [raw_upload(server.port) for _ in range(12)]
+    stalled = [raw_upload(server.port) for _ in range(11)]
+    json_body = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    stalled.append(json_body)
+    json_body.sendall(b"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n"
+                      b'Content-Type: application/json\r\n\r\n{"path": ')
     try:
         r = server.post("/predict", files=upload(EXAMPLE))
         assert r.status_code == 200, r.text  # was 429 "busy" with 9 stalled clients
