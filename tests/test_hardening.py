@@ -183,9 +183,10 @@ def test_output_inside_a_folder_input_and_bad_output_names(tmp_path, make_scene)
 def test_a_second_run_on_the_same_output_is_refused_naming_the_first(make_scene, tmp_path):
     src, _, _ = make_scene(1280, 1280, name="big.tif")
     out = tmp_path / "out.tif"
-    first = _start(src, "-o", out, "--tile", "64", "--threads", "1", "-q")
+    cpu = ("--device", "cpu", "--precision", "fp32")  # a slow first run, a second with no tuning
+    first = _start(src, "-o", out, "--tile", "64", "--threads", "1", *cpu, "-q")
     _wait_for_records(journal_path(out), 3, first)
-    second = run_cli("run", src, "-o", out, "--tile", "64", "--overwrite")
+    second = run_cli("run", src, "-o", out, "--tile", "64", "--overwrite", *cpu)
     _one_line_error(second, "out.tif", f"another lulc-edge run is writing this output "
                                        f"(pid {first.pid})")
     assert first.wait(timeout=300) == 0, first.stderr.read()
