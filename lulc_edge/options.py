@@ -90,6 +90,15 @@ JOB_OPTIONS: dict[str, Option] = {o.name: o for o in (
     SCL_FILL, BOA_OFFSET, RESAMPLING)}
 
 
+def check_tile_step(tile: int | None, mode: str | None, alignment: int, stride: int) -> None:
+    """A tile the model can plan: a multiple of its alignment (seamless) or of its window
+    stride (window); ValueError naming the step otherwise."""
+    mode = mode or "seamless"
+    step = stride if mode == "window" else alignment
+    if tile is not None and tile % step:
+        raise ValueError(f"option tile: expected a multiple of {step} in {mode} mode, got {tile}")
+
+
 def parse_job_options(fields: dict[str, Any]) -> dict[str, Any]:
     """A job's options from JSON or form fields, each checked; ValueError names the bad one."""
     out: dict[str, Any] = {}

@@ -44,7 +44,7 @@ from starlette.staticfiles import StaticFiles
 
 from .engine import Engine
 from .errors import InputError, LulcEdgeError, one_line
-from .options import parse_job_options
+from .options import check_tile_step, parse_job_options
 from .pipeline import RunOptions, RunResult, segment_file
 from .preview import DEFAULT_SIZE, KINDS, pictures, png_bytes, write_previews
 from .raster import is_complete, write_atomic
@@ -156,13 +156,16 @@ class TokenGuard:
         await self.app(scope, receive, send)
 
 
-def parse_options(fields: dict[str, Any]) -> dict[str, Any]:
-    """A job's run options, each checked against the CLI's range; ApiError(400) names the bad
-    one and what it allows."""
+def parse_options(fields: dict[str, Any], engine: Engine) -> dict[str, Any]:
+    """A job's run options, each checked against the CLI's range (and the tile against the
+    engine's model); ApiError(400) names the bad one and what it allows."""
+    c = engine.contract
     try:
-        return parse_job_options(fields)
+        out = parse_job_options(fields)
+        check_tile_step(out.get("tile"), out.get("mode"), c.alignment, c.window_stride)
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
+    return out
 
 
 def _run_options(opts: dict[str, Any], thumbnail: int = 0) -> tuple[RunOptions, SourceOptions]:
@@ -254,8 +257,7 @@ class Service:
             write_previews(out, src, size=self.opts.size, qml=True,
                            true_colour=res.true_colour)
             end = {"status": "done", "progress": 1.0, "demo_weights": self.engine.contract.demo,
-                   **_result_doc(res),
-                   "warnings": [_public(w, src, doc["input"]) for w in res.warnings]}
+                   **_result_doc(res, [_public(w, src, doc["input"]) for w in res.warnings])}
         except (LulcEdgeError, RasterioError, OSError, ValueError) as exc:
             end = {"status": "failed", "error": _public(exc, src, doc["input"])}
         except Exception as exc:  # noqa: BLE001 - reported in the job, the worker goes on
@@ -370,7 +372,7 @@ class Service:
             spool = self.tmp_dir / f"{jid}.tif"
             try:
                 form, path = await self._upload(request, spool)
-                options = parse_options(form.fields)
+                options = parse_options(form.fields, self.engine)
                 doc = await run_in_threadpool(self.new_job, path, spool, options, True, jid)
             except BaseException:
                 spool.unlink(missing_ok=True)
@@ -394,7 +396,7 @@ class Service:
         if not isinstance(body, dict) or not isinstance(body.get("path"), str):
             raise ApiError(400, 'expected {"path": "...", options...} or an upload')
         path = body.pop("path")
-        return path, parse_options(body)
+        return path, parse_options(body, self.engine)
 
     def under_root(self, path: str) -> Path:
         """A path under --data-root, symlinks resolved; ApiError unless it stays inside. A path
@@ -480,12 +482,12 @@ class Service:
         return JSONResponse({"root": self.root.name, "scenes": sorted(found)[:500]})
 
 
-def _result_doc(res: RunResult) -> dict[str, Any]:
+def _result_doc(res: RunResult, warnings: list[str]) -> dict[str, Any]:
     return {"width": res.width, "height": res.height, "seconds": round(res.seconds, 3),
             "device": res.device, "precision": res.precision, "mode": res.mode,
             "tiles_total": res.tiles_total, "tiles_inferred": res.tiles_inferred,
             "class_pixels": res.class_pixels, "class_hectares": res.class_hectares,
-            "class_percent": class_percent(res.class_pixels), "warnings": res.warnings}
+            "class_percent": class_percent(res.class_pixels), "warnings": warnings}
 
 
 def _public(exc: BaseException | str, path: Path, label: str) -> str:

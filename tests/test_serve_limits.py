@@ -97,6 +97,14 @@ def test_job_options_are_refused_at_submit_with_the_cli_range(server, field, val
         sorted(j["id"] for j in server.get("/jobs").json()["jobs"])  # no folder left
 
 
+@pytest.mark.parametrize("body,step", [({"tile": 66}, "a multiple of 4 in seamless mode"),
+                                       ({"tile": 80, "mode": "window"},
+                                        "a multiple of 32 in window mode")])
+def test_a_tile_the_model_cannot_plan_is_refused_at_submit(server, body, step):
+    r = server.post("/jobs", json={"path": "sub/scene.tif", **body})
+    assert r.status_code == 400 and r.json()["error"].startswith(f"option tile: expected {step}")
+
+
 def test_the_cli_uses_the_same_ranges():
     assert (TILE_RANGE.min, TILE_RANGE.max) == (options.TILE.low, options.TILE.high)
     res = CliRunner().invoke(main, ["run", "x.tif", "--tile", "32"])
