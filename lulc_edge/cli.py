@@ -517,8 +517,8 @@ def preview(map_path: str, scene: str | None, out_dir: str | None, size: int, qm
 @click.option("--body-timeout", type=click.FloatRange(min=0, min_open=True), default=30,
               show_default=True, help="Seconds a request body may send nothing; then 408.")
 @click.option("--max-waiting", type=click.IntRange(1), default=None,
-              help="/predict requests received and waiting for the engine at most; more get "
-                   "429 (default: available memory / 64 MiB, at least 8).")
+              help="/predict uploads received and not yet answered (waiting or running) at "
+                   "most; more get 429 (default: available memory / 64 MiB, at least 8).")
 @click.option("--token", envvar="LULC_EDGE_TOKEN", default=None,
               help="Require 'Authorization: Bearer TOKEN' (also from LULC_EDGE_TOKEN).")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without --token.")

@@ -82,7 +82,7 @@ class ServeOptions:
     size: int = DEFAULT_SIZE
     #: Seconds a request body may send nothing before it is answered 408 and closed.
     body_timeout: float = 30.0
-    #: /predict requests received and waiting for the engine at most (None: from memory).
+    #: /predict uploads received and not yet answered, at most (None: from memory).
     max_waiting: int | None = None
 
 
