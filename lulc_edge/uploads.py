@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +21,8 @@ from starlette.requests import ClientDisconnect, Request
 #: What the multipart envelope (boundaries, part headers, option fields) may add to a file.
 ENVELOPE = 1 << 20
 NO_FILE = "no file in the request (multipart field 'file' with a .tif)"
+#: File bytes gathered before each write.
+WRITE_BYTES = 1 << 20
 #: The most text fields a form may carry, and bytes in each.
 MAX_FIELDS, FIELD_BYTES = 32, 4096
 
@@ -57,6 +59,7 @@ class _Parts:
         self.kind = "text"  # "file": the upload, "text": a field, "skip": another file part
         self.text = bytearray()
         self.pending: list[bytes] = []
+        self.pending_bytes = 0
 
     def callbacks(self) -> dict[str, Any]:
         return {"on_part_begin": self.begin, "on_header_field": self.header_field,
@@ -96,10 +99,17 @@ class _Parts:
             if self.form.size > self.limit:
                 raise too_large(self.limit)
             self.pending.append(data[start:end])
+            self.pending_bytes += end - start
         elif self.kind == "text":
             self.text += data[start:end]
             if len(self.text) > FIELD_BYTES:
                 raise ApiError(400, f"form field {self.name!r} longer than {FIELD_BYTES} bytes")
+
+    def take(self) -> bytes:
+        """The file bytes received since the last call."""
+        data = b"".join(self.pending)
+        self.pending, self.pending_bytes = [], 0
+        return data
 
     def end(self) -> None:
         if self.kind == "text" and self.name:
@@ -135,22 +145,14 @@ async def receive_form(request: Request, dest: Path, limit: int, timeout: float)
         raise ApiError(400, NO_FILE)
     parts = _Parts(limit)
     parser = MultipartParser(params[b"boundary"], parts.callbacks())
-    out: BinaryIO | None = None
-    try:
+    with open(dest, "wb") as out:  # the caller removes it on any error
         async for chunk in body_chunks(request, timeout):
             try:
                 parser.write(chunk)
             except MultipartParseError:
                 raise ApiError(400, "malformed multipart body") from None
-            if parts.pending:
-                if out is None:
-                    out = open(dest, "wb")  # noqa: SIM115 - closed below
-                await run_in_threadpool(out.write, b"".join(parts.pending))
-                parts.pending.clear()
+            if parts.pending_bytes >= WRITE_BYTES:  # written off the event loop, 1 MiB a time
+                await run_in_threadpool(out.write, parts.take())
         parser.finalize()
-    finally:
-        if out is not None:
-            out.close()
-    if parts.form.filename is not None and out is None:
-        dest.write_bytes(b"")  # an empty file part
+        await run_in_threadpool(out.write, parts.take())
     return parts.form
