@@ -250,7 +250,7 @@ def test_a_server_killed_mid_upload_leaves_no_job_folder(tmp_path):
     jobs = tmp_path / "jobs"
     s = Server(jobs)
     try:
-        client = raw_upload(s.port, "/jobs", sent=1_000_000)
+        client = raw_upload(s.port, "/jobs", sent=3_000_000)
         wait_for(lambda: [p for p in (jobs / ".uploads").iterdir() if p.stat().st_size],
                  "spooled upload")
     finally:
