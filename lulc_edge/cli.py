@@ -20,6 +20,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from . import __version__
+from . import options as opts
 from .autotune import DEFAULT_MIN_AGREEMENT, report_lines
 from .backends import PRECISION_CHOICES, cpu_info, versions
 from .batch import (
@@ -58,17 +59,17 @@ from .pipeline import (
     segment_file,
 )
 from .preview import require_pillow
-from .sources import RESAMPLINGS, SCL_MAX, SourceOptions, check_input
+from .sources import RESAMPLINGS, SourceOptions, check_input
 from .thumbnail import DEFAULT_SIZE as PREVIEW_SIZE
 
-#: Ranges of the numeric options, checked by click when the command line is parsed.
-TILE_RANGE = click.IntRange(4, 16384)
-BATCH_RANGE = click.IntRange(1, 4096)
-THREADS_RANGE = click.IntRange(1, 4096)
-WORKERS_RANGE = click.IntRange(1, 1024)
-SCL_RANGE = click.IntRange(0, SCL_MAX)
-#: BOA offsets seen in Sentinel-2 L2A are 0 and -1000; beyond +-2000 a map is meaningless.
-OFFSET_RANGE = click.IntRange(-2000, 2000)
+#: Ranges of the numeric options, checked by click when the command line is parsed; defined
+#: once in lulc_edge.options, which the service checks a job's options with.
+TILE_RANGE = opts.TILE.click_type()
+BATCH_RANGE = opts.BATCH.click_type()
+THREADS_RANGE = opts.THREADS.click_type()
+WORKERS_RANGE = opts.WORKERS.click_type()
+SCL_RANGE = opts.SCL_FILL.click_type()
+OFFSET_RANGE = opts.BOA_OFFSET.click_type()
 #: Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
 
@@ -526,7 +527,8 @@ def preview(map_path: str, scene: str | None, out_dir: str | None, size: int, qm
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback needs --token (or --insecure).")
-@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True,
+              envvar="PORT", show_envvar=True, help="Port to listen on (also from $PORT).")
 @click.option("--model", type=click.Path(dir_okay=False), help="ONNX model (default: bundled).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Backend, as for run.")
@@ -539,7 +541,13 @@ def preview(map_path: str, scene: str | None, out_dir: str | None, size: int, qm
 @click.option("--jobs-dir", type=click.Path(file_okay=False), default="lulc-edge-jobs",
               show_default=True, help="Where jobs keep their state, maps and pictures.")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=500,
-              show_default=True, help="Larger uploads get 413.")
+              show_default=True, help="Larger files get 413 (the file, not the multipart "
+                                      "envelope around it).")
+@click.option("--body-timeout", type=click.FloatRange(min=0, min_open=True), default=30,
+              show_default=True, help="Seconds a request body may send nothing; then 408.")
+@click.option("--max-waiting", type=click.IntRange(1), default=None,
+              help="/predict uploads received and not yet answered (waiting or running) at "
+                   "most; more get 429 (default: available memory / 64 MiB, at least 8).")
 @click.option("--token", envvar="LULC_EDGE_TOKEN", default=None,
               help="Require 'Authorization: Bearer TOKEN' (also from LULC_EDGE_TOKEN).")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without --token.")
@@ -551,8 +559,8 @@ def preview(map_path: str, scene: str | None, out_dir: str | None, size: int, qm
               help="Longest side of the pictures in px.")
 def serve(host: str, port: int, model: str | None, device: str, precision: str,
           threads: int | None, data_root: str | None, jobs_dir: str, max_upload_mb: float,
-          token: str | None, insecure: bool, queue_size: int, cors: str | None,
-          size: int) -> None:
+          body_timeout: float, max_waiting: int | None, token: str | None, insecure: bool,
+          queue_size: int, cors: str | None, size: int) -> None:
     """Serve the model over HTTP: the original app's /health and /predict, jobs, a web page.
 
     \b
@@ -574,7 +582,8 @@ def serve(host: str, port: int, model: str | None, device: str, precision: str,
         engine = Engine(model, EngineOptions(device=device, precision=precision, threads=threads))
         app = create_app(engine, ServeOptions(
             jobs_dir=Path(jobs_dir), data_root=Path(data_root) if data_root else None,
-            max_upload_mb=max_upload_mb, token=token, queue=queue_size, cors=cors, size=size))
+            max_upload_mb=max_upload_mb, token=token, queue=queue_size, cors=cors, size=size,
+            body_timeout=body_timeout, max_waiting=max_waiting))
     except (LulcEdgeError, OSError) as exc:
         _fail(str(exc))
     click.echo(f"lulc-edge: serving {engine.contract.path} ({engine.device} {engine.precision}) "

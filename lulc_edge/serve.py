@@ -13,6 +13,7 @@ pictures are drawn from the written map by :mod:`lulc_edge.preview`: no second i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import ipaddress
@@ -21,6 +22,7 @@ import os
 import queue
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -32,36 +34,43 @@ from typing import Any
 from rasterio.errors import RasterioError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .engine import Engine
 from .errors import InputError, LulcEdgeError, one_line
-from .pipeline import MODES, RunOptions, RunResult, segment_file
+from .options import check_tile_step, parse_job_options
+from .pipeline import RunOptions, RunResult, segment_file
 from .preview import DEFAULT_SIZE, KINDS, pictures, png_bytes, two_panels, write_previews
 from .raster import is_complete, write_atomic
 from .scenes import list_scenes
-from .sources import RESAMPLINGS, SourceOptions
+from .sources import SourceOptions
+from .uploads import (
+    ENVELOPE,
+    NO_FILE,
+    ApiError,
+    Form,
+    receive_body,
+    receive_form,
+    too_large,
+)
 
 STATIC = Path(__file__).parent / "static"
-#: Options a job may carry (``run``'s, by their Python names) and their types.
-JOB_OPTIONS: dict[str, type] = {
-    "mode": str, "tile": int, "batch": int, "confidence": bool, "probs": bool, "cog": bool,
-    "scl_fill": int, "boa_offset": int, "resampling": str,
-}
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-_CHUNK = 1 << 20
 #: How many finished jobs ``GET /jobs`` lists.
 RECENT = 50
 #: A done job's files beside its map that GIS tools read: the QGIS style (class names and
 #: colours) and GDAL's .aux.xml (category names, attribute table).
 _STYLES = {"qml": "map.qml", "aux": "map.tif.aux.xml"}
+#: What one /predict waiting its turn may come to hold in memory (its pictures and the PNGs of
+#: its answer until the client reads them): the waiting line's default length is the memory
+#: available divided by this.
+WAIT_COST = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,20 @@ class ServeOptions:
     queue: int = 8
     cors: str | None = None
     size: int = DEFAULT_SIZE
+    #: Seconds a request body may send nothing before it is answered 408 and closed.
+    body_timeout: float = 30.0
+    #: /predict uploads received and not yet answered, at most (None: from memory).
+    max_waiting: int | None = None
+
+
+def memory_waiting(default: int = 64) -> int:
+    """How many /predict requests may wait: available memory / WAIT_COST, at least 8."""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return default
+    return max(8, kb * 1024 // WAIT_COST)
 
 
 def is_loopback(host: str) -> bool:
@@ -87,23 +110,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class TooLarge(Exception):
-    """The request body exceeds --max-upload-mb."""
-
-
-class ApiError(Exception):
-    """An error answered as ``{"error": message}`` with an HTTP status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class BodyLimit:
-    """ASGI middleware: 413 when Content-Length, or the bytes actually received, pass the limit."""
+    """ASGI middleware: 413 when Content-Length, or the bytes actually received, pass the
+    limit of a file plus its multipart envelope (uploads.receive_form limits the file)."""
 
     def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
+        self.app, self.file_limit, self.limit = app, limit, limit + ENVELOPE
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -111,7 +123,8 @@ class BodyLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            await _too_large(self.limit)(scope, receive, send)
+            exc = too_large(self.file_limit)
+            await _error(exc.status, str(exc))(scope, receive, send)
             return
         seen = 0
 
@@ -120,15 +133,10 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise TooLarge
+                raise too_large(self.file_limit)
             return message
 
         await self.app(scope, limited, send)
-
-
-def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"error": f"upload larger than --max-upload-mb "
-                                  f"({limit / 2**20:g} MB)"}, status_code=413)
 
 
 class TokenGuard:
@@ -152,36 +160,15 @@ class TokenGuard:
         await self.app(scope, receive, send)
 
 
-def _bool(v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    s = str(v).strip().lower()
-    if s in ("1", "true", "yes", "on"):
-        return True
-    if s in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(v)
-
-
-def parse_options(fields: dict[str, Any]) -> dict[str, Any]:
-    """A job's run options from JSON or form fields, checked; ApiError(400) names the bad one."""
-    out: dict[str, Any] = {}
-    for key, value in fields.items():
-        kind = JOB_OPTIONS.get(key)
-        if kind is None:
-            raise ApiError(400, f"unknown option {key!r} (known: {', '.join(JOB_OPTIONS)})")
-        if value is None or value == "":
-            continue
-        try:
-            out[key] = _bool(value) if kind is bool else kind(value)
-            if kind is int and isinstance(value, float) and value != int(value):
-                raise ValueError(value)
-        except (TypeError, ValueError):
-            raise ApiError(400, f"option {key}: expected {kind.__name__}, got {value!r}") from None
-    if out.get("mode", "seamless") not in MODES:
-        raise ApiError(400, f"option mode: one of {', '.join(MODES)}")
-    if out.get("resampling", "bilinear") not in RESAMPLINGS:
-        raise ApiError(400, f"option resampling: one of {', '.join(RESAMPLINGS)}")
+def parse_options(fields: dict[str, Any], engine: Engine) -> dict[str, Any]:
+    """A job's run options, each checked against the CLI's range (and the tile against the
+    engine's model); ApiError(400) names the bad one and what it allows."""
+    c = engine.contract
+    try:
+        out = parse_job_options(fields)
+        check_tile_step(out.get("tile"), out.get("mode"), c.alignment, c.window_stride)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
     return out
 
 
@@ -206,15 +193,17 @@ class Service:
     def __init__(self, engine: Engine, options: ServeOptions) -> None:
         self.engine, self.opts = engine, options
         self.jobs_dir = options.jobs_dir.resolve()
-        self.tmp_dir = self.jobs_dir / ".uploads"
+        self.tmp_dir = self.jobs_dir / ".uploads"  # every upload is received here first
         shutil.rmtree(self.tmp_dir, ignore_errors=True)  # a killed server's request uploads
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.max_waiting = options.max_waiting or memory_waiting()
+        self.waiting_predicts = 0       # /predict requests received, not yet answered
+        self.turn = asyncio.Lock()      # their order (FIFO) for the engine
         self.root = options.data_root.resolve(strict=True) if options.data_root else None
         self.infer = threading.Lock()   # one inference at a time on the engine
         self.state = threading.RLock()  # guards self.jobs and the job documents
         self.jobs: dict[str, dict[str, Any]] = {}
         self.waiting: queue.Queue[str] = queue.Queue()
-        self.predicting = 0
         for doc in sorted(self._stored(), key=lambda d: d["created"]):
             self.jobs[doc["id"]] = doc
             if doc["status"] in ("queued", "running"):  # interrupted: resume, in order
@@ -223,6 +212,11 @@ class Service:
 
     # ------------------------------------------------------------------ jobs on disk
     def _stored(self) -> list[dict[str, Any]]:
+        """The jobs on disk; a job folder without its job.json (a server killed between making
+        it and saving the job) is removed."""
+        for folder in self.jobs_dir.iterdir():
+            if _JOB_ID.match(folder.name) and not (folder / "job.json").exists():
+                shutil.rmtree(folder, ignore_errors=True)
         docs = []
         for f in self.jobs_dir.glob("*/job.json"):
             try:
@@ -267,7 +261,7 @@ class Service:
             write_previews(out, src, size=self.opts.size, qml=True,
                            true_colour=res.true_colour)
             end = {"status": "done", "progress": 1.0, "demo_weights": self.engine.contract.demo,
-                   **_result_doc(res)}
+                   **_result_doc(res, [_public(w, src, doc["input"]) for w in res.warnings])}
         except (LulcEdgeError, RasterioError, OSError, ValueError) as exc:
             end = {"status": "failed", "error": _public(exc, src, doc["input"])}
         except Exception as exc:  # noqa: BLE001 - reported in the job, the worker goes on
@@ -321,31 +315,37 @@ class Service:
     async def index(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
-    async def _upload(self, form: Any, folder: Path, name: str) -> tuple[Path, str]:
-        """Save the form's ``file`` under ``folder/name`` (never the client's filename)."""
-        f = form.get("file")
-        if not isinstance(f, UploadFile):
-            raise ApiError(400, "no file in the request (multipart field 'file' with a .tif)")
-        label = os.path.basename((f.filename or "").replace("\\", "/")) or "upload"
+    async def _upload(self, request: Request, dest: Path) -> tuple[Form, str]:
+        """Receive the request's form, its ``file`` written to ``dest`` (never the client's
+        filename, which only labels the answers)."""
+        form = await receive_form(request, dest, int(self.opts.max_upload_mb * 2**20),
+                                  self.opts.body_timeout)
+        if form.filename is None:
+            raise ApiError(400, NO_FILE)
+        label = os.path.basename(form.filename.replace("\\", "/")) or "upload"
         if not label.lower().endswith((".tif", ".tiff")):
             raise ApiError(400, f"{label}: not a .tif (send a 13-band GeoTIFF)")
-        path = folder / name
-        with open(path, "wb") as dst:
-            while chunk := await f.read(_CHUNK):
-                dst.write(chunk)
-        return path, label
+        return form, label
 
     async def predict(self, request: Request) -> Response:
-        if self.predicting > self.opts.queue:
-            raise ApiError(429, f"busy ({self.predicting} requests in progress); retry later")
-        self.predicting += 1
+        """Counted once its upload is complete; then it waits its turn for the engine, unless
+        --max-waiting requests already wait (429)."""
         work = Path(tempfile.mkdtemp(prefix="predict-", dir=self.tmp_dir))
         try:
-            async with request.form(max_files=1, max_fields=16) as form:
-                src, label = await self._upload(form, work, "scene.tif")
-            return JSONResponse(await run_in_threadpool(self._predict, src, label))
+            _, label = await self._upload(request, work / "scene.tif")
+            if self.waiting_predicts >= self.max_waiting:
+                raise ApiError(429, f"busy ({self.waiting_predicts} requests waiting, "
+                                    f"--max-waiting {self.max_waiting}); retry later")
+            self.waiting_predicts += 1
+            try:
+                async with self.turn:
+                    if await request.is_disconnected():
+                        raise ClientDisconnect
+                    doc = await run_in_threadpool(self._predict, work / "scene.tif", label)
+            finally:
+                self.waiting_predicts -= 1
+            return JSONResponse(doc)
         finally:
-            self.predicting -= 1
             shutil.rmtree(work, ignore_errors=True)
 
     def _predict(self, src: Path, label: str) -> dict[str, Any]:
@@ -370,32 +370,22 @@ class Service:
         with self.state:
             self._check_room()
         jid = uuid.uuid4().hex
-        ctype = request.headers.get("content-type", "")
-        if ctype.startswith("application/json"):
-            try:
-                body = await request.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise ApiError(400, "body is not JSON") from None
-            if not isinstance(body, dict) or not isinstance(body.get("path"), str):
-                raise ApiError(400, 'expected {"path": "...", options...} or an upload')
-            path = body.pop("path")
-            options = parse_options(body)
+        if request.headers.get("content-type", "").startswith("application/json"):
+            path, options = await self._json_job(request)
             source = self.under_root(path)
             doc = await run_in_threadpool(self.new_job, path, source, options, False, jid)
-            (self.jobs_dir / jid).mkdir()
-        else:
-            folder = self.jobs_dir / jid
-            folder.mkdir()
+        else:  # received under .uploads: a server killed meanwhile leaves no job folder
+            spool = self.tmp_dir / f"{jid}.tif"
             try:
-                async with request.form(max_files=1, max_fields=32) as form:
-                    fields = {k: v for k, v in form.items() if k != "file"}
-                    options = parse_options({k: v for k, v in fields.items()
-                                             if isinstance(v, str)})
-                    source, label = await self._upload(form, folder, "input.tif")
-                doc = await run_in_threadpool(self.new_job, label, source, options, True, jid)
+                form, path = await self._upload(request, spool)
+                options = parse_options(form.fields, self.engine)
+                doc = await run_in_threadpool(self.new_job, path, spool, options, True, jid)
             except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
+                spool.unlink(missing_ok=True)
                 raise
+        (self.jobs_dir / jid).mkdir()
+        if doc["upload"]:
+            doc["source"] = str(spool.rename(self.jobs_dir / jid / "input.tif"))
         try:
             self.submit(doc)
         except ApiError:
@@ -403,17 +393,37 @@ class Service:
             raise
         return JSONResponse(self.public(doc), status_code=202)
 
+    async def _json_job(self, request: Request) -> tuple[str, dict[str, Any]]:
+        raw = await receive_body(request, self.opts.body_timeout)
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(400, "body is not JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("path"), str):
+            raise ApiError(400, 'expected {"path": "...", options...} or an upload')
+        path = body.pop("path")
+        return path, parse_options(body, self.engine)
+
     def under_root(self, path: str) -> Path:
-        """A path under --data-root, symlinks resolved; ApiError unless it stays inside."""
+        """A path under --data-root, symlinks resolved; ApiError unless it stays inside. A path
+        outside gets one answer whether it exists or not (no probing the server's files)."""
         if self.root is None:
             raise ApiError(400, "this server has no --data-root: upload the scene instead")
+        if "\0" in path:
+            raise ApiError(400, f"{path!r}: a path with a NUL byte")
         p = Path(path)
         try:
-            real = (p if p.is_absolute() else self.root / p).resolve(strict=True)
+            real = (p if p.is_absolute() else self.root / p).resolve()
         except (OSError, RuntimeError):
-            raise ApiError(400, f"{path}: no such file or folder under the data root") from None
-        if not real.is_relative_to(self.root):
+            real = None
+        if real is None or not real.is_relative_to(self.root):
             raise ApiError(403, f"{path}: outside the data root")
+        try:
+            found = real.exists()
+        except OSError:
+            found = False
+        if not found:
+            raise ApiError(400, f"{path}: no such file or folder under the data root")
         return real
 
     def public(self, doc: dict[str, Any]) -> dict[str, Any]:
@@ -473,17 +483,18 @@ class Service:
                              "details": [vars(s) for s in found]})
 
 
-def _result_doc(res: RunResult) -> dict[str, Any]:
+def _result_doc(res: RunResult, warnings: list[str]) -> dict[str, Any]:
     return {"width": res.width, "height": res.height, "seconds": round(res.seconds, 3),
             "device": res.device, "precision": res.precision, "mode": res.mode,
             "tiles_total": res.tiles_total, "tiles_inferred": res.tiles_inferred,
             "class_pixels": res.class_pixels, "class_hectares": res.class_hectares,
-            "class_percent": class_percent(res.class_pixels), "warnings": res.warnings}
+            "class_percent": class_percent(res.class_pixels), "warnings": warnings}
 
 
-def _public(exc: BaseException, path: Path, label: str) -> str:
-    """An error's one line with the server-side path replaced by what the client sent."""
-    return _hide(one_line(exc), path, label)
+def _public(exc: BaseException | str, path: Path, label: str) -> str:
+    """An error's one line (or a warning) with the server-side path replaced by what the
+    client sent."""
+    return _hide(exc if isinstance(exc, str) else one_line(exc), path, label)
 
 
 def _hide(text: str, path: Path, label: str) -> str:
@@ -493,6 +504,29 @@ def _hide(text: str, path: Path, label: str) -> str:
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _api_error(request: Request, exc: Exception) -> Response:
+    """An ApiError's answer; after a stalled (408) or oversize (413) body the connection is
+    closed, as the rest of the body is not read."""
+    status = getattr(exc, "status", 500)
+    if status == 408:
+        _log(f"{request.method} {request.url.path}: {exc}; connection closed")
+    response = _error(status, str(exc))
+    if status in (408, 413):
+        response.headers["Connection"] = "close"
+    return response
+
+
+def _gone(request: Request, exc: Exception) -> Response:
+    """A client that went away mid-upload: one line in the log, not a traceback."""
+    _log(f"{request.method} {request.url.path}: the client went away before its request "
+         "was answered")
+    return Response(status_code=400)
+
+
+def _log(message: str) -> None:
+    print(f"lulc-edge: {message}", file=sys.stderr, flush=True)
 
 
 def create_app(engine: Engine, options: ServeOptions) -> Starlette:
@@ -518,8 +552,8 @@ def create_app(engine: Engine, options: ServeOptions) -> Starlette:
     if options.token:
         middleware.append(Middleware(TokenGuard, token=options.token))
     handlers = {
-        ApiError: lambda req, exc: _error(exc.status, str(exc)),
-        TooLarge: lambda req, exc: _too_large(int(options.max_upload_mb * 2**20)),
+        ApiError: _api_error,
+        ClientDisconnect: _gone,
         HTTPException: lambda req, exc: _error(exc.status_code, str(exc.detail)),
         Exception: lambda req, exc: _error(500, f"internal error: {one_line(exc)}"),
     }

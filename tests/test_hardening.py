@@ -26,7 +26,7 @@ from lulc_edge.batch import Job, plan_jobs, run_job
 from lulc_edge.errors import OutputError
 from lulc_edge.journal import journal_path
 from lulc_edge.locking import OutputLock, lock_path
-from lulc_edge.pipeline import default_output
+from lulc_edge.pipeline import check_tiling, default_output
 from lulc_edge.raster import COUNTS_TAG, FINGERPRINT_TAG, partial_path, verify_output
 from lulc_edge.sources import SourceOptions
 from lulc_edge.synthetic import SceneSpec, generate
@@ -181,11 +181,12 @@ def test_output_inside_a_folder_input_and_bad_output_names(tmp_path, make_scene)
 
 
 def test_a_second_run_on_the_same_output_is_refused_naming_the_first(make_scene, tmp_path):
-    src, _, _ = make_scene(640, 640, name="big.tif")
+    src, _, _ = make_scene(1280, 1280, name="big.tif")
     out = tmp_path / "out.tif"
-    first = _start(src, "-o", out, "--tile", "32", "--threads", "1", "-q")
+    cpu = ("--device", "cpu", "--precision", "fp32")  # a slow first run, a second with no tuning
+    first = _start(src, "-o", out, "--tile", "64", "--threads", "1", *cpu, "-q")
     _wait_for_records(journal_path(out), 3, first)
-    second = run_cli("run", src, "-o", out, "--tile", "64", "--overwrite")
+    second = run_cli("run", src, "-o", out, "--tile", "64", "--overwrite", *cpu)
     _one_line_error(second, "out.tif", f"another lulc-edge run is writing this output "
                                        f"(pid {first.pid})")
     assert first.wait(timeout=300) == 0, first.stderr.read()
@@ -284,7 +285,7 @@ def test_duplicate_band_descriptions_are_refused_naming_both(tmp_path):
 
 
 @pytest.mark.parametrize("args, word", [
-    (("--tile", "0"), "--tile"), (("--tile", "-5"), "--tile"),
+    (("--tile", "0"), "--tile"), (("--tile", "-5"), "--tile"), (("--tile", "32"), "64<=x"),
     (("--threads", "0"), "--threads"), (("--threads", "-1"), "--threads"),
     (("--batch", "0"), "--batch"), (("--batch", "-3"), "--batch"),
     (("--workers", "0"), "--workers"), (("--scl-fill", "99"), "--scl-fill"),
@@ -299,9 +300,10 @@ def test_numeric_options_are_range_checked_at_parse_time(make_scene, tmp_path, a
 
 def test_legal_but_bad_values_warn(make_scene, tmp_path):
     src, _, _ = make_scene(64, 64)
-    proc = run_cli("run", src, "--tile", "8", "--threads", "999", "-q")
+    proc = run_cli("run", src, "--threads", "999", "-q")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-    assert "--tile 8" in proc.stderr and "halo" in proc.stderr and "x the pixels" in proc.stderr
+    [halo] = check_tiling(RunOptions(), 8, 1, 24)  # the CLI's range stops at 64; the API warns
+    assert "--tile 8" in halo and "x the pixels" in halo
     assert "--threads 999" in proc.stderr and "CPUs" in proc.stderr
     quiet = run_cli("run", src, "--overwrite", "-q")
     assert "warning" not in quiet.stderr
@@ -384,16 +386,16 @@ def test_not_georeferenced_and_truncated_inputs_say_one_line(tmp_path):
 
 
 def test_ctrl_c_names_the_scene_says_resume_and_exits_130(make_scene, tmp_path):
-    src, _, _ = make_scene(640, 640, name="big.tif")
+    src, _, _ = make_scene(1280, 1280, name="big.tif")
     out = tmp_path / "out.tif"
-    proc = _start(src, "-o", out, "--tile", "32", "--threads", "1", "-q")
+    proc = _start(src, "-o", out, "--tile", "64", "--threads", "1", "-q")
     _wait_for_records(journal_path(out), 3, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "big.tif" in err and "--resume" in err and "Aborted" not in err
     assert "Traceback" not in err and not out.exists()
-    resumed = run_cli("run", src, "-o", out, "--tile", "32", "--threads", "1", "--resume",
+    resumed = run_cli("run", src, "-o", out, "--tile", "64", "--threads", "1", "--resume",
                       "--json", "-q")
     doc = json.loads(resumed.stdout)
     assert 0 < doc["tiles_inferred"] < doc["tiles_total"]
@@ -401,9 +403,9 @@ def test_ctrl_c_names_the_scene_says_resume_and_exits_130(make_scene, tmp_path):
 
 
 def test_ctrl_c_in_a_batch_names_the_scene_and_exits_130(make_scene, tmp_path):
-    scenes = [make_scene(640, 640, seed=i, name=f"s{i}.tif")[0] for i in range(2)]
+    scenes = [make_scene(1280, 1280, seed=i, name=f"s{i}.tif")[0] for i in range(2)]
     maps = tmp_path / "maps"
-    proc = _start(*scenes, "--out-dir", maps, "--tile", "32", "--threads", "1", "-q")
+    proc = _start(*scenes, "--out-dir", maps, "--tile", "64", "--threads", "1", "-q")
     _wait_for_records(journal_path(maps / "s0.lulc.tif"), 3, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

@@ -41,11 +41,12 @@ def free_port() -> int:
 class Server:
     """``lulc-edge serve`` in a subprocess on 127.0.0.1; waits (bounded) until /health answers."""
 
-    def __init__(self, jobs: Path, *args: str, token: str | None = None) -> None:
+    def __init__(self, jobs: Path, *args: str, token: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.jobs = jobs
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         self.log = open(jobs.parent / f"serve-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lulc_edge.cli", "serve", "--port", str(self.port),
@@ -270,7 +271,7 @@ def test_jobs_api(server, reference, tmp_path):
 @pytest.mark.parametrize("body,status,word", [
     ({"path": "sub/scene.tif", "colour": 1}, 400, "unknown option 'colour'"),
     ({"path": "sub/scene.tif", "mode": "fast"}, 400, "option mode"),
-    ({"path": "sub/scene.tif", "tile": "big"}, 400, "option tile: expected int"),
+    ({"path": "sub/scene.tif", "tile": "big"}, 400, "option tile: expected an integer"),
     ({"path": "../outside.tif"}, 403, "outside the data root"),
     ({"path": "link.tif"}, 403, "outside the data root"),        # a symlink out
     ({"path": "linkdir/outside.tif"}, 403, "outside the data root"),
@@ -333,7 +334,8 @@ def slow_scene(tmp_path_factory) -> Path:
 
 def test_limits_token_and_cors(tmp_path, slow_scene):
     s = Server(tmp_path / "jobs", "--max-upload-mb", "1", "--queue", "1", "--token", "s3cret",
-               "--cors", "http://station.local", token="s3cret")
+               "--cors", "http://station.local", "--data-root", str(slow_scene.parent),
+               token="s3cret")
     try:
         # token: everything but /health and the page needs it
         assert httpx.get(s.url + "/jobs").status_code == 401
@@ -365,7 +367,7 @@ def test_limits_token_and_cors(tmp_path, slow_scene):
         # queue full: one job runs, one waits, the next is refused
         small = tmp_path / "small.tif"
         write_scene(small, SceneSpec(width=160, height=160, seed=1))
-        big = s.post("/jobs", files=upload(small), data={"tile": "8"})
+        big = s.post("/jobs", json={"path": slow_scene.name, "tile": 64})
         assert big.status_code == 202, big.text
         s.wait(big.json()["id"], lambda d: d["status"] == "running")
         queued = s.post("/jobs", files=upload(small))

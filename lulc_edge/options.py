@@ -1,0 +1,111 @@
+"""lulc_edge.options: one definition of each run option's type and range.
+
+The CLI turns them into click types (checked when the command line is parsed) and the service
+checks a job's fields with them when the job is submitted, so both refuse the same values with
+the same range in the message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from .pipeline import MODES
+from .sources import RESAMPLINGS, SCL_MAX
+
+#: The smallest core tile: the smallest multiple of the window stride (32) whose halo re-reads
+#: stay under the 4x work of pipeline.HALO_WORK_WARN with the model's 24 px halo
+#: ((64 + 48) / 64) ** 2 = 3.1x; a tile of 4 read and inferred 169x the pixels it mapped and
+#: held the service's one engine for minutes on a small scene.
+TILE_MIN = 64
+
+
+@dataclass(frozen=True)
+class Option:
+    """A run option: its Python name (``--name-with-dashes`` on the CLI), type and range."""
+
+    name: str
+    kind: type
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str, ...] = ()
+
+    def allowed(self) -> str:
+        """The values allowed, in words."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.kind is bool:
+            return "true or false"
+        return f"an integer from {self.low} to {self.high}"
+
+    def parse(self, value: Any) -> Any:
+        """``value`` (JSON or a form field's text) as this option's type; ValueError naming the
+        option and what it allows."""
+        try:
+            out = _convert(self.kind, value)
+        except (TypeError, ValueError):
+            out = None
+        ok = out is not None and (not self.choices or out in self.choices) and \
+            (self.low is None or out >= self.low) and (self.high is None or out <= self.high)
+        if not ok:
+            raise ValueError(f"option {self.name}: expected {self.allowed()}, got {value!r}")
+        return out
+
+    def click_type(self) -> click.ParamType:
+        """The click type that checks the same range on the command line."""
+        if self.choices:
+            return click.Choice(self.choices)
+        return click.IntRange(self.low, self.high)
+
+
+def _convert(kind: type, value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        s = str(value).strip().lower()
+        return {"1": True, "true": True, "yes": True, "on": True,
+                "0": False, "false": False, "no": False, "off": False}.get(s)
+    if kind is int:
+        if isinstance(value, bool) or (isinstance(value, float) and value != int(value)):
+            return None
+        return int(value)
+    return value if isinstance(value, str) else None
+
+
+TILE = Option("tile", int, TILE_MIN, 16384)
+BATCH = Option("batch", int, 1, 4096)
+THREADS = Option("threads", int, 1, 4096)
+WORKERS = Option("workers", int, 1, 1024)
+SCL_FILL = Option("scl_fill", int, 0, SCL_MAX)
+#: BOA offsets seen in Sentinel-2 L2A are 0 and -1000; beyond +-2000 a map is meaningless.
+BOA_OFFSET = Option("boa_offset", int, -2000, 2000)
+MODE = Option("mode", str, choices=MODES)
+RESAMPLING = Option("resampling", str, choices=RESAMPLINGS)
+
+#: The options a service job may carry, by their Python names.
+JOB_OPTIONS: dict[str, Option] = {o.name: o for o in (
+    MODE, TILE, BATCH, Option("confidence", bool), Option("probs", bool), Option("cog", bool),
+    SCL_FILL, BOA_OFFSET, RESAMPLING)}
+
+
+def check_tile_step(tile: int | None, mode: str | None, alignment: int, stride: int) -> None:
+    """A tile the model can plan: a multiple of its alignment (seamless) or of its window
+    stride (window); ValueError naming the step otherwise."""
+    mode = mode or "seamless"
+    step = stride if mode == "window" else alignment
+    if tile is not None and tile % step:
+        raise ValueError(f"option tile: expected a multiple of {step} in {mode} mode, got {tile}")
+
+
+def parse_job_options(fields: dict[str, Any]) -> dict[str, Any]:
+    """A job's options from JSON or form fields, each checked; ValueError names the bad one."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        opt = JOB_OPTIONS.get(key)
+        if opt is None:
+            raise ValueError(f"unknown option {key!r} (known: {', '.join(JOB_OPTIONS)})")
+        if value is not None and value != "":
+            out[key] = opt.parse(value)
+    return out
