@@ -114,6 +114,14 @@ _FRESH_FILTERS = (("default", DeprecationWarning, "__main__"), ("ignore", Deprec
                   ("ignore", ResourceWarning, ""))
 
 
+def _runner() -> CliRunner:
+    """A CliRunner keeping stderr apart from stdout (click >= 8.2 always does; 8.1 is allowed)."""
+    try:
+        return CliRunner(mix_stderr=False)
+    except TypeError:
+        return CliRunner()
+
+
 def run_cli(*args: str | os.PathLike, cwd: Path | None = None) -> CliResult:
     """Run ``lulc-edge`` in this process through click's CliRunner, as a new process would.
 
@@ -139,7 +147,7 @@ def run_cli(*args: str | os.PathLike, cwd: Path | None = None) -> CliResult:
         try:
             if cwd is not None:
                 os.chdir(cwd)
-            res = CliRunner().invoke(cli.main, argv, prog_name="lulc-edge")
+            res = _runner().invoke(cli.main, argv, prog_name="lulc-edge")
         finally:
             os.chdir(old_cwd)
             root.handlers[:] = handlers
