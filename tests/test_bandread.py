@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +16,17 @@ import lulc_edge.bandread as bandread
 from lulc_edge import Engine, EngineOptions, RunOptions, segment_file
 from lulc_edge.sources import SourceOptions, open_source
 
-DATA = Path(os.environ.get("LULC_EDGE_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
-needs_data = pytest.mark.skipif(not (DATA / "MANIFEST.json").is_file(),
-                                reason=f"shared data not found at {DATA}")
+from .conftest import SHARED_DATA, needs_shared, shared_params
+
 UTM = CRS.from_epsg(32633)
 NAMES = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
 RES = {"B01": 60, "B09": 60, "B02": 10, "B03": 10, "B04": 10, "B08": 10}
 
 
-def _folders() -> list[Path]:
-    if not (DATA / "MANIFEST.json").is_file():
-        return []
-    entries = json.loads((DATA / "MANIFEST.json").read_text())
-    out = [DATA / e["path"] for e in entries if (DATA / e["path"]).is_dir()]
-    bigearth = DATA / "bigearthnet-l2a"
+def _folders(data: Path) -> list[Path]:
+    entries = json.loads((data / "MANIFEST.json").read_text())
+    out = [data / e["path"] for e in entries if (data / e["path"]).is_dir()]
+    bigearth = data / "bigearthnet-l2a"
     return [p for p in out if p != bigearth] + (sorted(bigearth.iterdir())
                                                  if bigearth.is_dir() else [])
 
@@ -53,8 +49,7 @@ def _assert_within_one_dn(a: dict, b: dict) -> None:
         assert diff.max() <= 1, (band, int(diff.max()), int((diff > 1).sum()))
 
 
-@needs_data
-@pytest.mark.parametrize("folder", _folders(), ids=lambda p: p.name)
+@pytest.mark.parametrize("folder", shared_params(_folders), ids=lambda p: p.name)
 def test_direct_kernel_matches_the_warper_on_real_data(folder, monkeypatch):
     """Every pixel of every band within 1 DN of the WarpedVRT (bilinear; SCL nearest)."""
     direct, tags = _raw(folder, True, monkeypatch)
@@ -137,10 +132,10 @@ def test_each_strip_is_decoded_once_and_memory_stays_bounded(tmp_path, monkeypat
             assert not s._parts
 
 
-@needs_data
+@needs_shared
 @pytest.mark.parametrize("name", ["l1c-18SVG-20160112-crop", "l2a-29RKH-20200219"])
 def test_class_maps_of_direct_and_warped_reads_agree(tmp_path, name, monkeypatch):
-    folder = DATA / name
+    folder = SHARED_DATA / name
     engine = Engine(options=EngineOptions(device="cpu", threads=2))
     maps = []
     for direct in (True, False):

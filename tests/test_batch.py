@@ -1,4 +1,7 @@
-"""Many scenes: batch runs, idempotence, per-input failures, resume after SIGKILL."""
+"""Many scenes: batch runs, idempotence, per-input failures, resume after SIGKILL.
+
+The CLI runs in this process (CliRunner) except where a process is the point: a kill, worker
+processes, a Dask client."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -16,7 +18,7 @@ import rasterio
 from lulc_edge.journal import journal_path
 from lulc_edge.raster import COMPLETE_TAG, partial_path
 
-from .conftest import run_cli
+from .conftest import run_cli, run_cli_process, start_cli
 
 
 def _read(path):
@@ -72,7 +74,7 @@ def test_globs_and_parallel_workers_give_the_same_maps(three_scenes, tmp_path):
     paths, _ = three_scenes
     a, b = tmp_path / "a", tmp_path / "b"
     assert run_cli("run", str(tmp_path / "s*.tif"), "--out-dir", a, "-q").returncode == 0
-    assert run_cli("run", *paths, "--out-dir", b, "--workers", "2", "-q").returncode == 0
+    assert run_cli_process("run", *paths, "--out-dir", b, "--workers", "2", "-q").returncode == 0
     for p in paths:
         name = f"{p.stem}.lulc.tif"
         assert np.array_equal(_read(a / name), _read(b / name))
@@ -98,11 +100,9 @@ def test_unreachable_scheduler_fails_fast(make_scene, tmp_path):
     pytest.importorskip("distributed")
     src, _, _ = make_scene(64, 64)
     t0 = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "lulc_edge.cli", "run", str(src), "--out-dir", str(tmp_path / "o"),
-         "--scheduler", "tcp://127.0.0.1:9"],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "LULC_EDGE_CONNECT_TIMEOUT": "3"})
+    proc = run_cli_process("run", src, "--out-dir", tmp_path / "o", "--scheduler",
+                           "tcp://127.0.0.1:9", timeout=120,
+                           env={**os.environ, "LULC_EDGE_CONNECT_TIMEOUT": "3"})
     assert proc.returncode != 0 and "scheduler" in proc.stderr and "Traceback" not in proc.stderr
     assert time.monotonic() - t0 < 60
 
@@ -115,9 +115,8 @@ def test_resume_after_sigkill_gives_the_same_map(make_scene, tmp_path):
 
     out = tmp_path / "out.tif"
     journal = journal_path(out)
-    proc = subprocess.Popen([sys.executable, "-m", "lulc_edge.cli", "run", str(src), "-o",
-                             str(out), "--tile", "64", "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_cli("run", src, "-o", out, "--tile", "64", "-q", stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until some tiles have landed, then pull the plug
         if journal.exists() and journal.read_bytes().count(b"LEJ1") >= 10:
@@ -161,8 +160,8 @@ def test_batch_reports_carry_the_thumbnail_for_previews(three_scenes, tmp_path):
     assert doc["done"] == 3 and all("true_colour" not in r for r in doc["results"])
     # worker processes hand the reports (thumbnail included) back: pictures and JSON
     out = tmp_path / "w2"
-    proc = run_cli("run", *paths, "--out-dir", out, "--workers", "2", "--preview", "--json",
-                   "--device", "cpu", "--precision", "fp32")
+    proc = run_cli_process("run", *paths, "--out-dir", out, "--workers", "2", "--preview",
+                           "--json", "--device", "cpu", "--precision", "fp32")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["done"] == 3
     assert all((out / f"{p.stem}.lulc.overlay.png").stat().st_size > 0 for p in paths)

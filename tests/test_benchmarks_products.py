@@ -1,5 +1,6 @@
 """benchmarks/products.py at a tiny size: the four forms hold the same pixels, the run writes the
-documented JSON and Markdown (no timings are asserted: they depend on the machine and its load)."""
+documented JSON and Markdown (no timings are asserted: they depend on the machine and its load).
+The products are built from the real bands of ../shared/data/l2a-29RKH-20200219."""
 
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ from rasterio.windows import Window
 from benchmarks.products import FORMS, NOTES_MARK, build, product_paths
 from lulc_edge.sources import open_source
 
+from .conftest import needs_shared
+
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (258, 246)  # not a multiple of 6: the 60 m grid overhangs the 10 m one, as it may
 
 
 @pytest.mark.slow
+@needs_shared
 def test_products_build_and_benchmark(tmp_path):
     data, out = tmp_path / "data", tmp_path / "results"
     proc = subprocess.run(

@@ -1,7 +1,8 @@
 """Hostile input, one test per class of defect (issue 16): mixed maps, clobbered devices, two
 writers, non-regular inputs, silent bad values, unchecked options, raw messages, durability.
 
-Real files in tmp_path, real subprocesses for kills, locks, FIFOs and signals.
+Real files in tmp_path, real subprocesses for kills, locks, FIFOs, signals and fd-level output;
+the CLI in this process (CliRunner) elsewhere.
 """
 
 from __future__ import annotations
@@ -31,9 +32,8 @@ from lulc_edge.raster import COUNTS_TAG, FINGERPRINT_TAG, partial_path, verify_o
 from lulc_edge.sources import SourceOptions
 from lulc_edge.synthetic import SceneSpec, generate
 
-from .conftest import run_cli, write_stack
+from .conftest import run_cli, run_cli_process, start_cli, write_stack
 
-CLI = [sys.executable, "-m", "lulc_edge.cli"]
 BANDS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "SCL", "B11", "B12"]
 
 
@@ -57,8 +57,7 @@ def _hidden(folder: Path) -> list[str]:
 
 
 def _start(*args) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, "run", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return start_cli("run", *args)
 
 
 def _wait_for_records(journal: Path, n: int, proc: subprocess.Popen) -> None:
@@ -229,10 +228,10 @@ def test_fifo_input_is_refused_at_once(tmp_path):
     fifo = tmp_path / "scene.tif"
     os.mkfifo(fifo)
     t0 = time.monotonic()
-    proc = subprocess.run([*CLI, "run", str(fifo)], capture_output=True, text=True, timeout=60)
+    # processes: opening a FIFO blocks, and a timeout can end a process, not a call
+    proc = run_cli_process("run", fifo, timeout=60)
     _one_line_error(proc, "scene.tif", "not a regular file")
-    batch = subprocess.run([*CLI, "run", str(fifo), "--out-dir", str(tmp_path / "m")],
-                           capture_output=True, text=True, timeout=60)
+    batch = run_cli_process("run", fifo, "--out-dir", tmp_path / "m", timeout=60)
     assert batch.returncode == 1 and "not a regular file" in batch.stderr
     assert time.monotonic() - t0 < 60
 
@@ -342,8 +341,7 @@ def test_a_full_disk_names_the_output_in_one_line(make_scene, tmp_path):
     src, _, _ = make_scene(1024, 1024, name="in.tif")
     out = tmp_path / "out" / "map.tif"
     out.parent.mkdir()
-    proc = subprocess.run([*CLI, "run", str(src), "-o", str(out)], capture_output=True,
-                          text=True, timeout=300, preexec_fn=_limit_file_size)
+    proc = run_cli_process("run", src, "-o", out, timeout=300, preexec_fn=_limit_file_size)
     line = _one_line_error(proc, "map.tif", "cannot write output", "file too large")
     assert "in.tif" not in line and "_tiff" not in proc.stderr
     assert list(out.parent.iterdir()) == []
@@ -357,11 +355,11 @@ def test_a_full_filesystem_when_a_tmpfs_can_be_mounted(make_scene, tmp_path):
                            capture_output=True)
     if mount.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (not root, or no mount permission)")
-    try:
-        proc = run_cli("run", src, "-o", mnt / "map.tif")
+    try:  # processes: libtiff writes to fd 2 itself, which only a process's stderr holds
+        proc = run_cli_process("run", src, "-o", mnt / "map.tif")
         _one_line_error(proc, "map.tif", "no space left on device")
         assert "_tiff" not in proc.stderr and list(mnt.iterdir()) == []
-        verbose = run_cli("run", src, "-o", mnt / "map.tif", "-v")  # -v shows GDAL's words
+        verbose = run_cli_process("run", src, "-o", mnt / "map.tif", "-v")  # GDAL's words
         assert verbose.returncode == 1 and "_tiff" in verbose.stderr
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
@@ -414,15 +412,15 @@ def test_ctrl_c_in_a_batch_names_the_scene_and_exits_130(make_scene, tmp_path):
     assert not (maps / "s0.lulc.tif").exists()
 
 
-def test_url_names_are_kept_and_out_dir_is_made_only_when_used(make_scene, tmp_path):
+def test_url_names_are_kept_and_out_dir_is_made_only_when_used(make_scene, tmp_path,
+                                                              monkeypatch):
     url = "https://example.invalid/tiles/S2B_X.tif"
     assert default_output(url) == Path("S2B_X.lulc.tif")
     assert plan_jobs([url], str(tmp_path / "m"))[0].output == str(tmp_path / "m" /
                                                                   "S2B_X.lulc.tif")
-    proc = subprocess.run([*CLI, "run", url, "-o", str(tmp_path / "u.tif")], capture_output=True,
-                          text=True, timeout=120,
-                          env={**os.environ, "GDAL_HTTP_TIMEOUT": "5", "GDAL_HTTP_MAX_RETRY": "0"})
-    _one_line_error(proc, url)
+    monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "5")
+    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
+    _one_line_error(run_cli("run", url, "-o", tmp_path / "u.tif"), url)
     src, _, _ = make_scene(32, 32)
     d = tmp_path / "D"
     _one_line_error(run_cli("run", src, "-o", tmp_path / "x.tif", "--out-dir", d), "--out-dir")

@@ -10,17 +10,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from .conftest import SHARED_DATA, run_cli
+from .conftest import SHARED_DATA, needs_shared, run_cli, shared_manifest
 from .test_sources import make_safe, zip_dir
 
-pytestmark = pytest.mark.skipif(not (SHARED_DATA / "MANIFEST.json").exists(),
-                                reason=f"shared data not found at {SHARED_DATA}")
-
-
-def _manifest() -> list[dict]:
-    if not (SHARED_DATA / "MANIFEST.json").exists():
-        return []
-    return json.loads((SHARED_DATA / "MANIFEST.json").read_text())
+pytestmark = needs_shared
 
 
 def _needs_fill(entry: dict) -> bool:
@@ -33,7 +26,7 @@ def _run_ok(src, out, *extra):
     return json.loads(proc.stdout)
 
 
-@pytest.mark.parametrize("entry", _manifest(), ids=lambda e: e["path"].strip("/"))
+@pytest.mark.parametrize("entry", shared_manifest(), ids=lambda e: e["path"].strip("/"))
 def test_each_manifest_entry_maps(entry, tmp_path):
     src = SHARED_DATA / entry["path"]
     out = tmp_path / "map.tif"

@@ -327,12 +327,13 @@ def test_concurrent_predicts_are_correct_and_memory_stays_flat(server, reference
 
 @pytest.fixture(scope="module")
 def slow_scene(tmp_path_factory) -> Path:
+    """64 tiles of 64 px: a job long enough to be killed part-way."""
     path = tmp_path_factory.mktemp("slow") / "slow.tif"
-    write_scene(path, SceneSpec(width=768, height=768, seed=3))
+    write_scene(path, SceneSpec(width=512, height=512, seed=3))
     return path
 
 
-def test_limits_token_and_cors(tmp_path, slow_scene):
+def test_limits_token_and_cors(tmp_path):
     s = Server(tmp_path / "jobs", "--max-upload-mb", "1", "--queue", "1", "--token", "s3cret",
                "--cors", "http://station.local", "--data-root", str(slow_scene.parent),
                token="s3cret")
@@ -409,7 +410,7 @@ def test_restart_mid_job_resumes_from_the_journal(tmp_path, slow_scene, engine):
     finally:
         s.stop()
     assert doc["status"] == "done", doc
-    assert 0 < doc["tiles_inferred"] < doc["tiles_total"] == 144
+    assert 0 < doc["tiles_inferred"] < doc["tiles_total"] == 64
     ref = tmp_path / "ref.tif"
     segment_file(slow_scene, ref, engine=engine,
                  options=RunOptions(tile=64, confidence=True, progress=False))

@@ -26,13 +26,10 @@ from lulc_edge.sources import (
     open_source,
 )
 
+from .conftest import SHARED_DATA, needs_shared, shared_manifest
+
 pytestmark = pytest.mark.filterwarnings("error::lulc_edge.errors.LulcEdgeWarning")
 
-DATA = Path(os.environ.get("LULC_EDGE_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
-needs_data = pytest.mark.skipif(
-    not (DATA / "MANIFEST.json").is_file(),
-    reason=f"shared data not found at {DATA} (set LULC_EDGE_SHARED_DATA)",
-)
 UTM = CRS.from_epsg(32633)
 FILL = SourceOptions(scl_fill=4)
 REFL = [b for b in DEFAULT_BANDS if b != "SCL"]
@@ -474,9 +471,9 @@ def zip_dir(folder: Path, dest: Path) -> Path:
     return dest
 
 
-@needs_data
+@needs_shared
 def test_safe_and_zip_apply_boa_offset(tmp_path):
-    src_dir = DATA / "l2a-29RKH-20200219"
+    src_dir = SHARED_DATA / "l2a-29RKH-20200219"
     safe = make_safe(tmp_path, src_dir)
     win = Window(500, 400, 64, 48)
     with open_source(src_dir) as plain:
@@ -496,21 +493,21 @@ def test_safe_and_zip_apply_boa_offset(tmp_path):
     assert tags["INPUT_KIND"] == "zip"
 
 
-@needs_data
+@needs_shared
 def test_safe_baseline_from_name_without_mtd(tmp_path):
-    safe = make_safe(tmp_path, DATA / "l2a-29RKH-20200219", mtd=None)
+    safe = make_safe(tmp_path, SHARED_DATA / "l2a-29RKH-20200219", mtd=None)
     with open_source(safe, options=SourceOptions()) as src:
         assert src.tags()["BOA_OFFSET"] == "-1000"
     with open_source(safe, options=SourceOptions(boa_offset=0)) as src:
         assert src.tags()["BOA_OFFSET"] == "0"
 
 
-@needs_data
+@needs_shared
 def test_safe_l1c_layout(tmp_path):
     safe = tmp_path / "S2A_MSIL1C_20170729T153601_N0205_R111_T19UDP_20170729T153557.SAFE"
     img = safe / "GRANULE" / "L1C_T19UDP_A011011_20170729T153557" / "IMG_DATA"
     img.mkdir(parents=True)
-    for f in (DATA / "l1c-19UDP-20170729").glob("*.jp2"):
+    for f in (SHARED_DATA / "l1c-19UDP-20170729").glob("*.jp2"):
         shutil.copy(f, img / f"T19UDP_20170729T153601_{f.name}")
     with pytest.raises(MissingSCLError, match=r"\(L1C\): no SCL band file"):
         open_source(safe)
@@ -547,16 +544,9 @@ def test_read_from_another_thread(tmp_path):
 
 # --------------------------------------------------------------------------- shared real data
 
-def _manifest() -> list[dict]:
-    if not (DATA / "MANIFEST.json").is_file():
-        return []
-    return json.loads((DATA / "MANIFEST.json").read_text())
-
-
-@needs_data
-@pytest.mark.parametrize("entry", _manifest(), ids=lambda e: e["path"].rstrip("/"))
+@pytest.mark.parametrize("entry", shared_manifest(), ids=lambda e: e["path"].rstrip("/"))
 def test_manifest_entry_reads(entry):
-    path = DATA / entry["path"]
+    path = SHARED_DATA / entry["path"]
     real_scl = entry["scl"].startswith("real")
     if not real_scl:
         with pytest.raises(MissingSCLError):
@@ -583,10 +573,11 @@ def test_manifest_entry_reads(entry):
         assert tags["BOA_OFFSET"] == "0"
 
 
-@needs_data
+@needs_shared
 def test_18svg_folder_matches_stack():
     """The folder, bilinear on the fly, equals the reference stack (the class-map premise)."""
-    folder, stack = DATA / "l1c-18SVG-20160112-crop", DATA / "l1c-18SVG-20160112-crop.tif"
+    folder = SHARED_DATA / "l1c-18SVG-20160112-crop"
+    stack = folder.with_suffix(".tif")
     with open_source(folder, options=FILL) as f, open_source(stack, options=FILL) as s:
         assert (f.width, f.height, f.transform, f.crs) == (s.width, s.height, s.transform, s.crs)
         for win in (Window(0, 0, 384, 384), Window(300, 420, 468, 348), Window(-16, 700, 96, 96)):
