@@ -65,6 +65,8 @@ class Candidate:
     #: lowest stored agreement on synthetic scenes and on real scenes (None: not stored)
     synthetic: float | None = None
     real: float | None = None
+    #: excluded by the accuracy budget alone (it could run)
+    over_budget: bool = False
 
     @property
     def key(self) -> str:
@@ -311,7 +313,7 @@ def candidates(device: str, precision: str, options: Any, accuracy: Any,
             if precision == "auto":  # an explicit precision is the user's call, not the budget's
                 c.note = budget_note(syn, real, min_agreement)
                 if c.note:
-                    c.status = "excluded"
+                    c.status, c.over_budget = "excluded", True
             out.append(c)
     return out
 
@@ -339,6 +341,13 @@ def select(device: str, precision: str, options: Any, threads: int, model_sha256
     min_agreement = options.min_agreement
     cands = candidates(device, precision, options, accuracy, min_agreement, unavailable)
     pool = [c for c in cands if c.status == "candidate"]
+    if not pool and precision == "auto":  # a model file that runs one precision only (int8)
+        pool = [c for c in cands if c.over_budget]
+        for c in pool:
+            c.status = "candidate"
+            warnings.warn(f"auto: {c.key} is outside the accuracy budget ({c.note}) but is the "
+                          "only precision this model file runs; it is used as given",
+                          LulcEdgeWarning, stacklevel=3)
     key = cache_key(model_sha256, threads, options)
     path = default_cache_dir() / CACHE_FILE
     sel = Selection(cands, None, False, str(path), min_agreement, key)
