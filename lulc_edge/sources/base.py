@@ -130,10 +130,21 @@ class Source:
         e.g. for a true-colour picture read straight from the files."""
         raise NotImplementedError
 
+    def _setup(self) -> None:
+        """Open what the source reads, set the grid and radiometry, then ``_settle``."""
+
     def close(self) -> None:
         """Release the open datasets."""
 
     # -- shared --------------------------------------------------------------------------------
+    def _start(self) -> None:
+        """``_setup``, closing what it opened when it fails."""
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+
     def fingerprint(self) -> dict[str, list[int]]:
         """What tells this input's content apart from a changed one (a resume, a batch's skip
         check): size, mtime and inode of its local files (``journal`` format)."""

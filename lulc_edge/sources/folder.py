@@ -31,8 +31,8 @@ class BandFolderSource(Source):
 
     The output grid is the finest band's grid (10 m for Sentinel-2). Each band file is decoded
     once, in block-aligned strips on a thread pool, and other bands are resampled on the fly
-    onto that grid (:mod:`lulc_edge.bandread`): each output pixel centre maps through the bands'
-    geotransforms, so 20/60 m grids offset from the 10 m grid land right.
+    onto that grid (:mod:`.strips`, :mod:`.resample`): each output pixel centre maps through
+    the bands' geotransforms, so 20/60 m grids offset from the 10 m grid land right.
     Reflectance bands use ``options.resampling`` (bilinear by default: smooth, unbiased, the
     same as the reference stacks); SCL always uses nearest because it is categorical: averaging
     class 4 (vegetation) and class 6 (water) would invent class 5 (not vegetated).
@@ -43,11 +43,7 @@ class BandFolderSource(Source):
         super().__init__(path, band_names, options)
         self._found = find_band_files(path)
         self._datasets: list = []
-        try:
-            self._setup()
-        except BaseException:
-            self.close()
-            raise
+        self._start()
 
     def _setup(self) -> None:
         found, files = self._found, self._found.files

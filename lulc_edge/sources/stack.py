@@ -99,11 +99,7 @@ class StackSource(Source):
         self._src = open_raster(path, self.path)
         self._strips: StripReader | None = None
         self._pool: ThreadPoolExecutor | None = None
-        try:
-            self._setup()
-        except BaseException:
-            self.close()
-            raise
+        self._start()
 
     def _setup(self) -> None:
         src = self._src

@@ -1,4 +1,4 @@
-"""lulc_edge.bandread: one band file read on an output grid, each of its blocks decoded once.
+"""Band files read in full-width strips, each of their blocks decoded once.
 
 A Sentinel-2 product stores each band in its own file at 10, 20 or 60 m, JPEG 2000 tiled in
 1024 px blocks (per-band COGs: DEFLATE, 1024 px blocks). Reading tile windows straight from
