@@ -141,7 +141,7 @@ def jp2_name(band: str) -> str:
 
 
 def mtd_xml() -> str:
-    """A minimal MTD_MSIL2A.xml: what lulc_edge.products.parse_mtd_xml reads, in ESA's layout."""
+    """A minimal MTD_MSIL2A.xml: what sources.metadata.parse_mtd_xml reads, in ESA's layout."""
     offsets = "\n".join(f'          <BOA_ADD_OFFSET band_id="{i}">-{OFFSET}</BOA_ADD_OFFSET>'
                         for i in range(13))
     return f"""<?xml version="1.0" encoding="UTF-8"?>

@@ -22,7 +22,7 @@ from .journal import fingerprint, fingerprint_digest
 from .pipeline import RunOptions, default_output, segment_file, shaping_options
 from .progress import Progress
 from .raster import qml_path, verify_output, write_qml
-from .sources import SourceOptions
+from .sources import SourceOptions, is_remote
 
 #: Environment variable naming a Dask scheduler, as ``--scheduler`` does.
 SCHEDULER_ENV = "LULC_EDGE_SCHEDULER"
@@ -60,7 +60,8 @@ class JobReport:
 
 
 def expand_inputs(items: Iterable[str], from_list: str | None = None) -> list[str]:
-    """Inputs from arguments (files, folders, products, globs) and an optional list file."""
+    """Inputs from arguments (files, folders, products, local globs, URLs) and an optional list
+    file."""
     raw = list(items)
     if from_list is not None:
         try:
@@ -70,7 +71,7 @@ def expand_inputs(items: Iterable[str], from_list: str | None = None) -> list[st
         raw += [item for item in map(_list_item, text.splitlines()) if item]
     out: list[str] = []
     for item in raw:
-        if glob.has_magic(item):
+        if glob.has_magic(item) and not is_remote(item):  # a URL's ``?`` starts its query
             hits = sorted(glob.glob(item))
             if not hits:
                 raise InputError(f"{item}: pattern matches no file")

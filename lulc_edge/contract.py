@@ -49,7 +49,6 @@ class Contract:
     window_size: int
     window_stride: int
     precision: str
-    boa_offset: int
     metadata: dict[str, Any] = field(repr=False)
 
     @property
@@ -132,7 +131,6 @@ def contract_from_session(session: ort.InferenceSession, path: str, sha256: str)
             window_size=int(window["size"]),
             window_stride=int(window["stride"]),
             precision=str(meta.get("precision", "fp32")),
-            boa_offset=int(inp.get("boa_offset", 0)),
             metadata=meta,
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
-from rasterio.errors import RasterioError
 
 from .raster import fsync_dir, partial_path
+from .sources.fingerprint import file_fingerprint as fingerprint  # noqa: F401 - until Source.fingerprint
+from .sources.fingerprint import input_files  # noqa: F401
 
 MAGIC = b"LEJ1"
 _HEAD = struct.Struct("<4sIII")  # magic, tile index, payload length, crc32
@@ -24,35 +24,6 @@ _HEAD = struct.Struct("<4sIII")  # magic, tile index, payload length, crc32
 def journal_path(final: Path) -> Path:
     """Journal file beside the output's temporary file."""
     return partial_path(final, ".journal")
-
-
-def input_files(src: str) -> list[str]:
-    """The local files a source made from ``src`` can read: every file of a folder (.SAFE), the
-    .zip itself, or a raster's GDAL file list (a VRT's band files too). Empty for URLs and
-    ``/vsi`` paths, which cannot be checked here."""
-    if os.path.isdir(src):
-        return sorted(os.path.join(d, f) for d, _, names in os.walk(src) for f in names)
-    if not os.path.isfile(src):
-        return []
-    try:
-        with rasterio.open(src) as ds:
-            listed = [f for f in ds.files if not f.startswith("/vsi") and os.path.isfile(f)]
-    except (RasterioError, OSError):
-        listed = []  # a zip, or not a raster (the source refuses it)
-    return sorted({os.path.abspath(src), *map(os.path.abspath, listed)})
-
-
-def fingerprint(src: str) -> dict[str, list[int]]:
-    """Size, mtime (ns) and inode of every file of ``input_files(src)``, by absolute path: what
-    a resume and the batch's completeness check compare to know the input is the same one."""
-    out: dict[str, list[int]] = {}
-    for f in input_files(src):
-        try:
-            st = os.stat(f)
-        except OSError:
-            continue
-        out[os.path.abspath(f)] = [st.st_size, st.st_mtime_ns, st.st_ino]
-    return out
 
 
 def fingerprint_digest(fp: dict[str, list[int]]) -> str:

@@ -20,7 +20,6 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from . import bandread
 from .areas import AreaSum
 from .engine import CUDA_BATCH, CUDA_TILE, Engine, default_threads
 from .errors import InputError, LulcEdgeError, OutputError
@@ -46,6 +45,7 @@ from .sources import (
     open_source,
     reads_band_files,
 )
+from .sources import strips as bandread
 from .stitch import TileResult, infer_seamless, infer_windows
 from .thumbnail import TrueColour
 from .tiling import Tile, batches, plan_seamless, plan_windows

@@ -8,7 +8,6 @@ only the class counts are exact, summed block by block. Needs Pillow (the ``serv
 from __future__ import annotations
 
 import io
-import json
 import os
 import warnings
 from dataclasses import dataclass, replace
@@ -21,7 +20,6 @@ from rasterio.windows import Window
 
 from .contract import ClassInfo
 from .errors import InputError, LulcEdgeError, OutputError, one_line
-from .products import find_band_files
 from .raster import band_counts, confidence_path, write_atomic, write_qml
 from .sources import SourceOptions, is_remote, open_source
 from .thumbnail import DEFAULT_SIZE, RGB_BANDS, out_shape, sample_index
@@ -121,16 +119,12 @@ def read_confidence(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _rgb_locations(scene: str) -> list[tuple[str, int]]:
-    """(raster, band index) of B4, B3, B2, found by the project's source reader."""
+    """(raster, band index) of B4, B3, B2, as the scene's source says where they live."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no SCL etc.: irrelevant to a true-colour picture
         with open_source(scene, options=SourceOptions(scl_fill=0)) as src:
-            tags = src.tags()
-    used = json.loads(tags.get("BAND_SOURCES", "{}"))
-    if tags.get("INPUT_KIND") == "stack":
-        return [(scene, int(used[b].rsplit(":", 1)[1])) for b in RGB_BANDS]
-    files = find_band_files(scene).files
-    return [(files[b], 1) for b in RGB_BANDS]
+            where = src.band_locations()
+    return [where[b] for b in RGB_BANDS]
 
 
 def read_true_colour(scene: str | os.PathLike, shape: tuple[int, int],

@@ -1,10 +1,10 @@
 """lulc_edge.scenes: the scenes under a folder that ``run`` (and the service) can map.
 
 The service's page lists them for its "scene on the server" picker. Each candidate is judged by
-the readers themselves, cheaply (headers and file lists, no pixels): a stack whose bands
-``map_stack_bands`` finds, or a per-band folder, .SAFE folder or .zip product whose band files
-``find_band_files`` finds with none of the model's bands missing. Single band files are not
-scenes; a folder that is a scene is listed once, not its files.
+its opener (``lulc_edge.sources.scene_of``), cheaply (headers and file lists, no pixels): a
+stack whose bands ``map_stack_bands`` finds, or a per-band folder, .SAFE folder or .zip product
+whose band files ``find_band_files`` finds with none of the model's bands missing. Single band
+files are not scenes; a folder that is a scene is listed once, not its files.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import rasterio
 from rasterio.errors import RasterioError
 
 from .errors import InputError
-from .products import find_band_files, is_band_file, missing_bands
-from .sources import map_stack_bands, reads_band_files
+from .sources import scene_of
+from .sources.safe import is_band_file
 
 #: File names that may hold a scene (a stack, or a zipped product).
 SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".zip")
@@ -39,16 +38,8 @@ class Scene:
 
 def scene_kind(path: str | os.PathLike, band_names: Sequence[str]) -> tuple[str, bool] | None:
     """(kind, has SCL) when ``path`` holds every band of ``band_names`` but SCL, else None."""
-    p = os.fspath(path)
     try:
-        if reads_band_files(p):
-            found = find_band_files(p)
-            if missing_bands(found.files, band_names):
-                return None
-            return found.kind, "SCL" in found.files
-        with rasterio.open(p) as ds:
-            index, _ = map_stack_bands(ds, band_names)
-        return "stack", "SCL" in index
+        return scene_of(path, band_names)
     except (InputError, RasterioError, OSError, ValueError):
         return None
 

@@ -12,7 +12,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-import lulc_edge.bandread as bandread
+import lulc_edge.sources.strips as bandread
 from lulc_edge import Engine, EngineOptions, RunOptions, segment_file
 from lulc_edge.sources import SourceOptions, open_source
 
@@ -185,7 +185,7 @@ def test_a_stack_is_read_in_strips_each_decoded_once(tmp_path, monkeypatch):
 
 
 def test_a_stack_too_wide_for_strips_reads_windows(tmp_path, monkeypatch):
-    import lulc_edge.sources as sources
+    import lulc_edge.sources.stack as sources
 
     monkeypatch.setattr(sources, "STACK_STRIP_BYTES", 1000)
     _stack(tmp_path / "s.tif", 64, 64, 16)

@@ -1,4 +1,4 @@
-"""Tests of lulc_edge.sources and lulc_edge.products: files made in tmp_path, ../shared/data."""
+"""Tests of lulc_edge.sources (stacks, band folders, products): files in tmp_path, shared data."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from lulc_edge.errors import InputError, MissingSCLError
-from lulc_edge.products import find_band_files, normalize_band, parse_mtd_xml, resolve_offset
 from lulc_edge.sources import (
     DEFAULT_BANDS,
     BandFolderSource,
@@ -25,6 +24,8 @@ from lulc_edge.sources import (
     StackSource,
     open_source,
 )
+from lulc_edge.sources.metadata import normalize_band, parse_mtd_xml, resolve_offset
+from lulc_edge.sources.safe import find_band_files
 
 from .conftest import SHARED_DATA, needs_shared, shared_manifest
 
@@ -97,7 +98,7 @@ def test_normalize_band():
 
 
 def test_resolve_offset_rules():
-    from lulc_edge.products import ProductMetadata as M
+    from lulc_edge.sources.metadata import ProductMetadata as M
 
     assert resolve_offset(M(), None)[0] == 0
     assert resolve_offset(M(file="x/item.json", baseline="04.00"), None)[0] == -1000
