@@ -44,6 +44,8 @@ DEFAULT_BUFFER = 10
 CLOUD_VALUE = 254
 #: How the class map describes masked pixels (colour table, category names, statistics).
 CLOUD_CLASS = ClassInfo(CLOUD_VALUE, "Cloud", "#ffffff")
+#: Tag of a class map saying how clouds were masked (``describe``).
+CLOUD_MASK_TAG = "LULC_EDGE_CLOUD_MASK"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,18 @@ class CloudMask:
     def scl_classes(self) -> tuple[int, ...]:
         """The SCL classes masked."""
         return CLOUD_SCL + (SNOW_SCL if self.snow else ())
+
+
+def describe(mask: CloudMask, has_scl: bool = True) -> str:
+    """How clouds were masked, in words, for the map's CLOUD_MASK_TAG and the run's summary;
+    an input without a real SCL (L1C with ``--scl-fill``) is said to be unmasked."""
+    if not mask.enabled:
+        return "none (--no-cloud-mask)"
+    if not has_scl:
+        return "none: the input has no SCL (filled with --scl-fill), clouds are not masked"
+    shape = "disc" if mask.disc else "square"
+    codes = ",".join(str(v) for v in mask.scl_classes)
+    return f"SCL {codes} as Cloud ({CLOUD_VALUE}), dilated {mask.buffer_px} px ({shape})"
 
 
 def needed_halo(mask: CloudMask) -> int:
@@ -122,6 +136,18 @@ def cloud_mask(scl: np.ndarray, mask: CloudMask, valid: np.ndarray) -> np.ndarra
         return np.zeros(valid.shape, bool)
     seeds = np.isin(scl, mask.scl_classes) & valid
     return dilate(seeds, mask.buffer_px, mask.disc) & valid
+
+
+def block_cloud_mask(block: np.ndarray, scl_index: int, mask: CloudMask,
+                     core: tuple[slice, slice]) -> np.ndarray:
+    """The cloud mask of a tile's core from its read block (bands, h, w) in the model's band
+    order (``core``: the core's slices in the block, ``Tile.core_in_read``). Exact when the
+    block reaches ``needed_halo(mask)`` beyond the core on every side inside the grid; both
+    modes' blocks do for buffers up to the model's halo (seamless: the halo, 24 px for the
+    bundled model; window: window - stride, 32 px)."""
+    refl = np.delete(block, scl_index, axis=0)
+    valid = np.any(refl != 0, axis=0)
+    return cloud_mask(block[scl_index], mask, valid)[core]
 
 
 def apply_cloud_mask(classes: np.ndarray, masked: np.ndarray, cloud_value: int = CLOUD_VALUE,
