@@ -17,6 +17,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,16 @@ from rasterio.windows import Window
 from .areas import AreaSum
 from .contract import ClassInfo
 from .errors import InputError, OutputError
-from .raster import BLOCK, COMPLETE_TAG, fsync_dir, fsync_file, partial_path, write_cause
+from .raster import (
+    BLOCK,
+    COMPLETE_TAG,
+    fsync_dir,
+    fsync_file,
+    pam_xml,
+    partial_path,
+    write_atomic,
+    write_cause,
+)
 from .zonal import map_classes, open_map, row_blocks
 
 #: Change code of no comparison (nodata or Cloud in either map).
@@ -38,6 +48,8 @@ MAX_CLASSES = 15
 UNCHANGED_COLOR = "#c8c8c8"
 #: Colour of the transitions a picture's legend has no room for.
 OTHER_COLOR = "#808080"
+#: The change map's nodata, named.
+NOT_COMPARED = ClassInfo(NODATA, "Not compared", "#000000")
 #: Tags naming the two maps of a change map.
 FROM_TAG, TO_TAG = "LULC_EDGE_CHANGE_FROM", "LULC_EDGE_CHANGE_TO"
 
@@ -175,7 +187,7 @@ def _write(out: Path, a: Any, b: Any, names: tuple[str, ...], tags: dict[str, st
                 dst.write(block, 1, window=win)
                 areas.add(block, row0)
             dst.update_tags(**{f"CLASS_{c.value}": c.name for c in legend},
-                            **{f"CLASS_{NODATA}": "Not compared"}, **tags)
+                            **{f"CLASS_{NODATA}": NOT_COMPARED.name}, **tags)
             dst.update_tags(**{COMPLETE_TAG: "1"})
         fsync_file(tmp)
         os.replace(tmp, out)
@@ -183,6 +195,10 @@ def _write(out: Path, a: Any, b: Any, names: tuple[str, ...], tags: dict[str, st
         tmp.unlink(missing_ok=True)
         raise OutputError(f"{out}: cannot write output ({write_cause(exc)})") from None
     fsync_dir(out.parent)
+    # GDAL's category names and attribute table (QGIS lists the codes by name); pam_xml reads
+    # only a contract's classes and nodata
+    pam = SimpleNamespace(classes=tuple(legend), nodata=NOT_COMPARED)
+    write_atomic(out.with_name(out.name + ".aux.xml"), pam_xml(pam))  # type: ignore[arg-type]
     return areas
 
 
@@ -216,7 +232,6 @@ def change_picture(change_path: str | os.PathLike, png_path: str | os.PathLike,
     from dataclasses import replace
 
     from .preview import MIN_SIZE, _legend, _pil, colour_lut, enlarge, png_bytes, read_map
-    from .raster import write_atomic
 
     Image, _, _ = _pil()
     view, _ = enlarge(read_map(change_path, size), None, MIN_SIZE)

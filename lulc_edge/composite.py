@@ -2,7 +2,8 @@
 
 A composite runs tile by tile over the target grid: one :class:`Accumulator` per tile takes
 each date's probabilities for that tile (after the cloud mask, :mod:`lulc_edge.clouds`), so
-memory is one tile's accumulators (K + 2 arrays of the tile) whatever the number of dates.
+memory is one tile's accumulators (K float64 sums, K vote counts for ``mode``, two uint16
+counts) whatever the number of dates.
 
 Rules, over the observations valid at a pixel (the date has data there and it is not masked):
 

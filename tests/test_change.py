@@ -69,6 +69,8 @@ def test_change_is_the_labels_own_transitions(pair, tmp_path: Path) -> None:
     assert cmap[17][:3] == COLOURS[2]  # Crop's colour: what the pixel became
     assert cmap[18][:3] == cmap[0][:3] == (200, 200, 200)  # unchanged: grey
     assert not list(tmp_path.glob(".*partial*"))
+    pam = (tmp_path / "change.tif.aux.xml").read_text()
+    assert "<Category>Forest -&gt; Crop</Category>" in pam and "Not compared" in pam
 
 
 def test_hectares_on_a_geographic_grid_come_from_each_rows_area(tmp_path: Path) -> None:
@@ -82,6 +84,16 @@ def test_hectares_on_a_geographic_grid_come_from_each_rows_area(tmp_path: Path) 
     want = np.zeros((K, K))
     np.add.at(want, (a, b), np.repeat(rows, 50).reshape(60, 50) / 10_000)
     np.testing.assert_allclose(res.hectares, want, rtol=1e-9)
+
+
+def test_a_map_without_crs_has_pixels_but_no_hectares(tmp_path: Path) -> None:
+    labels = np.arange(16, dtype=np.uint8).reshape(4, 4) % K
+    a = write_map(tmp_path / "a.tif", labels, crs=None)
+    res = change(a, write_map(tmp_path / "b.tif", labels[::-1].copy(), crs=None),
+                 tmp_path / "c.tif")
+    assert res.pixels.sum() == 16 and res.hectares is None and "no CRS" in res.no_area
+    assert res.as_dict()["matrix"]["hectares"] is None
+    assert all(r["hectares"] == "" for r in csv.DictReader(io.StringIO(res.to_csv())))
 
 
 def test_json_and_csv_hold_the_matrix(pair, tmp_path: Path) -> None:
