@@ -104,6 +104,23 @@ def test_identical_dates_give_the_single_date_argmax(rule: str) -> None:
     assert (res.n_valid == 3).all()
 
 
+@pytest.mark.parametrize("rule", ["mean", "mode"])
+def test_memory_is_one_tiles_accumulators_whatever_the_dates(rule: str) -> None:
+    k, shape = 5, (64, 48)
+    acc = Accumulator(k, shape, rule=rule)
+
+    def held() -> int:
+        return sum(v.nbytes for v in vars(acc).values() if isinstance(v, np.ndarray))
+
+    start = held()
+    assert start == k * 64 * 48 * (8 + 2 * (rule == "mode")) + 2 * 64 * 48 * 2
+    probs, valid = random_dates(1, k, shape)
+    for _ in range(40):
+        acc.add(probs[0], valid[0])
+    assert held() == start
+    assert (acc.result().n_valid == 40 * valid[0]).all()
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="rule"):
         Accumulator(3, (4, 4), rule="median")
