@@ -66,10 +66,10 @@ class Accumulator:
         valid = np.asarray(valid, bool)
         self.n_total += True if observed is None else np.asarray(observed, bool) | valid
         self.n_valid += valid
-        p = np.where(valid, probs, 0).astype(np.float64)
-        self.sums += p
+        seen = np.where(valid, probs, np.float32(0))
+        self.sums += seen
         if self.votes is not None:
-            top = np.argmax(np.where(valid, probs, 0), axis=0)
+            top = np.argmax(seen, axis=0)
             for c in range(self.k):
                 self.votes[c] += valid & (top == c)
 
