@@ -11,9 +11,10 @@ everywhere and no cloud information.
 Tiles: the dilation of a pixel looks ``buffer_px`` pixels away, so the mask of a tile's core
 is exact when computed on a block reaching at least ``buffer_px`` beyond the core on every side
 (the grid's own edges need nothing: beyond them there is no cloud). The seamless mode reads each
-tile with the model's halo (24 px for the bundled model): with ``buffer_px <= halo`` the mask
-is computed on the block already read and cropped to the core, with no extra read; a larger
-buffer needs the SCL band read with a halo of ``buffer_px`` (:func:`needed_halo`).
+tile with the model's halo (24 px for the bundled model), the window mode with window - stride
+(32 px): with ``buffer_px`` within that, the mask is computed on the block already read and
+cropped to the core (:func:`block_cloud_mask`), with no extra read; a larger buffer needs the
+SCL band read with a halo of ``buffer_px`` (:func:`needed_halo`).
 Dilation is pure numpy (scipy is not a core dependency).
 """
 
@@ -30,12 +31,13 @@ from .contract import ClassInfo
 CLOUD_SCL: tuple[int, ...] = (0, 1, 3, 8, 9, 10)
 #: SCL class snow/ice, masked on request (CloudMask.snow).
 SNOW_SCL: tuple[int, ...] = (11,)
-#: Default dilation radius, px. SCL is computed at 20 m and its cloud and shadow edges fall
-#: short by a few 20 m pixels; WorldCereal's inference dilates by 21 px at 10 m (210 m), which
-#: also throws away clear ground around every small cumulus. 10 px (100 m at 10 m, five SCL
-#: pixels) covers the soft edges the SCL misses at half that loss, and stays within the
-#: bundled model's 24 px halo, so an edge device computes the mask on the block it has already
-#: read (no extra I/O) and a disc of radius 10 costs 21 row passes of a boolean tile.
+#: Default dilation radius, px. SCL is classified at 20 m and misses the thin, soft edges of
+#: clouds and shadows; WorldCereal's inference dilates by 21 px at 10 m (210 m), which also
+#: throws away a wide ring of clear ground around every small cumulus. 10 px (100 m at 10 m,
+#: five 20 m SCL pixels) covers those edges with less than half that radius, and stays within
+#: both modes' context (seamless: the bundled model's 24 px halo; window: window - stride,
+#: 32 px), so an edge device computes the mask on the block it has already read (no extra
+#: I/O); a disc of radius 10 costs 21 row passes over a boolean tile.
 DEFAULT_BUFFER = 10
 #: Output value of masked pixels in class maps: next to nodata (255), outside any model's
 #: classes (0..K-1), so it means the same for every model, and the change matrix, zonal
