@@ -20,7 +20,7 @@ from typing import Any
 
 from .devices import cpu_info, default_cache_dir, versions
 from .engine_options import EngineOptions
-from .errors import LulcEdgeWarning, OutputError
+from .errors import BackendError, LulcEdgeWarning, OutputError
 from .locking import OutputLock
 
 CACHE_VERSION = 2  # 2: timings with the blocks a run keeps in flight (OpenVINO streams)
@@ -38,8 +38,16 @@ def cache_path() -> Path:
 
 
 def lock_wait() -> float:
-    """``$LULC_EDGE_AUTO_LOCK_WAIT`` seconds (read at each call), else ``DEFAULT_LOCK_WAIT``."""
-    return float(os.environ.get("LULC_EDGE_AUTO_LOCK_WAIT", DEFAULT_LOCK_WAIT))
+    """``$LULC_EDGE_AUTO_LOCK_WAIT`` seconds (read at each call), else ``DEFAULT_LOCK_WAIT``;
+    BackendError when it is not a number of seconds."""
+    text = os.environ.get("LULC_EDGE_AUTO_LOCK_WAIT", "")
+    try:
+        wait = float(text) if text.strip() else DEFAULT_LOCK_WAIT
+    except ValueError:
+        wait = -1.0
+    if not wait >= 0:  # also NaN
+        raise BackendError(f"LULC_EDGE_AUTO_LOCK_WAIT={text!r}: expected seconds (>= 0)")
+    return wait
 
 
 def cache_key(model_sha256: str, threads: int, options: EngineOptions) -> str:

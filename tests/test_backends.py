@@ -504,3 +504,16 @@ def test_auto_lock_held_by_a_hung_process_is_waited_for_a_bounded_time(tmp_path,
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_auto_lock_wait_is_read_when_used(monkeypatch):
+    """LULC_EDGE_AUTO_LOCK_WAIT is read at each lock, not frozen at import; a bad value is a
+    one-line BackendError, not a traceback on `import lulc_edge`."""
+    monkeypatch.setenv("LULC_EDGE_AUTO_LOCK_WAIT", "2.5")
+    assert autotune_cache.lock_wait() == 2.5
+    monkeypatch.delenv("LULC_EDGE_AUTO_LOCK_WAIT")
+    assert autotune_cache.lock_wait() == autotune_cache.DEFAULT_LOCK_WAIT
+    for bad in ("soon", "-1", "nan"):
+        monkeypatch.setenv("LULC_EDGE_AUTO_LOCK_WAIT", bad)
+        with pytest.raises(BackendError, match="LULC_EDGE_AUTO_LOCK_WAIT"):
+            autotune_cache.lock_wait()
