@@ -36,15 +36,11 @@ from .synthetic_fields import (
     BAND_NAMES,
     CLASS_NAMES,
     CLASS_SCL,
-    CLOUD_SPECTRUM,
     NODATA_LABEL,
     SCL_CLOUD_HIGH,
     SCL_CLOUD_MEDIUM,
     SCL_INDEX,
     SCL_SHADOW,
-    SHADOW_FACTOR,
-    SPECTRA_A,
-    SPECTRA_B,
     SPECTRAL_BANDS,
     TAG_ROW,
     ScenePlan,
@@ -67,6 +63,39 @@ __all__ = [
     "generate_rows",
     "write_scene",
 ]
+
+# Per-class end-member spectra, L2A surface reflectance (x10000 gives the digital number), bands
+# B1 B2 B3 B4 B5 B6 B7 B8 B8A B9 B11 B12. Each class is a line between end member A (t=0) and B
+# (t=1). The numbers are hand-rounded approximations, not measurements: typical shapes of bare
+# soil, urban materials, green/sparse crops, broadleaf/conifer canopy and clear/turbid inland
+# water as shown by the USGS Spectral Library v7 (splib07, Kokaly et al. 2017) spectra resampled
+# to the Sentinel-2 MSI bands, and the class spectral profiles of the ESA Sentinel-2 User
+# Handbook (2015) and published L2A samples (e.g. EuroSAT, Helber et al. 2019). They reproduce
+# the features a land-cover model relies on: red edge and NIR plateau of vegetation (NDVI ~0.8
+# for forest/green crops), SWIR > NIR for soil and built-up (NDBI > 0), NIR/SWIR absorption of
+# water (NDWI > 0.8), redder slope of soil than of built-up, B9 lowered by water vapour.
+# fmt: off
+_SPECTRA_A = np.array([
+    # B1    B2     B3     B4     B5     B6     B7     B8     B8A    B9     B11    B12
+    [0.060, 0.070, 0.095, 0.125, 0.145, 0.155, 0.165, 0.175, 0.185, 0.140, 0.245, 0.205],  # moist
+    [0.070, 0.075, 0.085, 0.090, 0.100, 0.110, 0.115, 0.120, 0.125, 0.100, 0.150, 0.140],  # dense
+    [0.050, 0.060, 0.090, 0.110, 0.140, 0.180, 0.200, 0.220, 0.230, 0.170, 0.270, 0.200],  # sparse
+    [0.015, 0.020, 0.035, 0.018, 0.055, 0.150, 0.190, 0.200, 0.210, 0.150, 0.100, 0.045],  # conif.
+    [0.050, 0.045, 0.040, 0.025, 0.020, 0.012, 0.010, 0.008, 0.007, 0.005, 0.004, 0.003],  # clear
+], dtype=np.float32)
+_SPECTRA_B = np.array([
+    [0.100, 0.120, 0.160, 0.210, 0.240, 0.260, 0.270, 0.280, 0.290, 0.230, 0.360, 0.310],  # dry
+    [0.130, 0.140, 0.160, 0.170, 0.190, 0.200, 0.210, 0.220, 0.225, 0.180, 0.260, 0.240],  # bright
+    [0.030, 0.035, 0.070, 0.040, 0.100, 0.280, 0.360, 0.380, 0.390, 0.290, 0.200, 0.100],  # green
+    [0.020, 0.025, 0.045, 0.025, 0.070, 0.200, 0.260, 0.280, 0.290, 0.210, 0.140, 0.065],  # broadl.
+    [0.070, 0.070, 0.080, 0.070, 0.060, 0.030, 0.025, 0.020, 0.018, 0.010, 0.006, 0.004],  # turbid
+], dtype=np.float32)
+# fmt: on
+# Thick cloud top (bright, flat in VNIR, lower in SWIR); shadows scale the ground by ~0.35.
+_CLOUD_SPECTRUM = np.array(
+    [0.45, 0.44, 0.44, 0.45, 0.45, 0.45, 0.45, 0.44, 0.44, 0.30, 0.30, 0.20], dtype=np.float32
+)
+_SHADOW_FACTOR = 0.65  # fraction of the signal removed in the core of a cloud shadow
 
 _CHUNK_PIXELS = 1 << 16  # pixels generate_rows works on at a time
 _DN = 10000.0  # L2A digital number per unit reflectance (harmonised, no BOA offset)
@@ -137,7 +166,7 @@ def _mixing(plan: ScenePlan, noise: np.ndarray, ys: np.ndarray, xs: np.ndarray, 
 def _reflectance(plan: ScenePlan, labels: np.ndarray, weights: np.ndarray,
                  t: tuple[np.ndarray, ...]) -> np.ndarray:
     """(12, h, w) surface reflectance of the pure and mixed pixels."""
-    spectra_a, delta = SPECTRA_A, SPECTRA_B - SPECTRA_A
+    spectra_a, delta = _SPECTRA_A, _SPECTRA_B - _SPECTRA_A
     nb, (h, w) = len(SPECTRAL_BANDS), labels.shape
     # Pure pixels (whole 3x3 neighbourhood one class): table lookups. Mixed pixels (the ~2 px
     # band along boundaries): the weighted blend of every class, on the compressed subset only.
@@ -170,10 +199,10 @@ def _add_clouds(plan: ScenePlan, refl: np.ndarray, scl: np.ndarray, ys: np.ndarr
     shade *= 1.0 - alpha  # no shadow on top of a cloud
     hit = (alpha > 0) | (shade > 0)
     if hit.any():
-        a, dim = alpha[hit], 1.0 - SHADOW_FACTOR * shade[hit]
+        a, dim = alpha[hit], 1.0 - _SHADOW_FACTOR * shade[hit]
         sub = refl[:, hit]
         sub *= dim * (1.0 - a)
-        sub += a * CLOUD_SPECTRUM[:, None]
+        sub += a * _CLOUD_SPECTRUM[:, None]
         refl[:, hit] = sub
     scl[shade > 0.5] = SCL_SHADOW
     scl[alpha > 0.3] = SCL_CLOUD_MEDIUM

@@ -1,7 +1,7 @@
 """lulc_edge.synthetic_fields: what a synthetic scene is made of, before any pixel value.
 
-:class:`SceneSpec`, the band and class constants, the per-class end-member spectra, and the
-per-spec random fields of :mod:`lulc_edge.synthetic`: value-noise lattices for the classes,
+:class:`SceneSpec`, the band and class constants, and the per-spec random fields of
+:mod:`lulc_edge.synthetic` (which turns them into spectra): value-noise lattices for the classes,
 the mixing parameter, crop parcels and clouds, the nodata holes. Every field is evaluated
 elementwise at pixel coordinates, so a pixel never depends on the block it is computed in.
 """
@@ -19,7 +19,7 @@ from .contract import MODEL_BANDS
 
 #: Band order of the model input (SCL sits between B9 and B11).
 BAND_NAMES: tuple[str, ...] = MODEL_BANDS
-#: The 12 spectral bands, in the order of the rows of the spectra tables below.
+#: The 12 spectral bands, in the order of the columns of synthetic's spectra tables.
 SPECTRAL_BANDS: tuple[str, ...] = tuple(b for b in BAND_NAMES if b != "SCL")
 SCL_INDEX = BAND_NAMES.index("SCL")
 CLASS_NAMES: tuple[str, ...] = ("Barren_Land", "Built-up_Area", "Crop", "Forest", "Water")
@@ -27,39 +27,6 @@ NODATA_LABEL = 255
 #: SCL value of a clear pixel of each class (ESA Sen2Cor meanings).
 CLASS_SCL: tuple[int, ...] = (5, 5, 4, 4, 6)
 SCL_SHADOW, SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH = 3, 8, 9
-
-# Per-class end-member spectra, L2A surface reflectance (x10000 gives the digital number), bands
-# B1 B2 B3 B4 B5 B6 B7 B8 B8A B9 B11 B12. Each class is a line between end member A (t=0) and B
-# (t=1). The numbers are hand-rounded approximations, not measurements: typical shapes of bare
-# soil, urban materials, green/sparse crops, broadleaf/conifer canopy and clear/turbid inland
-# water as shown by the USGS Spectral Library v7 (splib07, Kokaly et al. 2017) spectra resampled
-# to the Sentinel-2 MSI bands, and the class spectral profiles of the ESA Sentinel-2 User
-# Handbook (2015) and published L2A samples (e.g. EuroSAT, Helber et al. 2019). They reproduce
-# the features a land-cover model relies on: red edge and NIR plateau of vegetation (NDVI ~0.8
-# for forest/green crops), SWIR > NIR for soil and built-up (NDBI > 0), NIR/SWIR absorption of
-# water (NDWI > 0.8), redder slope of soil than of built-up, B9 lowered by water vapour.
-# fmt: off
-SPECTRA_A = np.array([
-    # B1    B2     B3     B4     B5     B6     B7     B8     B8A    B9     B11    B12
-    [0.060, 0.070, 0.095, 0.125, 0.145, 0.155, 0.165, 0.175, 0.185, 0.140, 0.245, 0.205],  # moist
-    [0.070, 0.075, 0.085, 0.090, 0.100, 0.110, 0.115, 0.120, 0.125, 0.100, 0.150, 0.140],  # dense
-    [0.050, 0.060, 0.090, 0.110, 0.140, 0.180, 0.200, 0.220, 0.230, 0.170, 0.270, 0.200],  # sparse
-    [0.015, 0.020, 0.035, 0.018, 0.055, 0.150, 0.190, 0.200, 0.210, 0.150, 0.100, 0.045],  # conif.
-    [0.050, 0.045, 0.040, 0.025, 0.020, 0.012, 0.010, 0.008, 0.007, 0.005, 0.004, 0.003],  # clear
-], dtype=np.float32)
-SPECTRA_B = np.array([
-    [0.100, 0.120, 0.160, 0.210, 0.240, 0.260, 0.270, 0.280, 0.290, 0.230, 0.360, 0.310],  # dry
-    [0.130, 0.140, 0.160, 0.170, 0.190, 0.200, 0.210, 0.220, 0.225, 0.180, 0.260, 0.240],  # bright
-    [0.030, 0.035, 0.070, 0.040, 0.100, 0.280, 0.360, 0.380, 0.390, 0.290, 0.200, 0.100],  # green
-    [0.020, 0.025, 0.045, 0.025, 0.070, 0.200, 0.260, 0.280, 0.290, 0.210, 0.140, 0.065],  # broadl.
-    [0.070, 0.070, 0.080, 0.070, 0.060, 0.030, 0.025, 0.020, 0.018, 0.010, 0.006, 0.004],  # turbid
-], dtype=np.float32)
-# fmt: on
-# Thick cloud top (bright, flat in VNIR, lower in SWIR); shadows scale the ground by ~0.35.
-CLOUD_SPECTRUM = np.array(
-    [0.45, 0.44, 0.44, 0.45, 0.45, 0.45, 0.45, 0.44, 0.44, 0.30, 0.30, 0.20], dtype=np.float32
-)
-SHADOW_FACTOR = 0.65  # fraction of the signal removed in the core of a cloud shadow
 
 # Seed-sequence tags, one per random component, so adding a component never shifts another.
 TAG_CLASS, TAG_DETAIL, TAG_VAR, TAG_PARCEL, TAG_CLOUD, TAG_HOLES, TAG_ROW = range(7)
