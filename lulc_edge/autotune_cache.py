@@ -96,7 +96,7 @@ def store(path: Path, doc: dict[str, Any], key: str, pairs: Pairs, about: dict[s
         tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
         os.replace(tmp, path)
     except OSError as exc:  # a read-only home must not stop a run
-        warnings.warn(f"cannot write the auto cache {path}: {exc}", LulcEdgeWarning, stacklevel=4)
+        warnings.warn(f"cannot write the auto cache {path}: {exc}", LulcEdgeWarning, stacklevel=5)
 
 
 @contextlib.contextmanager
@@ -122,7 +122,7 @@ def locked(path: Path) -> Iterator[None]:
             if time.monotonic() >= deadline:
                 warnings.warn(f"auto: another process has measured for over {wait:g} s "
                               f"(lock {lock.path.name}); measuring here without waiting",
-                              LulcEdgeWarning, stacklevel=4)
+                              LulcEdgeWarning, stacklevel=5)
                 break
             time.sleep(0.2)
     try:

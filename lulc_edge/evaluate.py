@@ -127,7 +127,7 @@ def _same_grid(a: Any, b: Any) -> bool:
                                               and a.transform.almost_equals(b.transform))
 
 
-def _raster_tally(mds: Any, rds: Any, plan: ClassPlan, on: str, ref_nodata: Any,
+def _raster_tally(mds: Any, rds: Any, plan: ClassPlan, on: str, ref_nodata: float | str | None,
                   block_rows: int) -> _Tally:
     """Map against a label raster, block by block on the map's (or the reference's) grid."""
     nodata = rds.nodata if ref_nodata == FILE_NODATA else ref_nodata
