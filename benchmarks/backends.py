@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from lulc_edge import Engine, EngineOptions, LulcEdgeError
-from lulc_edge.backends import PRECISIONS, available_devices, cpu_info, versions
+from lulc_edge.devices import PRECISIONS, available_devices, cpu_info, versions
 from lulc_edge.synthetic import SceneSpec, generate
 
 

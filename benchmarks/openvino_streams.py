@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import env_info  # noqa: E402
 
 from lulc_edge import bundled_model  # noqa: E402
-from lulc_edge.backends import OV_HINT, openvino_core  # noqa: E402
+from lulc_edge.devices import OV_HINT, openvino_core  # noqa: E402
 from lulc_edge.engine import default_threads  # noqa: E402
 from lulc_edge.synthetic import SceneSpec, generate  # noqa: E402
 

@@ -36,7 +36,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lulc_edge import LulcEdgeError, Segmenter, SourceOptions, bundled_model  # noqa: E402
-from lulc_edge.backends import cpu_info  # noqa: E402
+from lulc_edge.devices import cpu_info  # noqa: E402
 from lulc_edge.engine import default_threads  # noqa: E402
 from lulc_edge.errors import first_line  # noqa: E402
 from lulc_edge.synthetic import CLASS_NAMES, SceneSpec, generate  # noqa: E402
@@ -174,7 +174,7 @@ def original_loop(seg: Segmenter, bands: np.ndarray, size: int = 64, stride: int
 
 def _variants(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(variants, model info). A variant: name, run(bands) -> (classes, probs | None)."""
-    from lulc_edge.backends import available_devices
+    from lulc_edge.devices import available_devices
 
     models: dict[str, Any] = {"fp32": str(args.model), "int8": str(args.int8)}
     out: list[dict[str, Any]] = []

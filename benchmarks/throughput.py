@@ -83,7 +83,7 @@ def cpu_seconds() -> float:
 
 def env_info() -> dict[str, Any]:
     """CPU model, relevant flags, cores, library versions, load: recorded beside every number."""
-    from lulc_edge.backends import cpu_info, versions
+    from lulc_edge.devices import cpu_info, versions
 
     info = cpu_info()
     flags = set(info["flags"])
@@ -154,16 +154,16 @@ def patch_spinning(spin: str | None) -> None:
     """Make every onnxruntime session of lulc-edge use ``allow_spinning = spin`` ("0"/"1")."""
     if spin is None:
         return
-    import lulc_edge.backends as backends
+    import lulc_edge.ort_backend as ort_backend
 
-    original = backends.session_options
+    original = ort_backend.session_options
 
     def session_options(threads: int, optimize: bool = True):  # type: ignore[no-untyped-def]
         so = original(threads, optimize)
         so.add_session_config_entry(SPIN_KEY, spin)
         return so
 
-    backends.session_options = session_options
+    ort_backend.session_options = session_options
 
 
 def model_variants() -> dict[str, Path]:
@@ -392,7 +392,7 @@ def bench_features(scene_block: np.ndarray, threads: int, repeats: int, tmp: Pat
     """End-to-end graph vs float-feature U-Net + numpy features + numpy argmax (issue 10)."""
     import onnxruntime as ort
 
-    from lulc_edge.backends import session_options
+    from lulc_edge.ort_backend import session_options
 
     model = bundled_model()
     sub = unet_subgraph(model, tmp / "unet-only.onnx")
@@ -456,7 +456,7 @@ def bench_profile(block: np.ndarray, model: Path, threads: int, tmp: Path) -> di
     """onnxruntime's per-node profile of a few runs: share of time per op type and per part."""
     import onnxruntime as ort
 
-    from lulc_edge.backends import session_options
+    from lulc_edge.ort_backend import session_options
 
     so = session_options(threads)
     so.enable_profiling = True
@@ -664,14 +664,14 @@ def headline_variants(threads: int, devices: list[str]) -> list[dict[str, Any]]:
 
 def spin_engine(c: dict[str, Any]) -> Engine:
     """An engine whose onnxruntime sessions use the variant's spinning setting."""
-    import lulc_edge.backends as backends
+    import lulc_edge.ort_backend as ort_backend
 
-    original = backends.session_options
+    original = ort_backend.session_options
     patch_spinning(c.get("spin"))
     try:
         return open_engine(c["precision"], c["device"], c["threads"])
     finally:
-        backends.session_options = original
+        ort_backend.session_options = original
 
 
 def bench_headline(args: argparse.Namespace, tmp: Path, threads: int,

@@ -1,49 +1,35 @@
 """lulc_edge.autotune: ``--device auto`` / ``--precision auto``, measured once and cached.
 
-Candidates are the (backend, precision) pairs this machine can run. A precision other than fp32
-is a candidate only when the model's metadata (``lulc_edge.accuracy``) stores its argmax
-agreement with fp32 on synthetic scenes and on real scenes, and the lowest of them meets the
-budget (``min_agreement``): synthetic scenes alone once let int8 in at 99.6 % while real L1C
-patches agreed 77 %, so an unmeasured real agreement keeps a precision out. Each candidate is
-timed on a 256x256 synthetic tile (one warm-up, three timed runs, best run counts); the
-measurements are cached in ``<cache dir>/auto.json`` under a key made of the CPU, the library
-versions, the threads and the model's sha256, so a later run chooses without measuring. A cache
-file that is corrupt or was written for another machine is ignored and rewritten.
+Candidates are the (backend, precision) pairs this machine can run; a precision other than fp32
+must be within the accuracy budget (:mod:`lulc_edge.budget`). Each candidate is timed on a
+256x256 synthetic tile (one warm-up, three timed runs, best run counts); the measurements are
+cached (:mod:`lulc_edge.autotune_cache`), so a later run chooses without measuring.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .backends import (
-    PRECISIONS,
-    Backend,
-    available_devices,
-    check_precision,
-    cpu_info,
-    default_cache_dir,
-    resolve_device,
-    versions,
-)
+from . import autotune_cache as cache
+from .backends import Backend
+from .budget import DEFAULT_MIN_AGREEMENT, budget_note, report_lines, stored_agreements
 from .contract import MODEL_BANDS
+from .devices import PRECISIONS, available_devices, resolve_device
+from .engine_options import EngineOptions
 from .errors import BackendError, LulcEdgeError, LulcEdgeWarning
+from .precisions import check_precision
 
-CACHE_VERSION = 2  # 2: timings with the blocks a run keeps in flight (OpenVINO streams)
-CACHE_FILE = "auto.json"
-#: Default accuracy budget: argmax agreement with fp32 that a faster precision must keep.
-DEFAULT_MIN_AGREEMENT = 0.995
+# DEFAULT_MIN_AGREEMENT and report_lines: re-exported for cli.py until it imports lulc_edge.budget
+__all__ = ["DEFAULT_MIN_AGREEMENT", "AutoModel", "Candidate", "Selection", "candidates",
+           "report_lines", "select", "time_backend"]
+
 #: A reduced precision must beat the fastest fp32 pair by this factor to be chosen.
 MIN_GAIN = 1.10
 TILE = 256
@@ -110,157 +96,15 @@ class Selection:
         }
 
 
-def _fraction(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
-        return float(value)
-    return None
+@dataclass(frozen=True)
+class AutoModel:
+    """What auto needs to know of the model: its sha256 (cache key), the stored agreements per
+    precision (``lulc_edge.accuracy`` entries) and the precisions without a model file here,
+    with the reason (e.g. no NAME-int8.onnx)."""
 
-
-def stored_agreements(accuracy: Any, precision: str) -> tuple[float | None, float | None]:
-    """(synthetic, real): the lowest argmax agreement with fp32 stored for ``precision``.
-
-    ``accuracy`` is ``lulc_edge.accuracy``: per precision an entry (``agreement``, and
-    ``agreement_real_min`` for real scenes), a bare number (synthetic) or a list of entries
-    (several files store one each); None where nothing is stored. fp32 is the reference.
-    """
-    if precision == "fp32":
-        return 1.0, 1.0
-    entries = accuracy.get(precision) if isinstance(accuracy, dict) else None
-    synthetic: list[float | None] = []
-    real: list[float | None] = []
-    for entry in entries if isinstance(entries, list) else [entries]:
-        if isinstance(entry, dict):
-            synthetic.append(_fraction(entry.get("agreement", entry.get("argmax_agreement"))))
-            real.append(_fraction(entry.get("agreement_real_min")))
-        else:
-            synthetic.append(_fraction(entry))
-    return (min((a for a in synthetic if a is not None), default=None),
-            min((a for a in real if a is not None), default=None))
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f} %"
-
-
-def budget_note(synthetic: float | None, real: float | None, min_agreement: float) -> str:
-    """Why a precision with these stored agreements is outside the budget ("" if inside):
-    the lowest of them must meet it, and both must be stored."""
-    if synthetic is None and real is None:
-        return "no stored accuracy (lulc_edge.accuracy)"
-    if real is None:
-        return ("no stored agreement on real scenes (benchmarks/parity.py, "
-                "benchmarks/store_accuracy.py)")
-    lowest = min(a for a in (synthetic, real) if a is not None)
-    if lowest < min_agreement:
-        kind = "real scenes" if lowest == real else "synthetic scenes"
-        return f"lowest stored agreement {_pct(lowest)} ({kind}) < budget {_pct(min_agreement)}"
-    return ""
-
-
-def report_lines(doc: dict[str, Any]) -> list[str]:
-    """``lulc-edge info``'s auto section from ``Selection.as_dict()``: the stored agreements
-    side by side, the choice and why, then every pair (notes in full)."""
-    budget = doc["min_agreement"]
-    lines = [f"accuracy     argmax agreement with fp32, lowest stored; auto admits a precision "
-             f"when the lowest of both meets the budget {_pct(budget)}",
-             f"  {'precision':<11}{'synthetic':<11}{'real scenes':<13}auto"]
-    for prec, a in doc["agreements"].items():
-        verdict = "reference" if prec == "fp32" else (
-            "within budget" if a["within_budget"] else f"excluded: {a['note']}")
-        lines.append(f"  {prec:<11}{_pct(a['synthetic']):<11}{_pct(a['real']):<13}{verdict}")
-    when = "cached" if doc["cached"] else "measured now"
-    lines.append(f"auto         chose {doc['chosen']}: {doc['reason']} (timings {when} in "
-                 f"{doc['cache_file']})")
-    for c in doc["candidates"]:
-        mps = f"{c['mp_per_s']:6.2f} MP/s" if c["mp_per_s"] else " " * 11
-        lines.append(f"  {c['device'] + '/' + c['precision']:<20}{mps}  {c['status']}"
-                     f"{': ' + c['note'] if c['note'] else ''}")
-    return lines
-
-
-def cache_key(model_sha256: str, threads: int, options: Any) -> str:
-    """What a timing depends on: CPU, library versions, threads, device options and the model."""
-    cpu = cpu_info()
-    doc = {"cpu": cpu["model"], "flags": hashlib.sha256(" ".join(cpu["flags"]).encode())
-           .hexdigest()[:16], "versions": versions(), "threads": threads,
-           "model": model_sha256, "openvino_device": options.openvino_device_type,
-           "cuda_device": options.cuda_device_id}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
-
-
-# --------------------------------------------------------------------------- cache file
-def _load(path: Path) -> dict[str, Any]:
-    """The cache document, or an empty one when missing, corrupt or of another format."""
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {"version": CACHE_VERSION, "entries": {}}
-    if not isinstance(doc, dict) or doc.get("version") != CACHE_VERSION \
-            or not isinstance(doc.get("entries"), dict):
-        return {"version": CACHE_VERSION, "entries": {}}
-    return doc
-
-
-def _entry(doc: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
-    """Valid measurements of ``key`` (pair -> {"mps": float} | {"error": str}); others dropped."""
-    entry = doc["entries"].get(key)
-    if not isinstance(entry, dict) or not isinstance(entry.get("pairs"), dict):
-        return {}
-    ok = {}
-    for pair, m in entry["pairs"].items():
-        if isinstance(m, dict) and (isinstance(m.get("mps"), (int, float))
-                                    and m["mps"] > 0 or isinstance(m.get("error"), str)):
-            ok[pair] = m
-    return ok
-
-
-def _save(path: Path, doc: dict[str, Any]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError as exc:  # a read-only home must not stop a run
-        warnings.warn(f"cannot write the auto cache {path}: {exc}", LulcEdgeWarning, stacklevel=4)
-
-
-#: Seconds to wait for another process measuring (a measurement takes well under a minute):
-#: a hung one then no longer blocks every lulc-edge run on the machine.
-LOCK_WAIT = float(os.environ.get("LULC_EDGE_AUTO_LOCK_WAIT", 300))
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock beside the cache, so parallel workers measure once, not each; waits
-    at most ``LOCK_WAIT`` seconds for it."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock, atomic replace still holds
-        yield
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path.with_name(f".{path.name}.lock"), os.O_CREAT | os.O_RDWR, 0o644)
-    except OSError:
-        yield
-        return
-    try:
-        deadline = time.monotonic() + LOCK_WAIT
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    warnings.warn(f"auto: another process has measured for over {LOCK_WAIT:g} s "
-                                  f"(lock {path.name}); measuring here without waiting",
-                                  LulcEdgeWarning, stacklevel=4)
-                    break
-                time.sleep(0.2)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    sha256: str
+    accuracy: Mapping[str, Any] = field(default_factory=dict)
+    unavailable: Mapping[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -276,7 +120,7 @@ def time_backend(backend: Backend, tile: np.ndarray | None = None, runs: int = R
     """Megapixels per second of ``backend`` on a tile: one warm-up, best of ``runs``."""
     tile = synthetic_tile() if tile is None else tile
     backend.prepare([(tile.shape[2], tile.shape[3])])  # as a scene run does (OpenVINO: static)
-    n = max(1, int(getattr(backend, "in_flight", 1)))  # as many blocks at once as a run keeps
+    n = max(1, backend.in_flight)  # as many blocks at once as a run keeps
     with ThreadPoolExecutor(n) as pool:
         list(pool.map(lambda _: backend.run(tile, ("class",)), range(n)))
         best = float("inf")
@@ -287,31 +131,28 @@ def time_backend(backend: Backend, tile: np.ndarray | None = None, runs: int = R
     return n * tile.shape[0] * tile.shape[2] * tile.shape[3] / max(best, 1e-9) / 1e6
 
 
-def candidates(device: str, precision: str, options: Any, accuracy: Any,
-               min_agreement: float, unavailable: dict[str, str] | None = None
-               ) -> list[Candidate]:
-    """Every pair auto may consider, with exclusions explained (nothing is built here).
-
-    ``unavailable`` maps a precision to why it has no model file (e.g. no NAME-int8.onnx).
-    """
+def candidates(options: EngineOptions, model: AutoModel) -> list[Candidate]:
+    """Every pair auto may consider for ``options`` (device, precision, budget), with
+    exclusions explained (nothing is built here)."""
+    device, precision = options.device, options.precision
     devices = available_devices() if device == "auto" else [resolve_device(device)]
     precisions = PRECISIONS if precision == "auto" else (precision,)
     out = []
     for dev in devices:
         for prec in precisions:
-            syn, real = stored_agreements(accuracy, prec)
+            syn, real = stored_agreements(model.accuracy, prec)
             known = [a for a in (syn, real) if a is not None]
             c = Candidate(dev, prec, min(known) if known else None, synthetic=syn, real=real)
             try:
-                if unavailable and prec in unavailable:
-                    raise BackendError(unavailable[prec])
-                check_precision(dev, prec, options)
+                if prec in model.unavailable:
+                    raise BackendError(model.unavailable[prec])
+                check_precision(dev, prec, options.openvino_device_type)
             except LulcEdgeError as exc:
                 c.status, c.note = "excluded", str(exc)
                 out.append(c)
                 continue
             if precision == "auto":  # an explicit precision is the user's call, not the budget's
-                c.note = budget_note(syn, real, min_agreement)
+                c.note = budget_note(syn, real, options.min_agreement)
                 if c.note:
                     c.status, c.over_budget = "excluded", True
             out.append(c)
@@ -329,76 +170,92 @@ def _rank(pool: list[Candidate]) -> list[Candidate]:
     return sorted(pool, key=score, reverse=True)
 
 
-def select(device: str, precision: str, options: Any, threads: int, model_sha256: str,
-           accuracy: Any, build: Callable[[str, str], Backend],
-           unavailable: dict[str, str] | None = None) -> Selection:
-    """Choose a pair; ``build(device, precision)`` opens a backend (BackendError if it fails).
+class _Opener:
+    """Opens candidates' backends once each; a failure marks the candidate and warns."""
+
+    def __init__(self, build: Callable[[str, str], Backend]) -> None:
+        self.build = build
+        self.opened: dict[str, Backend] = {}
+
+    def __call__(self, c: Candidate) -> Backend | None:
+        if c.key in self.opened:
+            return self.opened[c.key]
+        try:
+            self.opened[c.key] = self.build(c.device, c.precision)
+            return self.opened[c.key]
+        except LulcEdgeError as exc:
+            c.status, c.note, c.mps = "failed", str(exc), None
+            warnings.warn(f"auto: {c.key} failed and is skipped ({exc})", LulcEdgeWarning,
+                          stacklevel=5)
+            return None
+
+
+def _measure(sel: Selection, pool: list[Candidate], open_: _Opener, about: dict[str, Any]
+             ) -> None:
+    """Timings of every pair in ``pool``: from the cache, else measured now and stored."""
+    path = cache.cache_path()
+    with cache.locked(path):
+        doc = cache.load(path)
+        known = cache.entry(doc, sel.key)
+        sel.cached = all(c.key in known for c in pool)
+        for c in pool:
+            m = known.get(c.key)
+            if m is None:
+                backend = open_(c)
+                m = {"mps": round(time_backend(backend), 4)} if backend else {"error": c.note}
+                known[c.key] = m
+            if "error" in m:
+                c.status, c.note = "failed", str(m["error"])
+            else:
+                c.status, c.mps = "measured", float(m["mps"])
+        if not sel.cached:
+            cache.store(path, doc, sel.key, known, about)
+
+
+def _reason(pool: list[Candidate], explicit_precision: bool) -> str:
+    """Why the chosen pair won (one sentence)."""
+    within = "" if explicit_precision else " within the accuracy budget"
+    if len(pool) == 1:
+        return f"the only pair that can run here{within}"
+    return (f"the fastest of the {len(pool)} pairs that can run here{within}"
+            + (f" (a reduced precision must be {MIN_GAIN:.2f}x as fast as fp32)"
+               if any(c.precision != "fp32" for c in pool) else ""))
+
+
+def select(options: EngineOptions, threads: int, model: AutoModel,
+           build: Callable[[str, str], Backend]) -> Selection:
+    """Choose a pair for ``options``; ``build(device, precision)`` opens a backend
+    (BackendError if it fails).
 
     Only pairs allowed by the accuracy budget are timed, and only when there are several; the
     chosen pair's backend is returned opened. Under auto a pair that fails to build is skipped
     with a warning naming it.
     """
-    min_agreement = options.min_agreement
-    cands = candidates(device, precision, options, accuracy, min_agreement, unavailable)
+    cands = candidates(options, model)
     pool = [c for c in cands if c.status == "candidate"]
-    if not pool and precision == "auto":  # a model file that runs one precision only (int8)
+    if not pool and options.precision == "auto":  # a model file that runs one precision only (int8)
         pool = [c for c in cands if c.over_budget]
         for c in pool:
             c.status = "candidate"
             warnings.warn(f"auto: {c.key} is outside the accuracy budget ({c.note}) but is the "
                           "only precision this model file runs; it is used as given",
                           LulcEdgeWarning, stacklevel=3)
-    key = cache_key(model_sha256, threads, options)
-    path = default_cache_dir() / CACHE_FILE
-    sel = Selection(cands, None, False, str(path), min_agreement, key)
+    key = cache.cache_key(model.sha256, threads, options)
+    sel = Selection(cands, None, False, str(cache.cache_path()), options.min_agreement, key)
     if not pool:
         reasons = "; ".join(f"{c.key}: {c.note}" for c in cands) or "no backend installed"
-        raise BackendError(f"nothing can run {device}/{precision} here ({reasons})")
-    opened: dict[str, Backend] = {}
-
-    def try_build(c: Candidate) -> Backend | None:
-        try:
-            opened[c.key] = build(c.device, c.precision)
-            return opened[c.key]
-        except LulcEdgeError as exc:
-            c.status, c.note, c.mps = "failed", str(exc), None
-            warnings.warn(f"auto: {c.key} failed and is skipped ({exc})", LulcEdgeWarning,
-                          stacklevel=4)
-            return None
-
+        raise BackendError(f"nothing can run {options.device}/{options.precision} here "
+                           f"({reasons})")
+    open_ = _Opener(build)
     if len(pool) > 1:
-        with _locked(path):
-            doc = _load(path)
-            known = _entry(doc, key)
-            sel.cached = all(c.key in known for c in pool)
-            for c in pool:
-                m = known.get(c.key)
-                if m is None:
-                    backend = try_build(c)
-                    m = {"mps": round(time_backend(backend), 4)} if backend else \
-                        {"error": c.note}
-                    known[c.key] = m
-                if "error" in m:
-                    c.status, c.note = "failed", str(m["error"])
-                else:
-                    c.status, c.mps = "measured", float(m["mps"])
-            if not sel.cached:
-                doc["entries"][key] = {"pairs": known, "cpu": cpu_info()["model"],
-                                       "versions": versions(), "threads": threads,
-                                       "model_sha256": model_sha256,
-                                       "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-                _save(path, doc)
+        _measure(sel, pool, open_, {"threads": threads, "model_sha256": model.sha256})
     for c in _rank([c for c in pool if c.status in ("measured", "candidate")]):
-        backend = opened.get(c.key) or try_build(c)
+        backend = open_(c)
         if backend is not None:
             c.status, sel.chosen, sel.backend = "chosen", c, backend
             break
     if sel.backend is None:
         reasons = "; ".join(f"{c.key}: {c.note}" for c in pool)
         raise BackendError(f"no usable backend ({reasons})")
-    within = " within the accuracy budget" if precision == "auto" else ""
-    sel.reason = f"the only pair that can run here{within}" if len(pool) == 1 else (
-        f"the fastest of the {len(pool)} pairs that can run here{within}"
-        + (f" (a reduced precision must be {MIN_GAIN:.2f}x as fast as fp32)"
-           if any(c.precision != "fp32" for c in pool) else ""))
+    sel.reason = _reason(pool, options.precision != "auto")
     return sel

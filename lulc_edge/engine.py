@@ -9,31 +9,29 @@ settled by :mod:`lulc_edge.autotune` (fastest pair within the accuracy budget, c
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .autotune import DEFAULT_MIN_AGREEMENT, Selection, select
-from .backends import (
+from .autotune import AutoModel, Selection, select
+from .backends import Backend, open_backend
+from .contract import Contract, contract_from_session, file_sha256, read_metadata
+from .devices import (
     DEVICES,
     PRECISION_CHOICES,
     PRECISIONS,
     PROVIDERS,
-    Backend,
-    OrtBackend,
     available_devices,
-    check_precision,
     default_cache_dir,
-    metadata_session,
-    open_backend,
     resolve_device,
-    variant_path,
 )
-from .contract import Contract, contract_from_session, file_sha256, read_metadata
+from .engine_options import EngineOptions
 from .errors import LulcEdgeError, ModelError, PrecisionError
+from .ort_backend import OrtBackend, metadata_session
+from .precisions import check_precision, variant_path
 
 __all__ = [
     "DEVICES", "PRECISIONS", "PRECISION_CHOICES", "PROVIDERS", "Engine", "EngineOptions",
@@ -66,33 +64,9 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-@dataclass(frozen=True)
-class EngineOptions:
-    """How to run the model.
-
-    ``device``: auto | cpu | cuda | openvino | openvino-ep. ``precision``: auto | fp32 | bf16 |
-    fp16 | int8 (the library default is fp32: the same pixels on every machine, no timing step;
-    the CLI defaults to auto). ``min_agreement``: accuracy budget of ``precision="auto"``, which
-    admits a precision whose lowest stored argmax agreement with fp32 (synthetic and real
-    scenes) meets it.
-    ``openvino_cache_dir``: where OpenVINO keeps compiled models ("" disables; None: the lulc-edge
-    cache dir).
-    """
-
-    device: str = "auto"
-    threads: int | None = None
-    precision: str = "fp32"
-    min_agreement: float = DEFAULT_MIN_AGREEMENT
-    cuda_device_id: int = 0
-    openvino_device_type: str = "CPU"
-    openvino_cache_dir: str | None = None
-
-
 def _ov_cache(options: EngineOptions) -> EngineOptions:
     if options.openvino_cache_dir is not None:
         return options
-    from dataclasses import replace
-
     return replace(options, openvino_cache_dir=str(default_cache_dir() / "openvino"))
 
 
@@ -123,9 +97,9 @@ class Engine:
         self.base_contract = load_contract(base)
         self.selection: Selection | None = None
         if opts.device == "auto" or opts.precision == "auto":
-            self.selection = select(opts.device, opts.precision, opts, self.threads,
-                                    self.base_contract.sha256, self._accuracy(), self._build,
+            model_facts = AutoModel(self.base_contract.sha256, self._accuracy(),
                                     self._missing_variants())
+            self.selection = select(opts, self.threads, model_facts, self._build)
             backend = self.selection.backend
         else:
             device = resolve_device(opts.device)
@@ -134,7 +108,7 @@ class Engine:
         self._backend: Backend = backend
         self.device: str = backend.device
         self.precision: str = backend.precision
-        self.path: Path = Path(getattr(backend, "path", base))
+        self.path: Path = Path(backend.path)
         if self.path == base:
             self.contract: Contract = self.base_contract
         else:
@@ -172,7 +146,7 @@ class Engine:
 
     def _build(self, device: str, precision: str) -> Backend:
         """Open ``device`` (concrete) at ``precision``: checks, model variant, backend."""
-        check_precision(device, precision, self.options)
+        check_precision(device, precision, self.options.openvino_device_type)
         path = variant_path(self.base_path, precision, self.base_contract.precision,
                             self._bundled, device)
         return open_backend(path, device, precision, self.options, self.threads)
@@ -190,7 +164,7 @@ class Engine:
     @property
     def in_flight(self) -> int:
         """Blocks worth running at once from different threads (OpenVINO's CPU streams: 2)."""
-        return int(getattr(self._backend, "in_flight", 1))
+        return int(self._backend.in_flight)
 
     def run(self, bands: np.ndarray, outputs: tuple[str, ...] = ("class",)) -> list[np.ndarray]:
         """Run the end-to-end graph on raw bands (N, 13, H, W) uint16; returns the named outputs."""

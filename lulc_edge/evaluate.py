@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 
+from .classplan import ClassPlan, class_plan, code_key, parse_classes
 from .errors import InputError, one_line
 from .metrics import Evaluation, LeftOut, Report, pool, scores
 from .vectors import (
@@ -38,86 +39,13 @@ from .vectors import (
 )
 from .zonal import class_areas, map_classes, open_map, row_blocks
 
-#: Reference target meaning "not the class" of a binary (--binary) evaluation.
-REST = "rest"
 #: ``reference_nodata`` default: the nodata value the reference raster declares.
 FILE_NODATA = "file"
 #: File name endings read as reference samples rather than a raster.
 VECTOR_SUFFIXES = (".csv", ".txt", ".geojson", ".json", ".gpkg", ".shp", ".fgb", ".kml",
                    ".gml", ".sqlite")
-__all__ = ["Evaluation", "LeftOut", "Report", "class_plan", "evaluate", "evaluate_pairs",
-           "parse_classes"]
-
-
-# ----------------------------------------------------------------------------- classes
-
-
-def parse_classes(text: str | None) -> dict[str, str] | None:
-    """``4=Water,1=Built-up_Area`` -> {"4": "Water", "1": "Built-up_Area"} (ValueError)."""
-    if not text:
-        return None
-    out: dict[str, str] = {}
-    for part in text.split(","):
-        code, sep, name = part.partition("=")
-        if not sep or not code.strip() or not name.strip():
-            raise ValueError(f"expected CODE=CLASS pairs, got {part!r}")
-        if code.strip() in out:
-            raise ValueError(f"code {code.strip()} is given twice")
-        out[code.strip()] = name.strip()
-    return out
-
-
-def code_key(value: Any) -> str:
-    """A reference code as a comparable key: 4, 4.0 and "4" are "4"; names lower-cased."""
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        value = int(value)
-    return str(value).strip().lower()
-
-
-@dataclass(frozen=True)
-class ClassPlan:
-    """How map values and reference codes become the evaluated classes."""
-
-    names: tuple[str, ...]
-    map_lut: np.ndarray                 # map value 0..K-1 -> evaluated class
-    ref: dict[str, int]                 # code_key(code) -> evaluated class
-
-    def ref_index(self, code: Any) -> int:
-        """Evaluated class of a reference code, -1 when it has none."""
-        return self.ref.get(code_key(code), -1)
-
-
-def class_plan(map_names: Sequence[str], mapping: dict[str, str] | None = None,
-               binary: str | None = None) -> ClassPlan:
-    """The evaluated classes: the map's, or ``binary`` and "not ``binary``" (every other map
-    class). ``mapping`` gives the class of each reference code (a class name or value, or
-    ``rest`` in a binary evaluation); without it codes are the map's values or names."""
-    lookup = {n.lower(): i for i, n in enumerate(map_names)}
-    lookup.update({str(i): i for i in range(len(map_names))})
-
-    def model_class(name: str) -> int:
-        if name.lower() not in lookup:
-            raise ValueError(f"unknown class {name!r} (the map's classes: "
-                             f"{', '.join(map_names)})")
-        return lookup[name.lower()]
-
-    k = len(map_names)
-    if binary is None:
-        names, collapse = tuple(map_names), np.arange(k)
-    else:
-        t = model_class(binary)
-        names = (map_names[t], f"not {map_names[t]}")
-        collapse = np.where(np.arange(k) == t, 0, 1)
-    if mapping is None:
-        ref = {key: int(collapse[i]) for key, i in lookup.items()}
-    else:
-        ref = {}
-        for code, name in mapping.items():
-            if binary is not None and name.lower() == REST:
-                ref[code_key(code)] = 1
-            else:
-                ref[code_key(code)] = int(collapse[model_class(name)])
-    return ClassPlan(names, collapse.astype(np.int64), ref)
+__all__ = ["EvalOptions", "Evaluation", "LeftOut", "Report", "class_plan", "evaluate",
+           "evaluate_pairs", "parse_classes"]
 
 
 # ----------------------------------------------------------------------------- counting
@@ -199,7 +127,7 @@ def _same_grid(a: Any, b: Any) -> bool:
                                               and a.transform.almost_equals(b.transform))
 
 
-def _raster_tally(mds: Any, rds: Any, plan: ClassPlan, on: str, ref_nodata: Any,
+def _raster_tally(mds: Any, rds: Any, plan: ClassPlan, on: str, ref_nodata: float | str | None,
                   block_rows: int) -> _Tally:
     """Map against a label raster, block by block on the map's (or the reference's) grid."""
     nodata = rds.nodata if ref_nodata == FILE_NODATA else ref_nodata
@@ -299,12 +227,9 @@ def is_samples(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VECTOR_SUFFIXES
 
 
-def evaluate(map_path: str | Path, reference: str | Path, *,
-             classes: dict[str, str] | None = None, binary: str | None = None,
-             on: str = "map", field: str = "class", crs: str | CRS | None = None,
-             reference_nodata: Any = FILE_NODATA, stratified: bool = False,
-             block_rows: int = 512) -> Evaluation:
-    """Compare a lulc-edge class map with a label raster or reference samples.
+@dataclass(frozen=True)
+class EvalOptions:
+    """How a map is compared with its reference.
 
     ``classes`` maps reference codes to the map's classes (``{"4": "Water"}``; default: codes
     are the map's class values or names); ``binary`` evaluates one class against the rest;
@@ -312,43 +237,72 @@ def evaluate(map_path: str | Path, reference: str | Path, *,
     resampling); ``field`` the class column of samples, ``crs`` their CRS when the file has
     none (CSV: default EPSG:4326); ``reference_nodata`` overrides the label raster's nodata
     (a value, or None for none); ``stratified`` adds the Olofsson et al. (2014) estimates
-    with the map's class areas as strata weights. InputError names the file on bad input.
+    with the map's class areas as strata weights; ``block_rows`` bounds the memory.
     """
-    if on not in ("map", "reference"):
-        raise ValueError(f"on must be 'map' or 'reference', got {on!r}")
+
+    classes: dict[str, str] | None = None
+    binary: str | None = None
+    on: str = "map"
+    field: str = "class"
+    crs: str | CRS | None = None
+    reference_nodata: float | str | None = FILE_NODATA
+    stratified: bool = False
+    block_rows: int = 512
+
+    def __post_init__(self) -> None:
+        if self.on not in ("map", "reference"):
+            raise ValueError(f"on must be 'map' or 'reference', got {self.on!r}")
+
+
+def _tally(mds: Any, map_path: str | Path, reference: str | Path, plan: ClassPlan,
+           opts: EvalOptions) -> tuple[_Tally, Features | None]:
+    """The confusion tally of an open map against a reference (and the samples, if any)."""
+    try:
+        if not is_samples(reference):
+            with open_map(reference) as rds:
+                return _raster_tally(mds, rds, plan, opts.on, opts.reference_nodata,
+                                     opts.block_rows), None
+        if opts.on != "map":
+            raise InputError(f"{reference}: samples are compared on the map's grid "
+                             "(--on reference is for label rasters)")
+        feats = read_features(reference, opts.field, opts.crs).to_crs(mds.crs)
+        return _sample_tally(mds, feats, plan, opts.block_rows), feats
+    except (RasterioError, OSError) as exc:
+        raise InputError(f"{map_path} vs {reference}: cannot read ({one_line(exc)})") \
+            from None
+
+
+def evaluate(map_path: str | Path, reference: str | Path, options: EvalOptions | None = None,
+             **fields: Any) -> Evaluation:
+    """Compare a lulc-edge class map with a label raster or reference samples.
+
+    ``options`` (:class:`EvalOptions`), or its fields as keywords (``classes=``, ``binary=``,
+    ``on=``, ...), which override it. InputError names the file on bad input.
+    """
+    opts = replace(options or EvalOptions(), **fields)
     with open_map(map_path) as mds:
         map_names = map_classes(mds)
         try:
-            plan = class_plan(map_names, classes, binary)
+            plan = class_plan(map_names, opts.classes, opts.binary)
         except ValueError as exc:
             raise InputError(f"{map_path}: {exc}") from None
-        samples = is_samples(reference)
-        try:
-            if samples:
-                if on != "map":
-                    raise InputError(f"{reference}: samples are compared on the map's grid "
-                                     "(--on reference is for label rasters)")
-                feats = read_features(reference, field, crs).to_crs(mds.crs)
-                tally = _sample_tally(mds, feats, plan, block_rows)
-            else:
-                with open_map(reference) as rds:
-                    tally = _raster_tally(mds, rds, plan, on, reference_nodata, block_rows)
-        except (RasterioError, OSError) as exc:
-            raise InputError(f"{map_path} vs {reference}: cannot read ({one_line(exc)})") \
-                from None
+        tally, feats = _tally(mds, map_path, reference, plan, opts)
     mapped, unit = None, "ha"
-    if stratified:
-        whole = class_areas(map_path, block_rows=block_rows).whole
+    if opts.stratified:
+        whole = class_areas(map_path, block_rows=opts.block_rows).whole
         per_value = np.array(whole.hectares if whole.hectares is not None else whole.pixels)
         unit = "ha" if whole.hectares is not None else "px"
         mapped = np.bincount(plan.map_lut, weights=per_value, minlength=len(plan.names))
-    has_points = samples and any(g["type"].endswith("Point") for g in feats.geometries)
+    has_points = feats is not None and any(g["type"].endswith("Point")
+                                           for g in feats.geometries)
     return scores(tally.matrix, plan.names, map_name=str(map_path), reference=str(reference),
                   unit="samples" if has_points else "pixels", left_out=tally.left_out(),
                   mapped_area=mapped, area_unit=unit)
 
 
-def evaluate_pairs(pairs: Sequence[tuple[str | Path, str | Path]], **options: Any) -> Report:
+def evaluate_pairs(pairs: Sequence[tuple[str | Path, str | Path]],
+                   options: EvalOptions | None = None, **fields: Any) -> Report:
     """:func:`evaluate` on each (map, reference) pair; pooled when there are several."""
-    evals = tuple(evaluate(m, r, **options) for m, r in pairs)
+    opts = replace(options or EvalOptions(), **fields)
+    evals = tuple(evaluate(m, r, opts) for m, r in pairs)
     return Report(evals, pool(evals) if len(evals) > 1 else None)

@@ -136,7 +136,7 @@ def vectorize(map_path: str | Path, output: str | Path, min_area_ha: float = 0.0
     ``overwrite``)."""
     try:
         import pyogrio  # noqa: F401 - checked here: the extra may be missing
-        import shapely
+        import shapely  # noqa: F401
     except ImportError as exc:
         raise InputError(f"vectorize needs the vector extra ({exc.name} missing): "
                          f"{VECTOR_HINT}") from None
@@ -146,38 +146,13 @@ def vectorize(map_path: str | Path, output: str | Path, min_area_ha: float = 0.0
     tmp = partial_path(out, ".partial" + out.suffix)
     with open_map(map_path) as ds:
         classes = map_classes(ds)
-        k = len(classes)
         size = _sieve_pixels(min_area_ha, ds)
         areas = row_pixel_areas_m2(ds.crs, ds.transform, ds.height)
         cum = None if areas is None else np.concatenate([[0.0], np.cumsum(areas)])
         tmp.unlink(missing_ok=True)
         sink = _Sink(tmp, ds, classes, cum)
-        edge: dict[int, list[Any]] = defaultdict(list)
-        sieved = 0
         try:
-            for row0, rows in row_blocks(ds.height, chunk_rows):
-                top, bottom = max(0, row0 - size), min(ds.height, row0 + rows + size)
-                block = ds.read(1, window=((top, bottom), (0, ds.width)))
-                valid = block < k
-                if size > 1:
-                    kept = sieve(block, size, mask=valid, connectivity=4)
-                    sieved += int((kept != block)[row0 - top: row0 - top + rows].sum())
-                    block = kept
-                core = block[row0 - top: row0 - top + rows]
-                mask = valid[row0 - top: row0 - top + rows]
-                done = []
-                for geom, value in shapes(core, mask=mask, connectivity=4,
-                                          transform=Affine.translation(0, row0)):
-                    poly = shapely.geometry.shape(geom)
-                    _, ymin, _, ymax = poly.bounds
-                    if (ymin == row0 and row0 > 0) or (ymax == row0 + rows < ds.height):
-                        edge[int(value)].append(poly)      # cut by a chunk edge: merge later
-                    else:
-                        done.append((int(value), poly))
-                sink.add(done)
-            for value, pieces in edge.items():      # merged; vertices left on the cut dropped
-                merged = shapely.simplify(shapely.union_all(pieces), 0)
-                sink.add([(value, p) for p in shapely.get_parts(merged)])
+            sieved = _polygons(ds, sink, size, chunk_rows)
             sink.close()
             os.replace(tmp, out)
         except (RasterioError, OSError) as exc:
@@ -189,6 +164,40 @@ def vectorize(map_path: str | Path, output: str | Path, min_area_ha: float = 0.0
     return VectorizeResult(str(out), classes, tuple(int(n) for n in sink.polygons),
                            None if cum is None else tuple(float(h) for h in sink.hectares),
                            sieved)
+
+
+def _polygons(ds: Any, sink: _Sink, size: int, chunk_rows: int) -> int:
+    """Feed ``sink`` the polygons of ``ds``, chunk by chunk (polygons cut by a chunk edge are
+    merged at the end); regions under ``size`` px are sieved first. Returns the pixels sieved."""
+    import shapely
+
+    k = len(sink.classes)
+    edge: dict[int, list[Any]] = defaultdict(list)
+    sieved = 0
+    for row0, rows in row_blocks(ds.height, chunk_rows):
+        top, bottom = max(0, row0 - size), min(ds.height, row0 + rows + size)
+        block = ds.read(1, window=((top, bottom), (0, ds.width)))
+        valid = block < k
+        if size > 1:
+            kept = sieve(block, size, mask=valid, connectivity=4)
+            sieved += int((kept != block)[row0 - top: row0 - top + rows].sum())
+            block = kept
+        core = block[row0 - top: row0 - top + rows]
+        mask = valid[row0 - top: row0 - top + rows]
+        done = []
+        for geom, value in shapes(core, mask=mask, connectivity=4,
+                                  transform=Affine.translation(0, row0)):
+            poly = shapely.geometry.shape(geom)
+            _, ymin, _, ymax = poly.bounds
+            if (ymin == row0 and row0 > 0) or (ymax == row0 + rows < ds.height):
+                edge[int(value)].append(poly)      # cut by a chunk edge: merge later
+            else:
+                done.append((int(value), poly))
+        sink.add(done)
+    for value, pieces in edge.items():      # merged; vertices left on the cut dropped
+        merged = shapely.simplify(shapely.union_all(pieces), 0)
+        sink.add([(value, p) for p in shapely.get_parts(merged)])
+    return sieved
 
 
 def _driver(path: Path) -> str:

@@ -19,8 +19,15 @@ import onnxruntime as ort
 import pytest
 import rasterio
 
-from lulc_edge import BackendError, Engine, EngineOptions, PrecisionError, Segmenter, autotune
-from lulc_edge.backends import available_devices, cpu_supports, openvino_capabilities
+from lulc_edge import (
+    BackendError,
+    Engine,
+    EngineOptions,
+    PrecisionError,
+    Segmenter,
+    autotune_cache,
+)
+from lulc_edge.devices import available_devices, cpu_supports, openvino_capabilities
 from lulc_edge.errors import LulcEdgeWarning
 from lulc_edge.synthetic import SceneSpec, generate, write_scene
 
@@ -250,10 +257,11 @@ def test_auto_chooses_from_the_cached_timings(model_path, tmp_path, cache_dir):
     """The choice follows the timings: faster reduced precision wins only by >= 10 %."""
     user = _cpu_int8_model(model_path, tmp_path, int8=WITHIN)
     opts = EngineOptions(device="cpu", precision="auto", threads=2)
-    key = autotune.cache_key(Engine(user, EngineOptions(device="cpu")).contract.sha256, 2, opts)
+    sha = Engine(user, EngineOptions(device="cpu")).contract.sha256
+    key = autotune_cache.cache_key(sha, 2, opts)
 
     def plant(fp32: float, int8: float) -> str:
-        doc = {"version": autotune.CACHE_VERSION,
+        doc = {"version": autotune_cache.CACHE_VERSION,
                "entries": {key: {"pairs": {"cpu/fp32": {"mps": fp32}, "cpu/int8": {"mps": int8}}}}}
         (cache_dir / "auto.json").write_text(json.dumps(doc))
         eng = Engine(user, opts)
@@ -272,14 +280,14 @@ def test_corrupt_or_foreign_cache_is_rebuilt(model_path, tmp_path, cache_dir):
     cache_dir.mkdir()
     cache = cache_dir / "auto.json"
     for bad in ("{not json", json.dumps([1, 2]), json.dumps({"version": 99, "entries": {}}),
-                json.dumps({"version": autotune.CACHE_VERSION, "entries": {"k": "x"}})):
+                json.dumps({"version": autotune_cache.CACHE_VERSION, "entries": {"k": "x"}})):
         cache.write_text(bad)
         sel = Engine(user, opts).selection
         assert not sel.cached
         doc = json.loads(cache.read_text())
-        assert doc["version"] == autotune.CACHE_VERSION and sel.key in doc["entries"]
+        assert doc["version"] == autotune_cache.CACHE_VERSION and sel.key in doc["entries"]
     # another machine's entry (another key) is not used: this one measures its own
-    foreign = {"version": autotune.CACHE_VERSION,
+    foreign = {"version": autotune_cache.CACHE_VERSION,
                "entries": {"0" * 32: {"pairs": {"cpu/fp32": {"mps": 999.0}}}}}
     cache.write_text(json.dumps(foreign))
     sel = Engine(user, opts).selection
@@ -459,7 +467,7 @@ def test_providers_listed_match_onnxruntime():
 
 def test_fp16_on_a_cpu_without_amx_fp16_is_refused_not_faked():
     """OpenVINO's CPU plugin takes the f16 hint but computes fp32 there: refuse it."""
-    from lulc_edge.backends import cpu_info, openvino_runtime_available
+    from lulc_edge.devices import cpu_info, openvino_runtime_available
 
     if not openvino_runtime_available() or "amx_fp16" in cpu_info()["flags"]:
         pytest.skip("needs OpenVINO's runtime on a CPU without AMX-FP16")
@@ -481,18 +489,31 @@ def test_auto_lock_held_by_a_hung_process_is_waited_for_a_bounded_time(tmp_path,
          "time.sleep(60)", str(lock)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        monkeypatch.setattr(autotune, "LOCK_WAIT", 0.5)
+        monkeypatch.setenv("LULC_EDGE_AUTO_LOCK_WAIT", "0.5")
         t0 = time.monotonic()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with autotune._locked(cache):
+            with autotune_cache.locked(cache):
                 waited = time.monotonic() - t0
         assert 0.5 <= waited < 10
         assert any("without waiting" in str(w.message) for w in caught)
         holder.kill()
         holder.wait()
-        with autotune._locked(cache):  # released by the kernel with the process: at once
+        with autotune_cache.locked(cache):  # released by the kernel with the process: at once
             pass
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_auto_lock_wait_is_read_when_used(monkeypatch):
+    """LULC_EDGE_AUTO_LOCK_WAIT is read at each lock, not frozen at import; a bad value is a
+    one-line BackendError, not a traceback on `import lulc_edge`."""
+    monkeypatch.setenv("LULC_EDGE_AUTO_LOCK_WAIT", "2.5")
+    assert autotune_cache.lock_wait() == 2.5
+    monkeypatch.delenv("LULC_EDGE_AUTO_LOCK_WAIT")
+    assert autotune_cache.lock_wait() == autotune_cache.DEFAULT_LOCK_WAIT
+    for bad in ("soon", "-1", "nan"):
+        monkeypatch.setenv("LULC_EDGE_AUTO_LOCK_WAIT", bad)
+        with pytest.raises(BackendError, match="LULC_EDGE_AUTO_LOCK_WAIT"):
+            autotune_cache.lock_wait()

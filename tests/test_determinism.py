@@ -10,7 +10,7 @@ import pytest
 import rasterio
 
 from lulc_edge import Engine, EngineOptions, RunOptions, Segmenter, segment_file
-from lulc_edge.backends import PRECISIONS, available_devices
+from lulc_edge.devices import PRECISIONS, available_devices
 from lulc_edge.errors import LulcEdgeError
 
 PAIRS = [(d, p) for d in ("cpu", "cuda", "openvino", "openvino-ep") for p in PRECISIONS]

@@ -440,3 +440,22 @@ def test_readme_example_samples_stratified_on_the_example_map(tmp_path):
                           metrics.confusion_matrix(truth, pred, labels=range(5)))
     s = doc["stratified"]
     assert sum(s["area"]) == pytest.approx(sum(s["mapped_area"]))
+
+
+def test_options_value_and_keywords_give_the_same_evaluation(tmp_path):
+    """evaluate takes one EvalOptions value; keywords still work and override it."""
+    from lulc_edge.evaluate import EvalOptions
+
+    pred = np.random.default_rng(8).integers(0, 5, (30, 40))
+    write_map(tmp_path / "map.tif", pred)
+    write_map(tmp_path / "ref.tif", np.random.default_rng(9).integers(0, 5, (30, 40)))
+    opts = EvalOptions(binary="Water", block_rows=7)
+    by_value = evaluate(tmp_path / "map.tif", tmp_path / "ref.tif", opts)
+    by_keywords = evaluate(tmp_path / "map.tif", tmp_path / "ref.tif", binary="Water",
+                           block_rows=7)
+    assert by_value.matrix == by_keywords.matrix
+    assert len(by_value.classes) == 2
+    overridden = evaluate(tmp_path / "map.tif", tmp_path / "ref.tif", opts, binary=None)
+    assert len(overridden.classes) == 5
+    with pytest.raises(ValueError, match="on must be"):
+        EvalOptions(on="sideways")

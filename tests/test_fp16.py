@@ -16,7 +16,7 @@ from onnx import TensorProto
 
 from export.to_fp16 import convert_file
 from lulc_edge import Engine, EngineOptions, PrecisionError, bundled_model
-from lulc_edge.backends import variant_path
+from lulc_edge.precisions import variant_path
 from lulc_edge.synthetic import SceneSpec, generate
 
 ROOT = Path(__file__).resolve().parents[1]

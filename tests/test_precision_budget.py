@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 
 from lulc_edge import Engine, EngineOptions, bundled_model
-from lulc_edge.autotune import DEFAULT_MIN_AGREEMENT, budget_note, stored_agreements
+from lulc_edge.budget import DEFAULT_MIN_AGREEMENT, budget_note, stored_agreements
 from lulc_edge.cli import main
 
 BUDGET = DEFAULT_MIN_AGREEMENT

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from lulc_edge import synthetic
+from lulc_edge import synthetic, synthetic_fields
 from lulc_edge.synthetic import (
     BAND_NAMES,
     CLASS_SCL,
@@ -48,7 +48,7 @@ def _pure(labels: np.ndarray) -> np.ndarray:
 
 def test_deterministic_for_a_seed(scene) -> None:
     bands, labels, _ = scene
-    synthetic._plan.cache_clear()
+    synthetic_fields.scene_plan.cache_clear()
     again_bands, again_labels, _ = generate(SceneSpec(width=256, height=256, seed=0))
     np.testing.assert_array_equal(bands, again_bands)
     np.testing.assert_array_equal(labels, again_labels)
