@@ -200,3 +200,33 @@ def test_run_says_when_weights_are_demo_weights(make_scene):
     proc = run_cli("run", src)
     assert proc.returncode == 0 and "DEMO weights" in proc.stderr
     assert "DEMO" not in run_cli("run", src, "--overwrite", "-q").stderr
+
+
+def test_in_process_runner_answers_as_a_process(tmp_path):
+    """tests.conftest.run_cli (CliRunner, this process) gives what a real process gives: exit
+    status, stdout, stderr; warnings shown again on each call, as each process shows them once."""
+    import re
+
+    from lulc_edge.synthetic import SceneSpec, generate
+
+    from .conftest import run_cli_process
+
+    bands, _, _ = generate(SceneSpec(width=48, height=40, seed=3))
+    nocrs = tmp_path / "nogeo.tif"  # rasterio warns (NotGeoreferencedWarning): shown each run
+    with rasterio.open(nocrs, "w", driver="GTiff", width=48, height=40, count=13,
+                       dtype="uint16") as ds:
+        ds.write(bands)
+    cases = [("run", tmp_path / "nope.tif"), ("run", nocrs, "--tile", "0"),
+             ("run", nocrs, "-o", "OUT", "--json"), ("run", nocrs, "-o", "OUT", "-q")]
+
+    def answer(run, args, out):
+        proc = run(*(out if a == "OUT" else a for a in args))
+        text = (proc.stdout + proc.stderr).replace(str(out), "OUT")
+        text = re.sub(r'"seconds": [0-9.e-]+|[0-9.]+ (MP/)?s\b', "T", text)
+        return proc.returncode, text.replace("python -m lulc_edge.cli", "lulc-edge")
+
+    for i, args in enumerate(cases):
+        mine = answer(run_cli, args, tmp_path / f"a{i}.tif")
+        again = answer(run_cli, args, tmp_path / f"b{i}.tif")
+        real = answer(run_cli_process, args, tmp_path / f"c{i}.tif")
+        assert mine == again == real, args
