@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..errors import LulcEdgeError
+from ..preview import write_previews
 from .console import fail
 from .options import PREVIEW_SIZE, SIZE
 
@@ -17,8 +18,6 @@ def draw_pictures(map_path: str | Path, scene: str | None, quiet: bool,
                   qml: bool = False, true_colour: Any = None) -> None:
     """Write a map's pictures, list them unless ``quiet``; an error is one line (and exit 1
     unless ``fatal`` is False: a batch goes on)."""
-    from ..preview import write_previews
-
     try:
         paths = write_previews(map_path, scene, out_dir, size, qml, true_colour)
     except LulcEdgeError as exc:

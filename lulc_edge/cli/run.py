@@ -13,6 +13,7 @@ from ..batch import Job, JobReport, expand_inputs, plan_jobs, report_dict, run_d
 from ..engine import Engine
 from ..errors import LulcEdgeError
 from ..pipeline import RunOptions, RunResult, segment_file
+from ..preview import has_pictures, with_pictures
 from .console import fail, interrupted, setup_logging, warn, warn_cpus
 from .options import (
     BATCH,
@@ -79,8 +80,6 @@ def _run_options(outputs: OutputArgs, tiling: TilingArgs, report: ReportArgs) ->
                          overwrite=outputs.overwrite, resume=outputs.resume, qml=outputs.qml,
                          progress=False if report.quiet else None)
     if outputs.preview:  # each run keeps its scene's thumbnail: no second read of the scene
-        from ..preview import with_pictures
-
         options = with_pictures(options)  # Pillow checked before mapping, not after
     return options
 
@@ -166,14 +165,8 @@ def _show(rep: JobReport, plan: Plan) -> None:
         if not quiet:
             click.echo(f"{rep.status:<8}{rep.output}", err=True)
     if plan.outputs.preview and (rep.status == "done" or rep.status == "skipped"
-                                 and not _has_pictures(rep.output)):
+                                 and not has_pictures(rep.output)):
         draw_pictures(rep.output, rep.input, quiet, fatal=False, true_colour=rep.true_colour)
-
-
-def _has_pictures(map_path: str) -> bool:
-    from ..preview import has_pictures
-
-    return has_pictures(map_path)
 
 
 def summary(res: RunResult) -> str:
