@@ -9,7 +9,7 @@ import click
 
 from ..errors import LulcEdgeError
 from .console import fail, setup_logging
-from .options import TABLE, Group, ReportArgs, use
+from .options import TABLE, Group, TableArgs, use
 from .reports import emit, report_format
 
 
@@ -53,7 +53,7 @@ COMPARE = Group("compare", CompareArgs, (
 @click.command()
 @click.argument("pairs", nargs=-1, metavar="MAP REFERENCE [MAP REFERENCE]...")
 @use(COMPARE, TABLE)
-def evaluate(pairs: tuple[str, ...], compare: CompareArgs, report: ReportArgs) -> None:
+def evaluate(pairs: tuple[str, ...], compare: CompareArgs, report: TableArgs) -> None:
     """Accuracy of class maps against reference labels.
 
     REFERENCE is a label raster (any grid and CRS) or reference samples: points or polygons

@@ -242,7 +242,15 @@ class ReportArgs:
     as_json: bool
     quiet: bool
     verbose: int = 0
-    output: str | None = None  # a report file (evaluate, stats)
+
+
+@dataclass(frozen=True)
+class TableArgs:
+    """A table printed (or as JSON), and written to ``output`` by its file name ending."""
+
+    output: str | None
+    as_json: bool
+    quiet: bool
 
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
@@ -252,7 +260,7 @@ REPORT = Group("report", ReportArgs, (
     JSON, click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary table."),
     VERBOSE))
 #: evaluate's and stats': a table printed, and written with -o by its file name ending.
-TABLE = Group("report", ReportArgs, (
+TABLE = Group("report", TableArgs, (
     click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
                  help="Also write the report: .json, .csv (long format) or .md, by extension."),
     click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout."),

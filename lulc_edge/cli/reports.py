@@ -11,7 +11,7 @@ import click
 from ..errors import LulcEdgeError
 from ..raster import write_atomic
 from .console import fail
-from .options import ReportArgs
+from .options import TableArgs
 
 #: Report formats of ``-o``, by file name ending.
 FORMATS = {".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md"}
@@ -28,7 +28,7 @@ def report_format(output: str | None) -> str | None:
     return fmt
 
 
-def emit(result: Any, report: ReportArgs) -> None:
+def emit(result: Any, report: TableArgs) -> None:
     """Table on stdout (or JSON with --json), and the report file of ``-o`` by its ending."""
     output = report.output
     fmt = report_format(output)

@@ -6,7 +6,7 @@ import click
 
 from ..errors import LulcEdgeError
 from .console import fail, setup_logging
-from .options import TABLE, ReportArgs, use
+from .options import TABLE, TableArgs, use
 from .reports import emit, report_format
 
 
@@ -20,7 +20,7 @@ from .reports import emit, report_format
               help="CRS of zones whose file carries none (default: the map's).")
 @use(TABLE)
 def stats(map_path: str, zones: str | None, field: str, crs: str | None,
-          report: ReportArgs) -> None:
+          report: TableArgs) -> None:
     """Class areas of a map in pixels, hectares and percent, whole and per zone.
 
     Hectares come from each row's pixel area (on the ellipsoid when the map's CRS is
