@@ -19,16 +19,12 @@ import numpy as np
 
 from . import autotune_cache as cache
 from .backends import Backend
-from .budget import DEFAULT_MIN_AGREEMENT, budget_note, report_lines, stored_agreements
+from .budget import budget_note, stored_agreements
 from .contract import MODEL_BANDS
 from .devices import PRECISIONS, available_devices, resolve_device
 from .engine_options import EngineOptions
 from .errors import BackendError, LulcEdgeError, LulcEdgeWarning
 from .precisions import check_precision
-
-# DEFAULT_MIN_AGREEMENT and report_lines: re-exported for cli.py until it imports lulc_edge.budget
-__all__ = ["DEFAULT_MIN_AGREEMENT", "AutoModel", "Candidate", "Selection", "candidates",
-           "report_lines", "select", "time_backend"]
 
 #: A reduced precision must beat the fastest fp32 pair by this factor to be chosen.
 MIN_GAIN = 1.10

@@ -21,7 +21,6 @@ from typing import Protocol
 import numpy as np
 
 # Re-exported for cli.py until it imports them from lulc_edge.devices.
-from .devices import PRECISION_CHOICES, cpu_info, versions  # noqa: F401
 from .engine_options import EngineOptions
 from .openvino_backend import OpenVINOBackend
 from .ort_backend import OrtBackend

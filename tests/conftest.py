@@ -129,8 +129,8 @@ def run_cli(*args: str | os.PathLike, cwd: Path | None = None) -> CliResult:
     once-only register (each warning is shown once per process), the root logger, the engine
     cache of batches, the working directory. An exception that escapes is appended to stderr as
     the traceback a process would print (exit 1). A real process is what ``run_cli_process``
-    starts: for signals, locks held, fd-level output (``_hide_c_stderr`` acts only on fd 2) and
-    ``--workers``.
+    starts: for signals, locks held, fd-level output (``cli.console.hide_native_stderr`` acts
+    only on fd 2) and ``--workers``.
     """
     from lulc_edge import cli
     from lulc_edge.batch import _cached_engine

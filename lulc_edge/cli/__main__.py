@@ -1,0 +1,5 @@
+"""``python -m lulc_edge.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,184 @@
+"""``lulc-edge run``: one scene, or a batch (several inputs, --out-dir, --from-list, Dask)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+from rasterio.errors import RasterioError
+
+from ..batch import Job, JobReport, expand_inputs, plan_jobs, report_dict, run_dask, run_local
+from ..engine import Engine
+from ..errors import LulcEdgeError
+from ..pipeline import RunOptions, RunResult, segment_file
+from ..preview import has_pictures, with_pictures
+from .console import fail, interrupted, setup_logging, warn, warn_cpus
+from .options import (
+    BATCH,
+    ENGINE,
+    OUTPUTS,
+    RADIOMETRY,
+    REPORT,
+    TILING,
+    BatchArgs,
+    EngineArgs,
+    OutputArgs,
+    RadiometryArgs,
+    ReportArgs,
+    TilingArgs,
+    use,
+)
+from .preview import draw_pictures
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, metavar="SCENE...")
+@use(OUTPUTS, ENGINE, TILING, RADIOMETRY, BATCH, REPORT)
+def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling: TilingArgs,
+        radiometry: RadiometryArgs, batch: BatchArgs, report: ReportArgs) -> None:
+    """Map Sentinel-2 scenes to georeferenced land-cover class maps.
+
+    SCENE is a 13-band GeoTIFF (bands B1..B9, B8A, SCL, B11, B12 in the model's order, or
+    named by band descriptions), a GDAL VRT, a folder of per-band files, or an L2A .SAFE
+    folder / .zip. The output is a tiled, DEFLATE-compressed uint8 GeoTIFF with the input's
+    grid, a colour table, class names in its tags and nodata 255.
+
+    Several inputs (or --out-dir, --from-list, globs) make a batch: finished outputs are
+    skipped, a bad input is reported and the rest go on, the exit code says if any failed.
+
+    \b
+    Examples:
+      lulc-edge run scene.tif
+      lulc-edge run scene.tif -o map.tif --confidence --cog
+      lulc-edge run S2B_MSIL2A_20230612.SAFE.zip --json
+      lulc-edge run l1c_folder/ --scl-fill 4        # L1C has no SCL: say what to use
+      lulc-edge run 'archive/*.zip' --out-dir maps/  # a batch; rerun to pick up failures
+      lulc-edge run big.tif --resume                # after a crash or power cut
+    """
+    setup_logging(report.verbose)
+    if outputs.output == "":
+        raise click.BadParameter("empty path", param_hint="'-o' / '--output'")
+    warn_cpus("--threads", engine.threads)
+    warn_cpus("--workers", batch.workers if batch.workers > 1 else None)
+    try:
+        plan = Plan(engine, _run_options(outputs, tiling, report), radiometry, outputs, report)
+        items = expand_inputs(inputs, batch.from_list)
+        if len(items) > 1 or batch.out_dir is not None or batch.from_list is not None \
+                or batch.scheduler is not None:
+            _run_batch(items, plan, batch)
+        else:
+            _run_one(items[0], plan)
+    except LulcEdgeError as exc:
+        fail(str(exc))
+
+
+def _run_options(outputs: OutputArgs, tiling: TilingArgs, report: ReportArgs) -> RunOptions:
+    options = RunOptions(mode=tiling.mode, tile=tiling.tile, batch=tiling.batch,
+                         confidence=outputs.confidence, probs=outputs.probs, cog=outputs.cog,
+                         overwrite=outputs.overwrite, resume=outputs.resume, qml=outputs.qml,
+                         progress=False if report.quiet else None)
+    if outputs.preview:  # each run keeps its scene's thumbnail: no second read of the scene
+        options = with_pictures(options)  # Pillow checked before mapping, not after
+    return options
+
+
+class Plan:
+    """What every scene of a run is mapped with, and how it is reported."""
+
+    def __init__(self, engine: EngineArgs, options: RunOptions, radiometry: RadiometryArgs,
+                 outputs: OutputArgs, report: ReportArgs) -> None:
+        self.model, self.engine_options = engine.model, engine.engine_options()
+        self.options, self.source_options = options, radiometry.source_options()
+        self.outputs, self.report = outputs, report
+
+
+def _run_one(src: str, plan: Plan) -> None:
+    """One scene to ``-o`` (or beside it), its summary printed."""
+    report = plan.report
+    try:
+        engine = Engine(plan.model, plan.engine_options)
+        res = segment_file(src, plan.outputs.output, engine=engine, options=plan.options,
+                           source_options=plan.source_options)
+    except KeyboardInterrupt:
+        interrupted(f"{src} stopped before its map was finished; run the same command with "
+                    "--resume to continue it")
+    except LulcEdgeError as exc:
+        fail(str(exc))
+    except (RasterioError, OSError, ValueError) as exc:
+        fail(f"{src}: {exc}")
+    for w in res.warnings:
+        warn(w)
+    if engine.contract.demo and not report.quiet:
+        click.echo("lulc-edge: note: the model has DEMO weights trained on synthetic scenes, "
+                   "not a real land-cover model (lulc-edge info; README)", err=True)
+    if report.as_json:
+        click.echo(json.dumps(res.as_dict(), indent=2))
+    elif not report.quiet:
+        click.echo(summary(res))
+    if plan.outputs.preview:
+        draw_pictures(res.output, src, report.quiet, true_colour=res.true_colour)
+
+
+def _run_batch(items: list[str], plan: Plan, batch: BatchArgs) -> None:
+    """Each input to its own map; one line per scene, the counts at the end, exit 1 if any
+    failed."""
+    report, reported = plan.report, set()
+    jobs: list[Job] = plan_jobs(items, batch.out_dir, plan.outputs.output)
+    t0 = time.perf_counter()
+
+    def show(rep: JobReport) -> None:
+        reported.add(rep.input)
+        _show(rep, plan)
+
+    args = (plan.model, plan.engine_options, plan.options, plan.source_options)
+    try:
+        if batch.scheduler:
+            reports = run_dask(jobs, batch.scheduler, *args, on_report=show)
+        else:
+            reports = run_local(jobs, *args, batch.workers, on_report=show)
+    except KeyboardInterrupt:
+        left = [j.input for j in jobs if j.input not in reported]
+        at = f" at {left[0]}" if left and batch.workers <= 1 and not batch.scheduler else ""
+        interrupted(f"batch stopped{at} with {len(jobs) - len(left)} of {len(jobs)} scenes "
+                    "finished; run the same command with --resume to continue (finished maps "
+                    "are skipped)")
+    doc = report_dict(reports, time.perf_counter() - t0)
+    if report.as_json:
+        click.echo(json.dumps(doc, indent=2))
+    elif not report.quiet:
+        click.echo(f"{doc['done']} done, {doc['skipped']} skipped, {doc['failed']} failed "
+                   f"of {doc['inputs']} inputs in {doc['seconds']:.1f} s")
+    if doc["failed"]:
+        sys.exit(1)
+
+
+def _show(rep: JobReport, plan: Plan) -> None:
+    """A batch's line for one scene as it finishes; its pictures, unless all are there."""
+    quiet = plan.report.quiet or plan.report.as_json
+    if rep.status == "failed":
+        click.echo(f"lulc-edge: error: {rep.error}", err=True)
+    else:
+        for w in rep.warnings:
+            warn(w)
+        if not quiet:
+            click.echo(f"{rep.status:<8}{rep.output}", err=True)
+    if plan.outputs.preview and (rep.status == "done" or rep.status == "skipped"
+                                 and not has_pictures(rep.output)):
+        draw_pictures(rep.output, rep.input, quiet, fatal=False, true_colour=rep.true_colour)
+
+
+def summary(res: RunResult) -> str:
+    """A run's table: size, speed, backend; pixels, % and hectares per class."""
+    lines = [f"{res.output}: {res.width}x{res.height} px in {res.seconds:.1f} s "
+             f"({res.pixels / max(res.seconds, 1e-9) / 1e6:.2f} MP/s, "
+             f"{res.device} {res.precision}, {res.mode})"]
+    total = max(res.pixels, 1)
+    for name, n in res.class_pixels.items():
+        area = f"{res.class_hectares[name]:>12.2f} ha" if res.class_hectares else ""
+        lines.append(f"  {name:<16}{n:>12d} px {100 * n / total:6.2f} %{area}")
+    if res.area_note:
+        lines.append(f"  ({res.area_note})")
+    return "\n".join(lines)
+
