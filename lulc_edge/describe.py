@@ -10,8 +10,8 @@ from typing import Any
 import rasterio
 
 from .budget import DEFAULT_MIN_AGREEMENT
-from .devices import cpu_info, versions
 from .contract import Contract
+from .devices import cpu_info, versions
 from .engine import (
     Engine,
     EngineOptions,

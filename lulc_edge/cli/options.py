@@ -16,9 +16,9 @@ from typing import Any
 import click
 
 from .. import options as opts
+from ..batch import SCHEDULER_ENV
 from ..budget import DEFAULT_MIN_AGREEMENT
 from ..devices import PRECISION_CHOICES
-from ..batch import SCHEDULER_ENV
 from ..engine import CUDA_BATCH, CUDA_TILE, DEVICES, EngineOptions
 from ..pipeline import DEFAULT_BATCH, DEFAULT_TILE, MODES
 from ..sources import RESAMPLINGS, SourceOptions
