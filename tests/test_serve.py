@@ -333,7 +333,7 @@ def slow_scene(tmp_path_factory) -> Path:
     return path
 
 
-def test_limits_token_and_cors(tmp_path):
+def test_limits_token_and_cors(tmp_path, slow_scene):
     s = Server(tmp_path / "jobs", "--max-upload-mb", "1", "--queue", "1", "--token", "s3cret",
                "--cors", "http://station.local", "--data-root", str(slow_scene.parent),
                token="s3cret")
