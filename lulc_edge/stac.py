@@ -1,7 +1,7 @@
 """lulc_edge.stac: Sentinel-2 STAC items, item collections and item searches -> band hrefs.
 
 An item (a local ``item.json`` or an ``http(s)://`` URL, fetched with the URL signers and
-GDAL's HTTP headers of :mod:`lulc_edge.remote`) becomes an :class:`ItemBands`: the model's
+GDAL's HTTP headers of :mod:`lulc_edge.urlio`) becomes an :class:`ItemBands`: the model's
 band names mapped to asset hrefs, and the BOA offset to add to the digital numbers with the
 evidence for it. Both asset conventions are read: Earth Search (``coastal``, ``blue`` ...
 ``nir08``, ``swir22``, ``scl``, and their ``-jp2`` twins) and the Planetary Computer
@@ -34,7 +34,7 @@ from .products import (
     normalize_band,
     parse_baseline,
 )
-from .remote import fetch_json, is_url, shown
+from .urlio import fetch_json, is_url, shown
 
 #: Earth Search asset keys (their ``-jp2`` twins too) -> band names.
 EARTH_SEARCH_KEYS: Mapping[str, str] = {

@@ -30,9 +30,11 @@ Route = Callable[[str, str, str, bytes], tuple[int, str, bytes]]
 
 @dataclass
 class Log:
-    """What the server saw: one (method, path, range, status) per request, bytes sent."""
+    """What the server saw: one (method, path, range, status) per request, each request's
+    full target (with its query), bytes sent."""
 
     requests: list[tuple[str, str, str | None, int]] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
     bytes_sent: int = 0
 
     def count(self, path: str | None = None, method: str | None = None) -> int:
@@ -62,6 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self, path: str, rng: str | None, status: int, sent: int = 0) -> None:
         with self.server.lock:
             self.server.log.requests.append((self.command, path, rng, status))
+            self.server.log.targets.append(self.path)
             self.server.log.bytes_sent += sent
 
     def _send(self, status: int, headers: dict[str, str], data: bytes, body: bool,
@@ -155,6 +158,10 @@ class FileServer(ThreadingHTTPServer):
         assert fault in ("503", "429", "403", "drop"), fault
         with self.lock:
             self._faults.setdefault("/" + name.lstrip("/"), deque()).extend([fault] * times)
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._faults.clear()
 
     def take_fault(self, path: str) -> str | None:
         with self.lock:
