@@ -1,9 +1,10 @@
 """lulc_edge.urlio: URLs outside GDAL: signing, GDAL-style credentials, JSON and fingerprints.
 
 Access follows GDAL's own conventions, read from the environment, so one set of settings
-serves GDAL's reads and these requests: ``GDAL_HTTP_HEADERS`` and ``GDAL_HTTP_BEARER``
-(:func:`auth_headers`; ``AWS_*`` reach ``s3://`` through GDAL only). URLs that need a
-signature (Planetary Computer SAS tokens, presigned URLs) go through a hook::
+serves GDAL's reads and these requests: ``GDAL_HTTP_HEADERS``, and ``GDAL_HTTP_BEARER``
+with ``GDAL_HTTP_AUTH=BEARER`` (:func:`auth_headers`; ``AWS_*`` reach ``s3://`` through
+GDAL only). URLs that need a signature (Planetary Computer SAS tokens, presigned URLs)
+go through a hook::
 
     import planetary_computer            # pip install planetary-computer
     from lulc_edge.urlio import register_signer
@@ -11,7 +12,8 @@ signature (Planetary Computer SAS tokens, presigned URLs) go through a hook::
 
 A signer is called at every open and request, so a batch longer than a token's life (under
 an hour for the Planetary Computer) signs again rather than failing;
-``planetary_computer.sign`` caches its token until it is about to expire. Messages and tags
+``planetary_computer.sign`` caches its token until it is about to expire. (GDAL's own
+``VSICURL_PC_URL_SIGNING=YES`` signs GDAL's reads only, not item JSON.) Messages and tags
 show URLs without their query (:func:`shown`), which may hold a signature.
 """
 
@@ -83,14 +85,16 @@ def sign(url: str) -> str:
 
 def auth_headers() -> dict[str, str]:
     """The HTTP headers GDAL would send: ``GDAL_HTTP_HEADERS`` (``Name: value`` lines or a
-    comma-separated list) and ``GDAL_HTTP_BEARER``; used for JSON and fingerprints too."""
+    comma-separated list) and, with ``GDAL_HTTP_AUTH=BEARER``, ``GDAL_HTTP_BEARER``; sent
+    with JSON and fingerprint requests too."""
     headers = {}
     raw = os.environ.get("GDAL_HTTP_HEADERS", "")
     for item in re.split(r"\r?\n|,(?=\s*[\w-]+\s*:)", raw):
         name, sep, value = item.partition(":")
         if sep and name.strip():
             headers[name.strip()] = value.strip()
-    if os.environ.get("GDAL_HTTP_BEARER"):
+    if os.environ.get("GDAL_HTTP_AUTH", "").upper() == "BEARER" and \
+            os.environ.get("GDAL_HTTP_BEARER"):
         headers["Authorization"] = "Bearer " + os.environ["GDAL_HTTP_BEARER"]
     return headers
 

@@ -1,7 +1,8 @@
 """A small HTTP file server on 127.0.0.1 for the remote-input tests.
 
 It serves a directory with HEAD, single byte ranges (``Range: bytes=a-b``, ``a-``, ``-n``),
-ETag and Last-Modified, counts requests and bytes, and injects faults: the next N requests
+ETag and Last-Modified, counts requests and bytes, can require a header (401 without it),
+and injects faults: the next N requests
 to a path answer 503, 429 with ``Retry-After``, 403, or drop the connection half way
 through the body. Routes (``server.routes[path] = fn``) answer JSON for a STAC API.
 A request with several ranges gets the whole file (200), which HTTP allows; GDAL merges
@@ -89,6 +90,11 @@ class _Handler(BaseHTTPRequestHandler):
         path, rng = url.path, self.headers.get("Range")
         length = int(self.headers.get("Content-Length") or 0)
         payload = self.rfile.read(length) if length else b""
+        need = self.server.require
+        if need is not None and self.headers.get(need[0]) != need[1]:
+            self._record(path, rng, 401)
+            self._send(401, {}, b"credentials needed\n", body)
+            return
         fault = self.server.take_fault(path)
         if fault in ("503", "429", "403"):
             extra = {"Retry-After": "1"} if fault == "429" else {}
@@ -142,6 +148,8 @@ class FileServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.log = Log()
         self.routes: dict[str, Route] = {}
+        #: (header, value) every request must carry, else 401 (a private server)
+        self.require: tuple[str, str] | None = None
         self._faults: dict[str, deque[str]] = {}
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="test-http", daemon=True)

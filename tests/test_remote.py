@@ -133,6 +133,24 @@ def test_cached_failure_does_not_poison_the_retry(server):
     assert np.array_equal(read_all(url), local)  # cache cleared between tries
 
 
+@pytest.mark.parametrize("how", ["GDAL_HTTP_BEARER", "GDAL_HTTP_HEADERS"])
+def test_private_server_through_gdal_conventions(server, monkeypatch, how):
+    """The same credentials reach GDAL's reads and this package's own requests."""
+    local = write_cog(server.root / "B10.tif", seed=10)
+    (server.root / "item.json").write_text('{"id": "x"}')
+    server.require = ("Authorization", "Bearer tok")
+    with pytest.raises(InputError, match=r"B10\.tif: HTTP 401: .*credentials or signing"):
+        remote.open_remote(server.url("B10.tif"))
+    with pytest.raises(InputError, match=r"item\.json: HTTP 401"):
+        urlio.fetch_json(server.url("item.json"))
+    if how == "GDAL_HTTP_BEARER":
+        monkeypatch.setenv("GDAL_HTTP_AUTH", "BEARER")
+    monkeypatch.setenv(how, "tok" if how == "GDAL_HTTP_BEARER" else "Authorization: Bearer tok")
+    assert np.array_equal(read_all(server.url("B10.tif")), local)  # a cached 401 is no bar
+    assert urlio.fetch_json(server.url("item.json")) == {"id": "x"}
+    assert urlio.remote_fingerprint(server.url("B10.tif"))["size"] > 0
+
+
 def test_missing_file_is_404_not_retried(server):
     with pytest.raises(InputError, match=r"nothing\.tif: HTTP 404: not found"):
         remote.open_remote(server.url("nothing.tif"))
@@ -186,5 +204,7 @@ def test_signer_from_spec():
 def test_auth_headers_follow_gdal_conventions(monkeypatch):
     monkeypatch.setenv("GDAL_HTTP_HEADERS", "X-Api-Key: abc, X-Other: d")
     monkeypatch.setenv("GDAL_HTTP_BEARER", "tok")
+    assert "Authorization" not in urlio.auth_headers()  # GDAL too needs GDAL_HTTP_AUTH
+    monkeypatch.setenv("GDAL_HTTP_AUTH", "bearer")
     assert urlio.auth_headers() == {"X-Api-Key": "abc", "X-Other": "d",
                                      "Authorization": "Bearer tok"}
