@@ -34,7 +34,7 @@ from .products import (
     normalize_band,
     parse_baseline,
 )
-from .urlio import fetch_json, is_url, shown
+from .urlio import fetch_json, is_url, remote_fingerprint, shown
 
 #: Earth Search asset keys (their ``-jp2`` twins too) -> band names.
 EARTH_SEARCH_KEYS: Mapping[str, str] = {
@@ -194,6 +194,25 @@ def item_bands(doc: Mapping[str, Any], base: str | None = None,
         bbox=tuple(float(v) for v in bbox) if isinstance(bbox, list) else None,
         cloud_cover=float(cloud) if cloud is not None else None, tags=tags,
     )
+
+
+def item_fingerprint(item: ItemBands) -> dict[str, list[Any]]:
+    """What a resume or a batch's skip check compares to know an item's files are the same:
+    per band file, ``[size, ETag, Last-Modified]`` for a URL (one one-byte request each,
+    :func:`lulc_edge.urlio.remote_fingerprint`; ``s3://`` and the like: the URL alone) and
+    ``[size, mtime_ns, inode]`` for a local file, keyed by the href without its query."""
+    out: dict[str, list[Any]] = {}
+    for href in sorted(set(item.hrefs.values())):
+        if is_url(href):
+            fp = remote_fingerprint(href)
+            out[fp["url"]] = [fp.get("size"), fp.get("etag"), fp.get("last_modified")]
+        else:
+            try:
+                st = os.stat(href)
+            except OSError:
+                continue
+            out[os.path.abspath(href)] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return out
 
 
 def _most_recent_first(items: Iterable[ItemBands]) -> list[ItemBands]:

@@ -160,6 +160,23 @@ def test_shared_item_over_http_with_hrefs_on_the_loopback_server():
         assert srv.log.count("/B04.tif", "GET") >= 1 and srv.log.bytes_sent > 0
 
 
+def test_item_fingerprint_changes_when_a_remote_band_file_changes(server):
+    for name in ("B02.tif", "B03.tif"):
+        (server.root / name).write_bytes(name.encode() * 100)
+    doc = pc_item(base=server.base)
+    doc["assets"] = {"B02": {"href": server.url("B02.tif") + "?sig=1"},
+                     "B03": {"href": server.url("B03.tif")}}
+    item = stac.item_bands(doc)
+    before = stac.item_fingerprint(item)
+    assert sorted(before) == [server.url("B02.tif"), server.url("B03.tif")]  # no signature
+    assert before[server.url("B02.tif")][0] == 700
+    assert stac.item_fingerprint(item) == before
+    server.replace("B03.tif", b"changed")
+    after = stac.item_fingerprint(item)
+    assert after[server.url("B02.tif")] == before[server.url("B02.tif")]
+    assert after[server.url("B03.tif")] != before[server.url("B03.tif")]
+
+
 def test_item_url_forbidden_names_url_and_signing(server):
     (server.root / "item.json").write_text(json.dumps(pc_item()))
     server.fail("item.json", "403")
