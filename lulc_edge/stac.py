@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from .errors import InputError
+from .journal import fingerprint as file_fingerprint
 from .products import (
     DEFAULT_OFFSET,
     KNOWN_BANDS,
@@ -200,18 +201,15 @@ def item_fingerprint(item: ItemBands) -> dict[str, list[Any]]:
     """What a resume or a batch's skip check compares to know an item's files are the same:
     per band file, ``[size, ETag, Last-Modified]`` for a URL (one one-byte request each,
     :func:`lulc_edge.urlio.remote_fingerprint`; ``s3://`` and the like: the URL alone) and
-    ``[size, mtime_ns, inode]`` for a local file, keyed by the href without its query."""
+    what :func:`lulc_edge.journal.fingerprint` gives a local file, keyed by the href without
+    its query."""
     out: dict[str, list[Any]] = {}
     for href in sorted(set(item.hrefs.values())):
         if is_url(href):
             fp = remote_fingerprint(href)
             out[fp["url"]] = [fp.get("size"), fp.get("etag"), fp.get("last_modified")]
         else:
-            try:
-                st = os.stat(href)
-            except OSError:
-                continue
-            out[os.path.abspath(href)] = [st.st_size, st.st_mtime_ns, st.st_ino]
+            out.update(file_fingerprint(href))
     return out
 
 

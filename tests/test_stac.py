@@ -160,15 +160,18 @@ def test_shared_item_over_http_with_hrefs_on_the_loopback_server():
         assert srv.log.count("/B04.tif", "GET") >= 1 and srv.log.bytes_sent > 0
 
 
-def test_item_fingerprint_changes_when_a_remote_band_file_changes(server):
+def test_item_fingerprint_changes_when_a_remote_band_file_changes(server, tmp_path):
     for name in ("B02.tif", "B03.tif"):
         (server.root / name).write_bytes(name.encode() * 100)
     doc = pc_item(base=server.base)
     doc["assets"] = {"B02": {"href": server.url("B02.tif") + "?sig=1"},
-                     "B03": {"href": server.url("B03.tif")}}
-    item = stac.item_bands(doc)
+                     "B03": {"href": server.url("B03.tif")},
+                     "B04": {"href": "B04.tif"}}  # a local file next to the item
+    (tmp_path / "B04.tif").write_bytes(b"local")
+    item = stac.item_bands(doc, str(tmp_path / "item.json"))
     before = stac.item_fingerprint(item)
-    assert sorted(before) == [server.url("B02.tif"), server.url("B03.tif")]  # no signature
+    assert set(before) == {server.url("B02.tif"), server.url("B03.tif"),
+                           str(tmp_path / "B04.tif")}  # URLs without their signature
     assert before[server.url("B02.tif")][0] == 700
     assert stac.item_fingerprint(item) == before
     server.replace("B03.tif", b"changed")
