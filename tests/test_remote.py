@@ -3,12 +3,15 @@ counts requests and injects faults (tests/httpserver.py)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import rasterio
 from rasterio.windows import Window
 
 from lulc_edge import remote, urlio
+from lulc_edge.bandread import StripReader
 from lulc_edge.errors import InputError
 from tests.httpserver import FileServer
 
@@ -208,3 +211,14 @@ def test_auth_headers_follow_gdal_conventions(monkeypatch):
     monkeypatch.setenv("GDAL_HTTP_AUTH", "bearer")
     assert urlio.auth_headers() == {"X-Api-Key": "abc", "X-Other": "d",
                                      "Authorization": "Bearer tok"}
+
+
+def test_strip_reader_reads_through_a_remote_dataset(server):
+    """RemoteDataset stands in for a rasterio dataset in the runtime's strip reader (decode
+    threads), connections dropped on the way: the same pixels as the local file."""
+    local = write_cog(server.root / "B11.tif", seed=11, size=1024)
+    with remote.RemoteDataset(server.url("B11.tif")) as src, ThreadPoolExecutor(2) as pool:
+        server.fail("B11.tif", "drop", times=3)
+        strips = StripReader(src, pool)
+        assert np.array_equal(strips.read(0, 1024, 0, 1024), local[0])
+    assert server.log.statuses("/B11.tif")[206] >= 3
