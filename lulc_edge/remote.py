@@ -94,8 +94,6 @@ def vsi_path(url: str) -> str:
     return url
 
 
-# --------------------------------------------------------------------------- GDAL
-
 def _libgdal() -> Any:
     """The GDAL library rasterio runs on, through ctypes (None where it cannot be found)."""
     global _GDAL
@@ -121,14 +119,14 @@ def clear_cache(url: str) -> bool:
     failures. rasterio >= 1.5 has ``rasterio.cache.invalidate``; older ones reach
     ``VSICurlPartialClearCache`` of the same GDAL library. False when neither is there (the
     retry then opens with ``CPL_VSIL_CURL_NON_CACHED``, see :func:`with_retries`)."""
-    prefix = vsi_path(shown(url))
     try:
         from rasterio import cache  # type: ignore[attr-defined]
 
-        cache.invalidate(prefix)
+        cache.invalidate(shown(url))  # takes a URL, as rasterio.open does
         return True
     except (ImportError, AttributeError):
         pass
+    prefix = vsi_path(shown(url))
     lib = _libgdal()
     if lib is None:
         return False
@@ -179,10 +177,10 @@ def open_remote(url: str, tries: int = TRIES) -> rasterio.io.DatasetReader:
 
 class RemoteDataset:
     """A remote raster whose reads are retried: after a failed ``read`` GDAL's cache of the
-    URL is cleared, the URL opened again (signed afresh) and read again, up to ``tries`` times,
-    raises one InputError (URL, HTTP status, ``--resume``). Other attributes are those of
-    the open rasterio dataset (``width``, ``transform``, ``block_shapes`` ...), so it stands
-    in for one where only ``read`` is called (lulc_edge.bandread's strip reader); a WarpedVRT
+    URL is cleared and the URL opened (signed afresh) and read again, up to ``tries`` times,
+    then one InputError (URL, HTTP status, ``--resume``). Other attributes are those of the
+    open rasterio dataset (``width``, ``transform``, ``block_shapes`` ...), so it stands in
+    for one where only ``read`` is called (lulc_edge.bandread's strip reader); a WarpedVRT
     needs ``.dataset``. Not thread-safe, as a rasterio dataset is not."""
 
     def __init__(self, url: str, tries: int = TRIES):
