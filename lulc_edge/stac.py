@@ -169,6 +169,8 @@ def item_bands(doc: Mapping[str, Any], base: str | None = None,
                boa_offset: int | None = None) -> ItemBands:
     """An :class:`ItemBands` from a parsed STAC Item; InputError naming the item when it is
     not one or lacks assets for ``band_names`` (SCL may be missing: ``--scl-fill`` decides)."""
+    if not isinstance(doc, Mapping):
+        doc = {}
     label = shown(base) if base else str(doc.get("id", "STAC item"))
     if doc.get("type") != "Feature" or not isinstance(doc.get("properties"), Mapping):
         raise InputError(f"{label}: not a STAC Item (no \"type\": \"Feature\" with properties)")
@@ -180,9 +182,9 @@ def item_bands(doc: Mapping[str, Any], base: str | None = None,
         raise InputError(f"{label}: item {doc.get('id')} has no assets for {', '.join(miss)} "
                          f"(bands found: {', '.join(sorted(hrefs)) or 'none'})")
     offset, reason = decide_offset(props, assets, boa_offset)
-    epsg = props.get("proj:epsg")
-    cloud = props.get("eo:cloud_cover")
-    bbox = doc.get("bbox")
+    epsg = _number(props.get("proj:epsg"), int)
+    bbox = tuple(_number(v) for v in doc.get("bbox") or ()) if isinstance(
+        doc.get("bbox"), list) else ()
     tags = {"STAC_ITEM": str(doc.get("id")), "STAC_DATETIME": str(props.get("datetime")),
             "BOA_OFFSET": str(offset), "BOA_OFFSET_REASON": reason,
             "PROCESSING_BASELINE": str(props.get("s2:processing_baseline", "unknown")),
@@ -191,10 +193,23 @@ def item_bands(doc: Mapping[str, Any], base: str | None = None,
         tags["STAC_ITEM_SOURCE"] = shown(base)
     return ItemBands(
         id=str(doc.get("id")), datetime=props.get("datetime"), hrefs=hrefs,
-        boa_offset=offset, boa_reason=reason, epsg=int(epsg) if epsg is not None else None,
-        bbox=tuple(float(v) for v in bbox) if isinstance(bbox, list) else None,
-        cloud_cover=float(cloud) if cloud is not None else None, tags=tags,
+        boa_offset=offset, boa_reason=reason, epsg=epsg,
+        bbox=bbox if bbox and None not in bbox else None,
+        cloud_cover=_cloud(doc), tags=tags,
     )
+
+
+def _number(value: Any, kind: type = float) -> Any:
+    """``kind(value)``, or None for a missing or malformed value (metadata, not data)."""
+    try:
+        return kind(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _cloud(doc: Any) -> float | None:
+    props = doc.get("properties") if isinstance(doc, Mapping) else None
+    return _number(props.get("eo:cloud_cover")) if isinstance(props, Mapping) else None
 
 
 def item_fingerprint(item: ItemBands) -> dict[str, list[Any]]:
@@ -255,7 +270,7 @@ def search(api_url: str, collection: str, bbox: Sequence[float] | None = None,
         if not isinstance(feats, list):
             raise InputError(f"{shown(url)}: not a STAC item search response")
         for f in feats[: max_items - seen]:
-            cloud = (f.get("properties") or {}).get("eo:cloud_cover")
+            cloud = _cloud(f)
             if max_cloud is None or cloud is None or cloud <= max_cloud:
                 found.append(item_bands(f, url, band_names, boa_offset))
         seen += len(feats)

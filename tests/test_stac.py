@@ -65,6 +65,7 @@ def test_shared_earth_search_item_maps_all_bands_and_offset_zero():
     assert item.boa_offset == 0
     assert "02.14" in item.boa_reason
     assert item.epsg == 32629 and item.cloud_cover == pytest.approx(4.051854)
+    assert item.bbox == pytest.approx((-11.9792347, 24.2963306, -10.8745568, 25.3046147))
     assert item.tags["BOA_OFFSET"] == "0" and item.tags["BOA_OFFSET_REASON"] == item.boa_reason
 
 
@@ -116,6 +117,14 @@ def test_item_collection_of_two_items_and_relative_hrefs(tmp_path):
     assert got[1].hrefs["B2"] == "https://pc.example/x/b_B02.tif"
 
 
+def test_malformed_metadata_is_no_crash():
+    doc = pc_item()
+    doc["properties"].update({"proj:epsg": "utm", "eo:cloud_cover": "n/a"})
+    doc["bbox"] = ["a", 1]
+    item = stac.item_bands(doc, band_names=MODEL)
+    assert item.epsg is None and item.cloud_cover is None and item.bbox is None
+
+
 def test_missing_bands_are_one_clear_error():
     with pytest.raises(InputError) as err:
         stac.item_bands(pc_item(drop=("B5", "B11")), band_names=MODEL)
@@ -125,7 +134,8 @@ def test_missing_bands_are_one_clear_error():
     assert "SCL" not in item.hrefs
 
 
-@pytest.mark.parametrize("doc", [{"type": "Collection"}, [1, 2]])
+@pytest.mark.parametrize("doc", [{"type": "Collection"}, [1, 2],
+                                 {"type": "FeatureCollection", "features": [[1]]}])
 def test_not_an_item_is_one_line(tmp_path, doc):
     path = tmp_path / "x.json"
     path.write_text(json.dumps(doc))
