@@ -183,8 +183,8 @@ def item_bands(doc: Mapping[str, Any], base: str | None = None,
                          f"(bands found: {', '.join(sorted(hrefs)) or 'none'})")
     offset, reason = decide_offset(props, assets, boa_offset)
     epsg = _number(props.get("proj:epsg"), int)
-    bbox = tuple(_number(v) for v in doc.get("bbox") or ()) if isinstance(
-        doc.get("bbox"), list) else ()
+    raw_bbox = doc.get("bbox")
+    bbox = tuple(_number(v) for v in raw_bbox) if isinstance(raw_bbox, list) else ()
     tags = {"STAC_ITEM": str(doc.get("id")), "STAC_DATETIME": str(props.get("datetime")),
             "BOA_OFFSET": str(offset), "BOA_OFFSET_REASON": reason,
             "PROCESSING_BASELINE": str(props.get("s2:processing_baseline", "unknown")),
