@@ -180,7 +180,7 @@ class RemoteDataset:
     URL is cleared and the URL opened (signed afresh) and read again, up to ``tries`` times,
     then one InputError (URL, HTTP status, ``--resume``). Other attributes are those of the
     open rasterio dataset (``width``, ``transform``, ``block_shapes`` ...), so it stands in
-    for one where only ``read`` is called (lulc_edge.bandread's strip reader); a WarpedVRT
+    for one where only ``read`` is called (lulc_edge.sources.strips' reader); a WarpedVRT
     needs ``.dataset``. Not thread-safe, as a rasterio dataset is not."""
 
     def __init__(self, url: str, tries: int = TRIES):

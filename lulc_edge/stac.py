@@ -26,15 +26,15 @@ from typing import Any
 from urllib.parse import urljoin
 
 from .errors import InputError
-from .journal import fingerprint as file_fingerprint
-from .products import (
+from .sources.fingerprint import file_fingerprint
+from .sources.metadata import (
     DEFAULT_OFFSET,
     KNOWN_BANDS,
     OFFSET_BASELINE,
-    missing_bands,
     normalize_band,
     parse_baseline,
 )
+from .sources.safe import missing_bands
 from .urlio import fetch_json, is_url, remote_fingerprint, shown
 
 #: Earth Search asset keys (their ``-jp2`` twins too) -> band names.

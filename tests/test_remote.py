@@ -11,8 +11,8 @@ import rasterio
 from rasterio.windows import Window
 
 from lulc_edge import remote, urlio
-from lulc_edge.bandread import StripReader
 from lulc_edge.errors import InputError
+from lulc_edge.sources.strips import StripReader
 from tests.httpserver import FileServer
 
 

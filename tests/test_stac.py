@@ -12,7 +12,7 @@ import rasterio
 
 from lulc_edge import remote, stac
 from lulc_edge.errors import InputError
-from lulc_edge.products import S2_BANDS
+from lulc_edge.sources.metadata import S2_BANDS
 from tests.conftest import SHARED_DATA
 from tests.httpserver import FileServer
 
