@@ -16,7 +16,7 @@ from rasterio.transform import from_origin
 
 from lulc_edge.areas import row_pixel_areas_m2
 from lulc_edge.change import NODATA, change, change_picture
-from lulc_edge.change_cli import change as change_command
+from lulc_edge.cli.change import change as change_command
 from lulc_edge.clouds import CLOUD_VALUE
 from lulc_edge.errors import InputError, OutputError
 from lulc_edge.synthetic import CLASS_NAMES, SceneSpec, generate

@@ -1,6 +1,6 @@
 """lulc_edge.cli: the ``lulc-edge`` command, a thin click layer over the Python API.
 
-One module per command (run, info, preview, serve, evaluate, stats, vectorize), the options
+One module per command (run, info, preview, serve, evaluate, stats, vectorize, change), the options
 they share in :mod:`lulc_edge.cli.options`, what they print in :mod:`lulc_edge.cli.console`.
 A new command is a module with a ``click.command`` and a line in ``COMMANDS``.
 """
@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from .. import __version__
+from .change import change
 from .console import EXIT_INTERRUPTED, _shown, showwarning
 from .evaluate import evaluate
 from .info import info
@@ -25,7 +26,7 @@ from .stats import stats
 from .vectorize import vectorize
 
 #: The commands, in the order ``lulc-edge -h`` lists them.
-COMMANDS = (run, info, preview, serve, evaluate, stats, vectorize)
+COMMANDS = (run, info, preview, serve, evaluate, stats, vectorize, change)
 
 __all__ = ["COMMANDS", "TILE_RANGE", "_shown", "main", "run"]
 
@@ -61,6 +62,12 @@ def main() -> None:
     lulc-edge run SCENE.tif               map a 13-band GeoTIFF to SCENE.lulc.tif
     lulc-edge run S2_PRODUCT.SAFE         a product folder, .zip or per-band folder works too
     lulc-edge info                        the bundled model, its provenance, the devices here
+    lulc-edge preview MAP.tif             pictures of a map (PNG) and its QGIS style
+    lulc-edge serve                       the web page and the original app's HTTP API
+    lulc-edge evaluate MAP.tif REF        accuracy against reference labels or samples
+    lulc-edge stats MAP.tif --zones F     class areas per region
+    lulc-edge vectorize MAP.tif           polygons of each class (GeoPackage)
+    lulc-edge change A.tif B.tif -o C.tif what became what between two maps
     """
     warnings.showwarning = showwarning
 

@@ -1,24 +1,17 @@
-"""lulc_edge.change_cli: ``lulc-edge change``, a thin click layer over :mod:`lulc_edge.change`
-(the CLI registers the command object ``change``)."""
+"""``lulc-edge change``: a thin click layer over :mod:`lulc_edge.change`."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
-from .errors import LulcEdgeError
+from ..errors import LulcEdgeError
+from .console import fail
 
 #: Transitions listed in the printed summary.
 SUMMARY_ROWS = 10
-
-
-def _fail(msg: str) -> NoReturn:
-    click.echo(f"lulc-edge: error: {msg}", err=True)
-    sys.exit(1)
 
 
 def _summary(res) -> None:  # noqa: ANN001 - a ChangeResult
@@ -64,13 +57,13 @@ def change(before: str, after: str, output: str, json_path: str | None, csv_path
       lulc-edge change 2023.lulc.tif 2024.lulc.tif -o change.tif \\
           --csv change.csv --json change.json --picture change.png
     """
-    from .change import change as run_change
-    from .change import change_picture
-    from .raster import write_atomic
+    from ..change import change as run_change
+    from ..change import change_picture
+    from ..raster import write_atomic
 
     try:
         if picture is not None:
-            from .preview import require_pillow
+            from ..preview import require_pillow
 
             require_pillow()  # before the work, not after it
         res = run_change(before, after, output, overwrite=overwrite)
@@ -82,7 +75,7 @@ def change(before: str, after: str, output: str, json_path: str | None, csv_path
         if picture is not None:
             change_picture(res.output, picture)
     except LulcEdgeError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if json_path == "-":
         click.echo(text, nl=False)
     elif not quiet:
