@@ -15,7 +15,7 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 
-from .raster import fsync_dir, partial_path
+from .files import fsync_dir, partial_path
 
 MAGIC = b"LEJ1"
 _HEAD = struct.Struct("<4sIII")  # magic, tile index, payload length, crc32

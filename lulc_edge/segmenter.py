@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from rasterio.windows import Window
 
 from .engine import Engine, EngineOptions
 from .errors import InputError, MissingSCLError
-from .pipeline import (
-    RunOptions,
-    RunResult,
-    default_batch,
-    default_tile,
-    infer_plan,
-    output_names,
-    plan,
-)
+from .modes import get_mode
+from .results import RunResult
+from .runfile import output_names, segment_file
 from .sources import (
     SCL_MAX,
     SUGGESTED_SCL_FILL,
@@ -28,15 +21,9 @@ from .sources import (
     _sample_windows,
     check_scl,
 )
-
-
-@dataclass
-class Prediction:
-    """Class map (H, W) uint8, 255 = nodata; confidence and probabilities when asked for."""
-
-    classes: np.ndarray
-    confidence: np.ndarray | None = None
-    probabilities: np.ndarray | None = None
+from .spec import RunOptions
+from .stitch import Prediction
+from .stream import infer_plan
 
 
 def _as_uint16(bands: np.ndarray, n_bands: int) -> np.ndarray:
@@ -109,14 +96,14 @@ class Segmenter:
         arr = _as_uint16(bands, len(self.contract.bands))
         _, h, w = arr.shape
         read = self._scl_reader(arr, scl_fill)
-        size = tile or default_tile(mode, self.engine.device)
-        tiles = plan(mode, h, w, size, self.engine)
+        kind = get_mode(mode)
+        tiles = kind.plan(h, w, tile or kind.default_tile(self.engine.device), self.engine)
         outputs = output_names(confidence, probabilities)
         classes = np.empty((h, w), np.uint8)
         conf = np.empty((h, w), np.uint8) if confidence else None
         probs = np.empty((self.contract.n_classes, h, w), np.float32) if probabilities else None
-        nbatch = batch or default_batch(mode, self.engine.device)
-        for t, res in infer_plan(self.engine, mode, read, tiles, outputs, nbatch):
+        nbatch = batch or kind.default_batch(self.engine.device)
+        for t, res, _ in infer_plan(self.engine, kind, read, tiles, outputs, nbatch):
             rs = slice(int(t.core.row_off), int(t.core.row_off + t.core.height))
             cs = slice(int(t.core.col_off), int(t.core.col_off + t.core.width))
             classes[rs, cs] = res.classes
@@ -160,7 +147,5 @@ class Segmenter:
                      options: RunOptions | None = None,
                      source_options: SourceOptions | None = None) -> RunResult:
         """Map a scene file, band folder or product to a GeoTIFF (see :func:`segment_file`)."""
-        from .pipeline import segment_file
-
         return segment_file(src, dst, engine=self.engine, options=options,
                             source_options=source_options)
