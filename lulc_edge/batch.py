@@ -138,13 +138,13 @@ def run_job(job: Job, engine: Engine, spec: RunSpec | RunOptions, *legacy: Any,
     t0 = time.perf_counter()
     out = Path(job.output)
     notes = []
-    if out.is_file() and not spec.overwrite:
+    if out.is_file() and not spec.run.overwrite:
         expect = {FINGERPRINT_TAG: fingerprint_digest(fingerprint(job.input)),
                   OPTIONS_TAG: spec.shaping(engine.contract.sha256, engine.precision)}
         why = sinks.missing(out, spec, expect)
         if why is None:
             try:
-                if spec.qml and not qml_path(out).is_file():
+                if spec.run.qml and not qml_path(out).is_file():
                     write_qml(out, engine.contract.classes, engine.contract.nodata)
             except LulcEdgeError as exc:
                 return JobReport(job.input, job.output, "failed", error=one_line(exc))
@@ -176,7 +176,7 @@ def _cached_engine(model: str | None, engine_options: EngineOptions) -> Engine:
 
 
 def _worker_job(job: Job, spec: RunSpec) -> JobReport:
-    return run_job(job, _cached_engine(spec.model, spec.engine_options), spec)
+    return run_job(job, _cached_engine(spec.model, spec.engine), spec)
 
 
 def run_local(jobs: Sequence[Job], spec: RunSpec | str | None, *legacy: Any, workers: int = 1,
@@ -187,9 +187,9 @@ def run_local(jobs: Sequence[Job], spec: RunSpec | str | None, *legacy: Any, wor
     workers = legacy[3] if len(legacy) > 3 else workers
     quiet = spec.replace(progress=False)
     reports: list[JobReport] = []
-    bar = Progress(len(jobs), "scenes", spec.progress, unit="scenes")
+    bar = Progress(len(jobs), "scenes", spec.run.progress, unit="scenes")
     if workers <= 1:
-        engine = _cached_engine(spec.model, spec.engine_options)
+        engine = _cached_engine(spec.model, spec.engine)
         for job in jobs:
             rep = run_job(job, engine, quiet, on_tile=lambda _n, px: bar.update(0, px))
             reports.append(rep)
@@ -238,7 +238,7 @@ def run_dask(jobs: Sequence[Job], scheduler: str, spec: RunSpec | str | None, *l
     except (OSError, TimeoutError) as exc:
         raise LulcEdgeError(f"cannot reach Dask scheduler {scheduler} within "
                             f"{timeout:g} s ({one_line(exc)})") from None
-    bar = Progress(len(jobs), "scenes", spec.progress, unit="scenes")
+    bar = Progress(len(jobs), "scenes", spec.run.progress, unit="scenes")
     try:
         with client.as_current():
             return _gather(client, jobs, spec.replace(progress=False), bar, on_report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from .engine import Engine
 from .modes import Mode
@@ -13,26 +14,37 @@ from .stream import Feeder, infer_plan
 from .tiling import Tile
 
 
-def run(source: Source, engine: Engine, mode: Mode, sinks: Sequence[Sink], *,
-        tiles: list[Tile], batch: int, outputs: tuple[str, ...] = ("class",),
-        done: Mapping[int, bytes] | None = None,
+@dataclass(frozen=True)
+class Plan:
+    """The work of a run: its tiles in order, the batch, the graph outputs wanted, and the
+    tiles ``done`` by an interrupted run (index -> journal record), replayed, not inferred."""
+
+    tiles: list[Tile]
+    batch: int
+    outputs: tuple[str, ...] = ("class",)
+    done: Mapping[int, bytes] = field(default_factory=dict)
+
+
+def run(source: Source, engine: Engine, mode: Mode, sinks: Sequence[Sink], plan: Plan,
         on_tile: Callable[[Tile, bool], None] | None = None) -> int:
-    """Feed every tile of ``tiles`` to the opened ``sinks``, in plan order; the tiles
-    ``done`` (journal records of an interrupted run) are replayed, the others read and
-    inferred ``batch`` at a time. ``on_tile(tile, inferred)`` follows each. Returns the number
-    of tiles inferred. Opening and finishing the sinks is the caller's (``runfile``)."""
-    done = done or {}
+    """Feed every tile of ``plan`` to the opened ``sinks``, in plan order: done tiles
+    replayed, the others read and inferred ``plan.batch`` at a time; ``on_tile(tile,
+    inferred)`` follows each. Returns the number of tiles inferred. Opening and finishing the
+    sinks is the caller's (``runfile``)."""
+    done = plan.done
     bands = any(getattr(s, "needs_bands", False) for s in sinks)
-    todo = [t for t in tiles if t.index not in done]
+    todo = [t for t in plan.tiles if t.index not in done]
     feeder = Feeder(sinks)
     try:
-        for t in tiles:
+        for t in plan.tiles:
             if t.index in done:
-                res = Prediction.from_bytes(done[t.index], t, outputs, engine.contract.n_classes)
+                res = Prediction.from_bytes(done[t.index], t, plan.outputs,
+                                            engine.contract.n_classes)
                 feeder.put(t, res, source.read(t.read) if bands else None)
                 if on_tile is not None:
                     on_tile(t, False)
-        for t, res, block in infer_plan(engine, mode, source.read, todo, outputs, batch):
+        for t, res, block in infer_plan(engine, mode, source.read, todo, plan.outputs,
+                                        plan.batch):
             feeder.put(t, res, block if bands else None)
             if on_tile is not None:
                 on_tile(t, True)

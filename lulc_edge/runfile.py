@@ -34,7 +34,7 @@ def output_names(confidence: bool, probabilities: bool) -> tuple[str, ...]:
         ("probabilities",) if probabilities else ())
 
 
-def check_tiling(options: RunOptions | RunSpec, tile: int, batch: int, halo: int) -> list[str]:
+def check_tiling(options: RunOptions, tile: int, batch: int, halo: int) -> list[str]:
     """Refuse a tile or batch below 1 (the API has no click ranges); the mode's warnings for
     legal but bad values (a seamless tile so small that the halo multiplies the work)."""
     if tile < 1 or batch < 1:
@@ -59,6 +59,10 @@ class _Run:
     t0: float = field(default_factory=time.perf_counter)
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return output_names(self.spec.run.confidence, self.spec.run.probs)
+
 
 def segment_file(
     src: str | os.PathLike | Source,
@@ -79,17 +83,17 @@ def segment_file(
     progress). One run at a time writes an output: a second gets ``OutputError``.
     """
     spec = spec or RunSpec.of(None, None, options, source_options)
-    engine = engine or Engine(spec.model, spec.engine_options)
-    mode = get_mode(spec.mode)
+    engine = engine or Engine(spec.model, spec.engine)
+    mode = get_mode(spec.run.mode)
     name = src.path if isinstance(src, Source) else os.fspath(src)
     dst_path = Path(dst) if dst is not None else default_output(name)
     if not isinstance(src, Source):
         check_input(name)  # before the output checks: their messages would mislead
-    check_output(name, dst_path, spec.overwrite, spec.probs, spec.confidence)
-    tile = spec.tile if spec.tile is not None else mode.default_tile(engine.device)
-    batch = spec.batch if spec.batch is not None else mode.default_batch(engine.device)
+    check_output(name, dst_path, spec.run.overwrite, spec.run.probs, spec.run.confidence)
+    tile = spec.run.tile if spec.run.tile is not None else mode.default_tile(engine.device)
+    batch = spec.run.batch if spec.run.batch is not None else mode.default_batch(engine.device)
     run = _Run(src, name, dst_path, spec, engine, mode, tile, batch, on_tile, extra_sinks)
-    run.warnings += check_tiling(spec, tile, batch, engine.contract.halo)
+    run.warnings += check_tiling(spec.run, tile, batch, engine.contract.halo)
     with OutputLock(dst_path):
         return _locked(run)
 
@@ -97,7 +101,7 @@ def segment_file(
 def _locked(run: _Run) -> RunResult:
     """segment_file's work, once the output's lock is held."""
     fp = fingerprint(run.name)
-    with open_for_run(run.src, run.engine.contract.bands, run.spec.source_options) as source:
+    with open_for_run(run.src, run.engine.contract.bands, run.spec.source) as source:
         tiles = run.mode.plan(source.height, source.width, run.tile, run.engine)
         journal = Journal(journal_path(run.dst), _header(run, source, fp))
         ctx = sinks.RunContext(run.name, run.dst, run.spec, run.engine, source,
@@ -134,7 +138,7 @@ def _locked(run: _Run) -> RunResult:
 
 def _feed(run: _Run, ctx: sinks.RunContext, fed: list[sinks.Sink]) -> int:
     """core.run with the progress bar and the caller's per-tile callback."""
-    bar = Progress(len(ctx.tiles), Path(run.name).name, run.spec.progress)
+    bar = Progress(len(ctx.tiles), Path(run.name).name, run.spec.run.progress)
 
     def on_tile(t: Tile, inferred: bool) -> None:
         px = int(t.core.width * t.core.height)
@@ -142,9 +146,8 @@ def _feed(run: _Run, ctx: sinks.RunContext, fed: list[sinks.Sink]) -> int:
         if inferred and run.on_tile is not None:
             run.on_tile(1, px)
 
-    n = core.run(ctx.source, run.engine, run.mode, fed, tiles=ctx.tiles, batch=run.batch,
-                 outputs=output_names(run.spec.confidence, run.spec.probs), done=ctx.done,
-                 on_tile=on_tile)
+    plan = core.Plan(ctx.tiles, run.batch, run.outputs, ctx.done)
+    n = core.run(ctx.source, run.engine, run.mode, fed, plan, on_tile)
     bar.close()
     return n
 
@@ -154,9 +157,9 @@ def _header(run: _Run, source: Source, fp: dict[str, list[int]]) -> dict[str, ob
     e = run.engine
     return {"version": 2, "input": run.name if is_remote(run.name)
             else str(Path(run.name).resolve()), "model": e.contract.sha256, "device": e.device,
-            "precision": e.precision, "mode": run.spec.mode, "tile": run.tile,
+            "precision": e.precision, "mode": run.spec.run.mode, "tile": run.tile,
             "width": source.width, "height": source.height,
-            "outputs": list(output_names(run.spec.confidence, run.spec.probs)),
+            "outputs": list(run.outputs),
             "source": source.tags(), "input_files": fp}
 
 
@@ -164,13 +167,13 @@ def _replay(run: _Run, journal: Journal, n_tiles: int) -> dict[int, bytes]:
     """The resume policy: the finished tiles of an interrupted run with --resume (none when
     its journal is stale: then a warning says why); without --resume or --overwrite such a
     run is refused, so its finished tiles are not lost."""
-    if run.spec.resume:
+    if run.spec.run.resume:
         done = dict(journal.replay())
         stale = _stale_journal(journal, run.name)
         if stale:
             run.warnings.append(stale)
         return done
-    if not run.spec.overwrite and (left := journal.finished()):
+    if not run.spec.run.overwrite and (left := journal.finished()):
         raise OutputError(f"{run.dst}: an interrupted run of this command left {left} of "
                           f"{n_tiles} tiles finished ({journal.path.name}): run it with "
                           "--resume to continue, or with --overwrite to start over")
@@ -199,7 +202,7 @@ def _run_tags(run: _Run, source: Source) -> dict[str, str]:
         "LULC_EDGE_MODEL": Path(c.path).name, "LULC_EDGE_MODEL_SHA256": c.sha256,
         "LULC_EDGE_WEIGHTS": c.trained_on, "LULC_EDGE_PRECISION": e.precision,
         "LULC_EDGE_MODEL_PRECISION": c.precision, "LULC_EDGE_DEVICE": e.device,
-        "LULC_EDGE_MODE": run.spec.mode, "LULC_EDGE_TILE": str(run.tile),
+        "LULC_EDGE_MODE": run.spec.run.mode, "LULC_EDGE_TILE": str(run.tile),
         "LULC_EDGE_HALO": str(c.halo),
     }
     tags.update({k if k.startswith("LULC_EDGE_") else f"LULC_EDGE_SOURCE_{k}": v
@@ -219,7 +222,7 @@ def _result(run: _Run, ctx: sinks.RunContext, made: dict[str, sinks.Sink], infer
     return RunResult(
         input=run.name, output=str(run.dst), width=grid.width, height=grid.height,
         seconds=time.perf_counter() - run.t0, device=run.engine.device,
-        precision=run.engine.precision, mode=run.spec.mode, tiles_total=len(ctx.tiles),
+        precision=run.engine.precision, mode=run.spec.run.mode, tiles_total=len(ctx.tiles),
         tiles_inferred=inferred, class_pixels={n: int(areas.counts[v]) for v, n in names.items()},
         class_hectares=areas.named_hectares(names), area_note=areas.note(),
         warnings=run.warnings, products=products)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .engine import DEFAULT_MIN_AGREEMENT, EngineOptions
+from .engine import EngineOptions
 from .sources import SourceOptions
 
 
@@ -40,74 +41,47 @@ class RunOptions:
     qml: bool = False
 
 
-_RUN = tuple(f.name for f in fields(RunOptions))
-_ENGINE = tuple(f.name for f in fields(EngineOptions))
-_SOURCE = tuple(f.name for f in fields(SourceOptions))
+_PARTS = {"engine": EngineOptions, "run": RunOptions, "source": SourceOptions}
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything a run needs but its paths: model, engine, tiling, radiometry, outputs."""
+    """Everything a run needs but its paths: the model, how to run it (``engine``), how to map
+    (``run``: mode, tile, batch, outputs, resume policy) and how to read (``source``:
+    radiometry). Flat in JSON: each field's name says which part it belongs to."""
 
     model: str | None = None
-    # the engine (EngineOptions)
-    device: str = "auto"
-    threads: int | None = None
-    precision: str = "fp32"
-    min_agreement: float = DEFAULT_MIN_AGREEMENT
-    cuda_device_id: int = 0
-    openvino_device_type: str = "CPU"
-    openvino_cache_dir: str | None = None
-    # the run (RunOptions)
-    mode: str = "seamless"
-    tile: int | None = None
-    batch: int | None = None
-    confidence: bool = False
-    probs: bool = False
-    cog: bool = False
-    overwrite: bool = False
-    resume: bool = False
-    progress: bool | None = None
-    thumbnail: int = 0
-    qml: bool = False
-    # the source's radiometry (SourceOptions); bands as sorted (name, index) pairs
-    bands: tuple[tuple[str, int], ...] | None = None
-    boa_offset: int | None = None
-    scl_fill: int | None = None
-    resampling: str = "bilinear"
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    run: RunOptions = field(default_factory=RunOptions)
+    source: SourceOptions = field(default_factory=SourceOptions)
 
     @classmethod
-    def of(cls, model: str | None = None, engine: EngineOptions | None = None,
+    def of(cls, model: str | os.PathLike | None = None, engine: EngineOptions | None = None,
            run: RunOptions | None = None, source: SourceOptions | None = None) -> RunSpec:
-        """The spec of the older quartet (model, engine, run and source options)."""
-        values: dict[str, Any] = {"model": None if model is None else str(model)}
-        for obj in (engine or EngineOptions(), run or RunOptions(), source or SourceOptions()):
-            values.update({f.name: getattr(obj, f.name) for f in fields(obj)})
-        if values["bands"] is not None:
-            values["bands"] = tuple(sorted(dict(values["bands"]).items()))
-        return cls(**values)
-
-    @property
-    def engine_options(self) -> EngineOptions:
-        return EngineOptions(**{k: getattr(self, k) for k in _ENGINE})
-
-    @property
-    def run_options(self) -> RunOptions:
-        return RunOptions(**{k: getattr(self, k) for k in _RUN})
-
-    @property
-    def source_options(self) -> SourceOptions:
-        values = {k: getattr(self, k) for k in _SOURCE}
-        values["bands"] = dict(self.bands) if self.bands is not None else None
-        return SourceOptions(**values)
+        """The spec of the older quartet (model, engine, run and source options; None: the
+        defaults)."""
+        return cls(None if model is None else os.fspath(model), engine or EngineOptions(),
+                   run or RunOptions(), source or SourceOptions())
 
     def replace(self, **changes: Any) -> RunSpec:
-        return dataclasses.replace(self, **changes)
+        """A copy with fields of any part changed, by their names (``overwrite=True``)."""
+        parts: dict[str, Any] = {}
+        if "model" in changes:
+            parts["model"] = changes.pop("model")
+        for part, kind in _PARTS.items():
+            mine = {k: changes.pop(k) for k in [f.name for f in fields(kind)] if k in changes}
+            if mine:
+                parts[part] = dataclasses.replace(getattr(self, part), **mine)
+        if changes:
+            raise TypeError(f"RunSpec has no option {next(iter(changes))!r}")
+        return dataclasses.replace(self, **parts)
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec as JSON-ready values (``bands`` as an object)."""
-        out = dataclasses.asdict(self)
-        out["bands"] = dict(self.bands) if self.bands is not None else None
+        """The spec as flat JSON-ready values (``bands`` as an object)."""
+        out: dict[str, Any] = {"model": self.model}
+        for part in _PARTS:
+            out.update(dataclasses.asdict(getattr(self, part)))
+        out["bands"] = dict(self.source.bands) if self.source.bands is not None else None
         return out
 
     @classmethod
@@ -117,28 +91,28 @@ class RunSpec:
         the bad one."""
         from .options import JOB_OPTIONS, parse_job_options
 
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(doc) - set(known))
+        defaults = RunSpec().to_dict()
+        unknown = sorted(set(doc) - set(defaults))
         if unknown:
-            raise ValueError(f"unknown option {unknown[0]!r} (known: {', '.join(known)})")
+            raise ValueError(f"unknown option {unknown[0]!r} (known: {', '.join(defaults)})")
         values = {k: v for k, v in doc.items() if k not in JOB_OPTIONS}
         values.update(parse_job_options({k: v for k, v in doc.items() if k in JOB_OPTIONS}))
         for key, value in values.items():
-            _check_type(key, value, known[key].default)
+            _check_type(key, value, defaults[key])
         if values.get("bands") is not None:
-            values["bands"] = tuple(sorted((str(k), int(v)) for k, v in
-                                           dict(values["bands"]).items()))
-        return cls(**values)
+            values["bands"] = {str(k): int(v) for k, v in dict(values["bands"]).items()}
+        return RunSpec().replace(**values)
 
     def shaping(self, model_sha256: str, precision: str) -> str:
         """The options that shape a run's outputs, as the JSON of raster.OPTIONS_TAG: a batch
         redoes an output made with others. Tile and batch sizes are not among them (maps never
         depend on them), nor the device (its precision, given as used, is)."""
+        r, so = self.run, self.source
         return json.dumps({
-            "model": model_sha256, "precision": precision, "mode": self.mode,
-            "confidence": self.confidence, "probs": self.probs, "cog": self.cog,
-            "bands": dict(self.bands) if self.bands else None, "boa_offset": self.boa_offset,
-            "scl_fill": self.scl_fill, "resampling": self.resampling}, sort_keys=True)
+            "model": model_sha256, "precision": precision, "mode": r.mode,
+            "confidence": r.confidence, "probs": r.probs, "cog": r.cog,
+            "bands": dict(so.bands) if so.bands else None, "boa_offset": so.boa_offset,
+            "scl_fill": so.scl_fill, "resampling": so.resampling}, sort_keys=True)
 
 
 def _check_type(key: str, value: Any, default: Any) -> None:

@@ -141,11 +141,13 @@ def test_batch_reports_carry_the_thumbnail_for_previews(three_scenes, tmp_path):
     The workers are started from this process, which already holds inference thread pools (a
     forked worker inherited their locks and hung)."""
     from lulc_edge.batch import plan_jobs, report_dict, run_local
-    from lulc_edge.spec import RunSpec
+    from lulc_edge.engine import EngineOptions
+    from lulc_edge.spec import RunOptions, RunSpec
 
     paths, _ = three_scenes
     jobs = plan_jobs([str(p) for p in paths], str(tmp_path / "maps"))
-    spec = RunSpec(device="cpu", precision="fp32", threads=1, thumbnail=40, progress=False)
+    spec = RunSpec(engine=EngineOptions(device="cpu", precision="fp32", threads=1),
+                   run=RunOptions(thumbnail=40, progress=False))
     reps = run_local(jobs, spec, workers=2)  # the spec travels to the worker processes
     for p, rep in zip(paths, reps, strict=True):
         assert rep.status == "done", rep.error

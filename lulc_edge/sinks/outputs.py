@@ -26,9 +26,9 @@ class Maps(Sink):
         return verify_output(dst, expect.get(FINGERPRINT_TAG), expect.get(OPTIONS_TAG))
 
     def open(self, ctx: RunContext) -> None:
-        self.cog = ctx.spec.cog
+        self.cog = ctx.spec.run.cog
         self.out = OutputWriter(ctx.dst, ctx.grid, ctx.engine.contract,
-                                confidence=ctx.spec.confidence, probs=ctx.spec.probs)
+                                confidence=ctx.spec.run.confidence, probs=ctx.spec.run.probs)
 
     def add(self, tile: Tile, result: Prediction, bands: np.ndarray | None = None) -> None:
         self.out.write(tile.core, result.classes, result.confidence, result.probabilities)
@@ -48,7 +48,7 @@ class Style(Sink):
 
     @classmethod
     def wanted(cls, spec: RunSpec) -> bool:
-        return spec.qml
+        return spec.run.qml
 
     def finish(self, tags: dict[str, str]) -> None:
         c = self.ctx.engine.contract
@@ -98,11 +98,11 @@ class Thumbnail(Sink):
 
     @classmethod
     def wanted(cls, spec: RunSpec) -> bool:
-        return spec.thumbnail > 0
+        return spec.run.thumbnail > 0
 
     def open(self, ctx: RunContext) -> None:
         s = ctx.source
-        self.picture = TrueColour(s.width, s.height, ctx.spec.thumbnail, s.band_names)
+        self.picture = TrueColour(s.width, s.height, ctx.spec.run.thumbnail, s.band_names)
 
     def add(self, tile: Tile, result: Prediction, bands: np.ndarray | None = None) -> None:
         if bands is not None:
