@@ -13,6 +13,7 @@ from collections import Counter
 
 import numpy as np
 
+from .contract import Contract
 from .engine import CUDA_BATCH, CUDA_TILE, Engine
 from .errors import LulcEdgeError
 from .stitch import Prediction, infer_seamless, infer_windows
@@ -39,6 +40,10 @@ class Mode:
     def default_batch(self, device: str) -> int:
         """Tiles (windows) per inference call when the caller gives none."""
         return (CUDA_BATCH if device == "cuda" else DEFAULT_BATCH)[self.name]
+
+    def tile_step(self, contract: Contract) -> int:
+        """What a tile edge must be a multiple of for this mode to plan it."""
+        raise NotImplementedError
 
     def plan(self, height: int, width: int, tile: int, engine: Engine) -> list[Tile]:
         raise NotImplementedError
@@ -70,6 +75,9 @@ class Seamless(Mode):
             return int(os.environ["LULC_EDGE_TILE"])
         return super().default_tile(device)
 
+    def tile_step(self, contract: Contract) -> int:
+        return contract.alignment
+
     def plan(self, height: int, width: int, tile: int, engine: Engine) -> list[Tile]:
         c = engine.contract
         return plan_seamless(height, width, tile, c.halo, c.alignment)
@@ -99,6 +107,9 @@ class Window(Mode):
     """The original app's method: the model's windows slid over each tile, averaged."""
 
     name = "window"
+
+    def tile_step(self, contract: Contract) -> int:
+        return contract.window_stride
 
     def plan(self, height: int, width: int, tile: int, engine: Engine) -> list[Tile]:
         c = engine.contract
