@@ -15,7 +15,7 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 
-from .files import fsync_dir, partial_path
+from .files import partial_path, place
 
 MAGIC = b"LEJ1"
 _HEAD = struct.Struct("<4sIII")  # magic, tile index, payload length, crc32
@@ -128,10 +128,7 @@ class Journal:
             f.write(json.dumps(self.header, sort_keys=True).encode() + b"\n")
             for index, payload in keep:
                 f.write(self._record(index, payload))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        fsync_dir(self.path.parent)
+        place(tmp, self.path)
         self._f = open(self.path, "ab")  # noqa: SIM115 - closed in close()
 
     @staticmethod

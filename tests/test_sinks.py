@@ -108,3 +108,18 @@ def test_the_run_spec_round_trips_json_and_pickle_and_is_checked():
 def test_side_files_of_a_tiff_map_drop_the_whole_extension():
     assert sibling_path(Path("m.tiff"), "confidence") == Path("m.confidence.tif")
     assert sibling_path(Path("m.TIF"), "probs") == Path("m.probs.tif")
+
+
+def test_environment_is_read_when_used(monkeypatch):
+    """Set after import, as a notebook or a service would: each variable still takes effect."""
+    from lulc_edge import batch, gdalenv, modes
+
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    monkeypatch.setenv("LULC_EDGE_TILE", "1024")
+    monkeypatch.setenv("LULC_EDGE_GDAL_CACHE_BYTES", str(64 * 2**20))
+    monkeypatch.setenv("LULC_EDGE_GDAL_CACHE_BYTES_BANDS", str(8 * 2**20))
+    monkeypatch.setenv("LULC_EDGE_CONNECT_TIMEOUT", "3")
+    assert modes.default_tile("seamless", "cpu") == 1024
+    assert gdalenv.gdal_settings()["GDAL_CACHEMAX"] == 64 * 2**20
+    assert gdalenv.gdal_settings(strips=True)["GDAL_CACHEMAX"] == 8 * 2**20
+    assert batch.connect_timeout() == 3.0
