@@ -41,9 +41,12 @@ class Mode:
         """Tiles (windows) per inference call when the caller gives none."""
         return (CUDA_BATCH if device == "cuda" else DEFAULT_BATCH)[self.name]
 
+    #: the contract's field a tile edge must be a multiple of (``tile_step``)
+    step = "alignment"
+
     def tile_step(self, contract: Contract) -> int:
         """What a tile edge must be a multiple of for this mode to plan it."""
-        raise NotImplementedError
+        return int(getattr(contract, self.step))
 
     def plan(self, height: int, width: int, tile: int, engine: Engine) -> list[Tile]:
         raise NotImplementedError
@@ -75,9 +78,6 @@ class Seamless(Mode):
             return int(os.environ["LULC_EDGE_TILE"])
         return super().default_tile(device)
 
-    def tile_step(self, contract: Contract) -> int:
-        return contract.alignment
-
     def plan(self, height: int, width: int, tile: int, engine: Engine) -> list[Tile]:
         c = engine.contract
         return plan_seamless(height, width, tile, c.halo, c.alignment)
@@ -107,9 +107,7 @@ class Window(Mode):
     """The original app's method: the model's windows slid over each tile, averaged."""
 
     name = "window"
-
-    def tile_step(self, contract: Contract) -> int:
-        return contract.window_stride
+    step = "window_stride"
 
     def plan(self, height: int, width: int, tile: int, engine: Engine) -> list[Tile]:
         c = engine.contract

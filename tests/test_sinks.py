@@ -123,3 +123,17 @@ def test_environment_is_read_when_used(monkeypatch):
     assert gdalenv.gdal_settings()["GDAL_CACHEMAX"] == 64 * 2**20
     assert gdalenv.gdal_settings(strips=True)["GDAL_CACHEMAX"] == 8 * 2**20
     assert batch.connect_timeout() == 3.0
+
+
+def test_modes_are_objects_in_a_table(engine, make_scene, tmp_path):
+    from lulc_edge.errors import LulcEdgeError
+    from lulc_edge.modes import MODES, get_mode
+
+    c = engine.contract
+    assert list(MODES) == ["seamless", "window"] and get_mode("window") is MODES["window"]
+    assert MODES["seamless"].tile_step(c) == c.alignment
+    assert MODES["window"].tile_step(c) == c.window_stride
+    src, _, _ = make_scene(64, 64)
+    with pytest.raises(LulcEdgeError, match="unknown mode 'mosaic'; choose one of seamless, win"):
+        segment_file(src, tmp_path / "m.tif", engine=engine, options=RunOptions(mode="mosaic"))
+    assert not (tmp_path / "m.tif").exists()
