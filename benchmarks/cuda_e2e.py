@@ -22,7 +22,7 @@ CHILD = r"""
 import resource, sys, time
 import numpy as np
 from lulc_edge import Engine, EngineOptions
-from lulc_edge.pipeline import RunOptions, segment_file
+from lulc_edge import RunOptions, segment_file
 scene, out, dev, prec = sys.argv[1:5]
 t = time.perf_counter()
 eng = Engine(None, EngineOptions(device=dev, precision=prec))

@@ -398,7 +398,8 @@ def child_read(cfg: dict[str, Any]) -> dict[str, Any]:
     ``cfg["device"]`` chooses) read in order, the source opened as a run opens it."""
     from lulc_edge import Engine
     from lulc_edge.engine import EngineOptions
-    from lulc_edge.pipeline import default_tile, open_for_run, plan
+    from lulc_edge.gdalenv import open_for_run
+    from lulc_edge.modes import default_tile, plan
 
     engine = Engine(options=EngineOptions(device="cpu", precision="fp32", threads=1))  # contract
     tile = default_tile("seamless", cfg.get("device", "cpu"))
@@ -441,7 +442,7 @@ def child_env(cfg: dict[str, Any]) -> dict[str, Any]:
     """throughput.env_info() plus GDAL's version and what the checkout is."""
     import rasterio
 
-    from lulc_edge import pipeline
+    from lulc_edge import gdalenv, modes
 
     env = env_info()
     env["libraries"]["gdal"] = rasterio.__gdal_version__
@@ -450,10 +451,10 @@ def child_env(cfg: dict[str, Any]) -> dict[str, Any]:
         env["gpu"] = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
             capture_output=True, text=True, timeout=30).stdout.strip() or None
-    gdal = getattr(pipeline, "gdal_settings", dict)()  # what a run sets unless the env does
+    gdal = gdalenv.gdal_settings()  # what a run sets unless the env does
     device = "cuda" if cfg.get("device") == "cuda" else "cpu"
-    env["run_defaults"] = {"tile": pipeline.default_tile("seamless", device),
-                           "batch": pipeline.default_batch("seamless", "cpu"),
+    env["run_defaults"] = {"tile": modes.default_tile("seamless", device),
+                           "batch": modes.default_batch("seamless", "cpu"),
                            "gdal": {k: str(v) for k, v in gdal.items()}}
     env["env_vars"] = {k: v for k, v in os.environ.items()
                        if k.startswith(("LULC_EDGE_", "GDAL_", "OMP_", "OV_", "ORT_"))}

@@ -189,7 +189,8 @@ def open_engine(precision: str, device: str, threads: int) -> Engine:
 def child_e2e(cfg: dict[str, Any]) -> dict[str, Any]:
     """One ``segment_file`` run in this (fresh) process: seconds, load time, peak RSS."""
     patch_spinning(cfg.get("spin"))
-    from lulc_edge.pipeline import RunOptions, default_batch, default_tile, plan, segment_file
+    from lulc_edge import RunOptions, segment_file
+    from lulc_edge.modes import default_batch, default_tile, plan
 
     rss0 = peak_rss_mb()
     t0 = time.perf_counter()
@@ -283,8 +284,8 @@ def child_keras(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def child_batch(cfg: dict[str, Any]) -> dict[str, Any]:
     """One batch of scenes (issue 9): run_local with 1 or 2 workers, or run_dask on LocalCluster."""
+    from lulc_edge import RunOptions
     from lulc_edge.batch import plan_jobs, run_dask, run_local
-    from lulc_edge.pipeline import RunOptions
     from lulc_edge.sources import SourceOptions
 
     jobs = plan_jobs(cfg["inputs"], cfg["out_dir"])
@@ -322,7 +323,7 @@ def pre_read(scene: Path, mode: str, tile: int, batch: int, engine: Engine
     Seamless: one (B, 13, h, w) array per group of same-shaped tiles. Window mode: the tiles'
     64x64 windows stacked ``batch`` at a time (what ``infer_windows`` passes to the engine).
     """
-    from lulc_edge.pipeline import plan
+    from lulc_edge.modes import plan
     from lulc_edge.sources import SourceOptions, open_source
     from lulc_edge.tiling import batches
 
@@ -528,13 +529,15 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
     threads = args.threads or default_threads()
     result: dict[str, Any] = {"schema": SCHEMA, "quick": args.quick, "env": env_info(),
                               "settings": {}, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    from lulc_edge.pipeline import DEFAULT_BATCH, DEFAULT_TILE
+    from lulc_edge.modes import MODES
 
+    defaults = {k: (m.default_tile("cpu"), m.default_batch("cpu")) for k, m in MODES.items()}
     result["settings"] = {
         "scene": f"synthetic {args.size}x{args.size}, 13-band uint16, DEFLATE GeoTIFF",
         "threads": threads, "repeats": args.repeats, "tiles": args.tiles,
         "batches": args.batches, "window_batches": args.window_batches,
-        "defaults": {"tile": DEFAULT_TILE, "batch": DEFAULT_BATCH},
+        "defaults": {"tile": {k: t for k, (t, _) in defaults.items()},
+                     "batch": {k: b for k, (_, b) in defaults.items()}},
         "timing": "best of repeats (least disturbed); medians also given",
     }
     with tempfile.TemporaryDirectory(prefix="lulc-bench-", dir=args.tmp) as tmpd:
@@ -626,7 +629,7 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
             result["headline"] = bench_headline(args, tmp, threads, base_mps)
 
         # (3) issue 10 and the profile, on one default-sized tile
-        side = min(DEFAULT_TILE["seamless"], args.size) + 48
+        side = min(defaults["seamless"][0], args.size) + 48
         block = read_block(scene, side)
         result["features"] = bench_features(block, threads, max(2, args.repeats), tmp)
         if not args.quick or args.profile:
@@ -677,13 +680,13 @@ def spin_engine(c: dict[str, Any]) -> Engine:
 def bench_headline(args: argparse.Namespace, tmp: Path, threads: int,
                    base_mps: float | None) -> dict[str, Any]:
     """e2e vs pure for the default tile/batch on a bigger scene, interleaved and repeated."""
-    from lulc_edge.pipeline import DEFAULT_BATCH, DEFAULT_TILE
+    from lulc_edge.modes import default_batch, default_tile
 
     size = args.headline_size
     scene = make_scene(tmp / f"headline-{size}.tif", size, seed=12)
     devices = [d for d in args.devices.split(",") if d in available_devices()]
     variants = headline_variants(threads, devices)
-    tile, batch = DEFAULT_TILE["seamless"], DEFAULT_BATCH["seamless"]
+    tile, batch = default_tile("seamless", "cpu"), default_batch("seamless", "cpu")
     engines = [spin_engine(c) for c in variants]
     arrays, read_s, pixels = pre_read(scene, "seamless", tile, batch, engines[0])
     for e in engines:

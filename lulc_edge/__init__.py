@@ -11,9 +11,11 @@ from .errors import (
     OutputError,
     PrecisionError,
 )
-from .pipeline import RunOptions, RunResult, segment_file
+from .results import RunResult
+from .runfile import segment_file
 from .segmenter import Prediction, Segmenter
 from .sources import SourceOptions, open_source
+from .spec import RunOptions, RunSpec
 
 __version__ = "0.1.0"
 
@@ -31,6 +33,7 @@ __all__ = [
     "PrecisionError",
     "RunOptions",
     "RunResult",
+    "RunSpec",
     "Segmenter",
     "SourceOptions",
     "bundled_model",

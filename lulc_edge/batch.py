@@ -1,4 +1,9 @@
-"""lulc_edge.batch: many scenes: input lists, idempotence, per-input reports, local or Dask runs."""
+"""lulc_edge.batch: many scenes: input lists, idempotence, per-input reports, local or Dask runs.
+
+Every job of a batch runs with one ``RunSpec`` (picklable: it travels to worker processes and
+Dask tasks); the older quartet (model, engine options, run options, source options) is still
+accepted in its place.
+"""
 
 from __future__ import annotations
 
@@ -11,25 +16,38 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from . import sinks
 from .engine import Engine, EngineOptions
 from .errors import InputError, LulcEdgeError, OutputError, one_line
-from .journal import fingerprint, fingerprint_digest
-from .pipeline import RunOptions, default_output, segment_file, shaping_options
+from .journal import fingerprint_digest
+from .paths import default_output
 from .progress import Progress
-from .raster import qml_path, verify_output, write_qml
-from .sources import SourceOptions, is_remote
+from .raster import FINGERPRINT_TAG, OPTIONS_TAG
+from .results import JobReport
+from .runfile import segment_file
+from .sources import fingerprint_of, is_remote
+from .spec import RunOptions, RunSpec
+from .styles import qml_path, write_qml
+
+__all__ = ["Job", "JobReport", "expand_inputs", "plan_jobs", "report_dict", "run_dask",
+           "run_job", "run_local"]
 
 #: Environment variable naming a Dask scheduler, as ``--scheduler`` does.
 SCHEDULER_ENV = "LULC_EDGE_SCHEDULER"
-#: Seconds to wait for a Dask scheduler before giving up.
-CONNECT_TIMEOUT = float(os.environ.get("LULC_EDGE_CONNECT_TIMEOUT", 10))
+#: Seconds to wait for a Dask scheduler before giving up (``LULC_EDGE_CONNECT_TIMEOUT``).
+CONNECT_TIMEOUT = 10.0
 #: Times Dask reruns a scene whose worker died.
 TASK_RETRIES = 2
+
+
+def connect_timeout() -> float:
+    """Seconds to wait for a Dask scheduler: ``LULC_EDGE_CONNECT_TIMEOUT``, read when used."""
+    return float(os.environ.get("LULC_EDGE_CONNECT_TIMEOUT") or CONNECT_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -40,23 +58,14 @@ class Job:
     output: str
 
 
-@dataclass
-class JobReport:
-    """Outcome of one job: done, skipped (already complete) or failed (with a one-line error)."""
-
-    input: str
-    output: str
-    status: str
-    seconds: float = 0.0
-    pixels: int = 0
-    class_pixels: dict[str, int] = field(default_factory=dict)
-    class_hectares: dict[str, float] | None = None
-    area_note: str | None = None
-    tiles_inferred: int = 0
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    #: the scene's B4/B3/B2 thumbnail when ``RunOptions.thumbnail`` asked for one (not in JSON)
-    true_colour: Any = field(default=None, repr=False)
+def as_spec(spec: RunSpec | RunOptions | str | None, *legacy: Any) -> RunSpec:
+    """``spec`` as is, or the spec of the older arguments: (options, source options) after an
+    engine, or (model, engine options, options, source options)."""
+    if isinstance(spec, RunSpec):
+        return spec
+    if isinstance(spec, RunOptions):
+        return RunSpec.of(None, None, spec, *legacy[:1])
+    return RunSpec.of(spec, *legacy[:3])
 
 
 def expand_inputs(items: Iterable[str], from_list: str | None = None) -> list[str]:
@@ -117,35 +126,36 @@ def plan_jobs(inputs: Sequence[str], out_dir: str | None, output: str | None = N
     return jobs
 
 
-def run_job(job: Job, engine: Engine, options: RunOptions,
-            source_options: SourceOptions,
+def run_job(job: Job, engine: Engine, spec: RunSpec | RunOptions, *legacy: Any,
             on_tile: Callable[[int, int], None] | None = None) -> JobReport:
     """Run one job; never raises for a bad input, reports it instead.
 
-    An existing output is skipped when it is complete, made from this version of the input and
-    with the options that shape the outputs (``shaping_options``); otherwise it is redone, with
-    a warning saying why (a user who changed ``--confidence`` or ``--precision`` and reran the
-    batch wants the maps those options make). A skipped map still gets its ``--qml`` style.
+    An existing output is skipped when every sink's files are there, complete, made from this
+    version of the input and with the options that shape the outputs (``sinks.missing``);
+    otherwise it is redone, with a warning saying why (a user who changed ``--confidence`` or
+    ``--precision`` and reran the batch wants the maps those options make). A skipped map still
+    gets its ``--qml`` style. ``legacy``: the source options after RunOptions.
     """
+    spec = as_spec(spec, *legacy)
     t0 = time.perf_counter()
     out = Path(job.output)
-    opts, notes = options, []
-    if out.is_file() and not options.overwrite:
-        why = verify_output(out, fingerprint_digest(fingerprint(job.input)),
-                            shaping_options(engine, options, source_options))
+    notes = []
+    if out.is_file() and not spec.run.overwrite:
+        expect = {FINGERPRINT_TAG: fingerprint_digest(fingerprint_of(job.input)),
+                  OPTIONS_TAG: spec.shaping(engine.contract.sha256, engine.precision)}
+        why = sinks.missing(out, spec, expect)
         if why is None:
             try:
-                if options.qml and not qml_path(out).is_file():
+                if spec.run.qml and not qml_path(out).is_file():
                     write_qml(out, engine.contract.classes, engine.contract.nodata)
             except LulcEdgeError as exc:
                 return JobReport(job.input, job.output, "failed", error=one_line(exc))
             return JobReport(job.input, job.output, "skipped")
         # an incomplete, damaged or outdated output is replaced
-        opts = replace(options, overwrite=True)
+        spec = spec.replace(overwrite=True)
         notes.append(f"{job.output}: existing output redone: {why}")
     try:
-        res = segment_file(job.input, out, engine=engine, options=opts,
-                           source_options=source_options, on_tile=on_tile)
+        res = segment_file(job.input, out, engine=engine, spec=spec, on_tile=on_tile)
     except (LulcEdgeError, OSError, ValueError) as exc:
         return JobReport(job.input, job.output, "failed", time.perf_counter() - t0,
                          error=one_line(exc))
@@ -154,10 +164,8 @@ def run_job(job: Job, engine: Engine, options: RunOptions,
         return JobReport(job.input, job.output, "failed", time.perf_counter() - t0,
                          error=f"{job.input}: unexpected {type(exc).__name__}: "
                                f"{one_line(exc)} ({Path(tb.filename).name}:{tb.lineno})")
-    return JobReport(job.input, job.output, "done", res.seconds, res.pixels, res.class_pixels,
-                     res.class_hectares, res.area_note, res.tiles_inferred,
-                     warnings=notes + res.warnings,
-                     true_colour=res.true_colour)
+    return JobReport(job.input, job.output, "done", res.seconds,
+                     warnings=notes + res.warnings, result=res)
 
 
 # -------------------------------------------------------------------------------- local
@@ -169,23 +177,23 @@ def _cached_engine(model: str | None, engine_options: EngineOptions) -> Engine:
     return Engine(model, engine_options)
 
 
-def _worker_job(job: Job, model: str | None, engine_options: EngineOptions,
-                options: RunOptions, source_options: SourceOptions) -> JobReport:
-    return run_job(job, _cached_engine(model, engine_options), options, source_options)
+def _worker_job(job: Job, spec: RunSpec) -> JobReport:
+    return run_job(job, _cached_engine(spec.model, spec.engine), spec)
 
 
-def run_local(jobs: Sequence[Job], model: str | None, engine_options: EngineOptions,
-              options: RunOptions, source_options: SourceOptions, workers: int = 1,
+def run_local(jobs: Sequence[Job], spec: RunSpec | str | None, *legacy: Any, workers: int = 1,
               on_report: Callable[[JobReport], None] | None = None) -> list[JobReport]:
-    """Run jobs one after another with all threads (workers=1) or in worker processes."""
-    quiet = replace(options, progress=False)
+    """Run jobs one after another with all threads (workers=1) or in worker processes.
+    ``legacy``: (engine options, run options, source options[, workers]) after a model."""
+    spec = as_spec(spec, *legacy)
+    workers = legacy[3] if len(legacy) > 3 else workers
+    quiet = spec.replace(progress=False)
     reports: list[JobReport] = []
-    bar = Progress(len(jobs), "scenes", options.progress, unit="scenes")
+    bar = Progress(len(jobs), "scenes", spec.run.progress, unit="scenes")
     if workers <= 1:
-        engine = _cached_engine(model, engine_options)
+        engine = _cached_engine(spec.model, spec.engine)
         for job in jobs:
-            rep = run_job(job, engine, quiet, source_options,
-                          on_tile=lambda _n, px: bar.update(0, px))
+            rep = run_job(job, engine, quiet, on_tile=lambda _n, px: bar.update(0, px))
             reports.append(rep)
             bar.update(1)
             if on_report:
@@ -194,8 +202,7 @@ def run_local(jobs: Sequence[Job], model: str | None, engine_options: EngineOpti
         # spawned, not forked: a caller that already holds inference thread pools (an Engine
         # in a notebook, a service) would fork their locks into the workers, which then hang
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futs = {pool.submit(_worker_job, j, model, engine_options, quiet, source_options): j
-                    for j in jobs}
+            futs = {pool.submit(_worker_job, j, quiet): j for j in jobs}
             done: dict[Job, JobReport] = {}
             for fut in as_completed(futs):
                 rep = fut.result()
@@ -211,47 +218,44 @@ def run_local(jobs: Sequence[Job], model: str | None, engine_options: EngineOpti
 # -------------------------------------------------------------------------------- Dask
 
 
-def run_dask(jobs: Sequence[Job], scheduler: str, model: str | None,
-             engine_options: EngineOptions, options: RunOptions,
-             source_options: SourceOptions,
+def run_dask(jobs: Sequence[Job], scheduler: str, spec: RunSpec | str | None, *legacy: Any,
              on_report: Callable[[JobReport], None] | None = None) -> list[JobReport]:
     """One task per scene on a running Dask distributed scheduler.
 
     Paths must be visible to every worker (shared filesystem or GDAL-readable URLs). Each
     worker process loads the model once (cached per process) and reuses it; a task whose worker
     dies is rerun elsewhere by Dask. Idempotence and per-input reports are as for local runs.
+    ``legacy``: (engine options, run options, source options) after a model.
     """
+    spec = as_spec(spec, *legacy)
     try:
         from distributed import Client
     except ImportError:
         raise LulcEdgeError(
             "--scheduler needs Dask distributed: pip install 'lulc-edge[cluster]'"
         ) from None
+    timeout = connect_timeout()
     try:
-        client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        client = Client(scheduler, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise LulcEdgeError(f"cannot reach Dask scheduler {scheduler} within "
-                            f"{CONNECT_TIMEOUT:g} s ({one_line(exc)})") from None
-    quiet = replace(options, progress=False)
-    bar = Progress(len(jobs), "scenes", options.progress, unit="scenes")
+                            f"{timeout:g} s ({one_line(exc)})") from None
+    bar = Progress(len(jobs), "scenes", spec.run.progress, unit="scenes")
     try:
         with client.as_current():
-            return _gather(client, jobs, model, engine_options, quiet, source_options, bar,
-                           on_report)
+            return _gather(client, jobs, spec.replace(progress=False), bar, on_report)
     finally:
         bar.close()
         client.close()
 
 
-def _gather(client: Any, jobs: Sequence[Job], model: str | None,
-            engine_options: EngineOptions, options: RunOptions,
-            source_options: SourceOptions, bar: Progress,
+def _gather(client: Any, jobs: Sequence[Job], spec: RunSpec, bar: Progress,
             on_report: Callable[[JobReport], None] | None) -> list[JobReport]:
     """Submit one task per job and collect reports as tasks finish."""
     from distributed import as_completed as dask_completed
 
     run_id = uuid.uuid4().hex[:8]  # keys must not collide with another batch's tasks
-    futs = [client.submit(_worker_job, j, model, engine_options, options, source_options,
+    futs = [client.submit(_worker_job, j, spec,
                           key=f"lulc-edge-{run_id}-{i}-{Path(j.input).name}",
                           retries=TASK_RETRIES,
                           pure=False)
@@ -279,5 +283,4 @@ def report_dict(reports: Sequence[JobReport], seconds: float) -> dict[str, Any]:
     pixels = sum(r.pixels for r in reports)
     return {"inputs": len(reports), **counts, "seconds": round(seconds, 3), "pixels": pixels,
             "mp_per_s": round(pixels / max(seconds, 1e-9) / 1e6, 4),
-            "results": [{k: v for k, v in r.__dict__.items() if k != "true_colour"}
-                        for r in reports]}
+            "results": [r.as_dict() for r in reports]}

@@ -28,16 +28,9 @@ from rasterio.windows import Window
 from .areas import AreaSum
 from .contract import ClassInfo
 from .errors import InputError, OutputError
-from .raster import (
-    BLOCK,
-    COMPLETE_TAG,
-    fsync_dir,
-    fsync_file,
-    pam_xml,
-    partial_path,
-    write_atomic,
-    write_cause,
-)
+from .files import fsync_dir, fsync_file, partial_path, write_atomic
+from .raster import BLOCK, COMPLETE_TAG, write_cause
+from .styles import pam_xml
 from .zonal import map_classes, open_map, row_blocks
 
 #: Change code of no comparison (nodata or Cloud in either map).
@@ -206,7 +199,7 @@ def change(a_path: str | os.PathLike, b_path: str | os.PathLike, out_path: str |
            *, overwrite: bool = False, block_rows: int = 512) -> ChangeResult:
     """Map the transitions from class map ``a_path`` to class map ``b_path`` (same grid, same
     classes) into ``out_path``; the transition matrix in pixels and hectares."""
-    from .pipeline import check_output
+    from .paths import check_output
 
     out = Path(out_path)
     for src in (a_path, b_path):

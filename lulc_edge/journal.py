@@ -13,9 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .raster import fsync_dir, partial_path
-from .sources.fingerprint import file_fingerprint as fingerprint  # noqa: F401 - until Source.fingerprint
-from .sources.fingerprint import input_files  # noqa: F401
+from .files import partial_path, place
 
 MAGIC = b"LEJ1"
 _HEAD = struct.Struct("<4sIII")  # magic, tile index, payload length, crc32
@@ -99,10 +97,7 @@ class Journal:
             f.write(json.dumps(self.header, sort_keys=True).encode() + b"\n")
             for index, payload in keep:
                 f.write(self._record(index, payload))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        fsync_dir(self.path.parent)
+        place(tmp, self.path)
         self._f = open(self.path, "ab")  # noqa: SIM115 - closed in close()
 
     @staticmethod

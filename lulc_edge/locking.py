@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from .errors import OutputError
-from .raster import partial_path
+from .files import partial_path
 
 
 def lock_path(final: Path) -> Path:

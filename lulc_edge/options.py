@@ -12,11 +12,12 @@ from typing import Any
 
 import click
 
-from .pipeline import MODES
+from .contract import Contract
+from .modes import MODES
 from .sources import RESAMPLINGS, SCL_MAX
 
 #: The smallest core tile: the smallest multiple of the window stride (32) whose halo re-reads
-#: stay under the 4x work of pipeline.HALO_WORK_WARN with the model's 24 px halo
+#: stay under the 4x work of modes.HALO_WORK_WARN with the model's 24 px halo
 #: ((64 + 48) / 64) ** 2 = 3.1x; a tile of 4 read and inferred 169x the pixels it mapped and
 #: held the service's one engine for minutes on a small scene.
 TILE_MIN = 64
@@ -81,7 +82,7 @@ WORKERS = Option("workers", int, 1, 1024)
 SCL_FILL = Option("scl_fill", int, 0, SCL_MAX)
 #: BOA offsets seen in Sentinel-2 L2A are 0 and -1000; beyond +-2000 a map is meaningless.
 BOA_OFFSET = Option("boa_offset", int, -2000, 2000)
-MODE = Option("mode", str, choices=MODES)
+MODE = Option("mode", str, choices=tuple(MODES))
 RESAMPLING = Option("resampling", str, choices=RESAMPLINGS)
 
 #: The options a service job may carry, by their Python names.
@@ -90,11 +91,11 @@ JOB_OPTIONS: dict[str, Option] = {o.name: o for o in (
     SCL_FILL, BOA_OFFSET, RESAMPLING)}
 
 
-def check_tile_step(tile: int | None, mode: str | None, alignment: int, stride: int) -> None:
-    """A tile the model can plan: a multiple of its alignment (seamless) or of its window
-    stride (window); ValueError naming the step otherwise."""
+def check_tile_step(tile: int | None, mode: str | None, contract: Contract) -> None:
+    """A tile the model can plan in ``mode`` (a multiple of the mode's step: the alignment in
+    seamless mode, the window stride in window mode); ValueError naming the step otherwise."""
     mode = mode or "seamless"
-    step = stride if mode == "window" else alignment
+    step = MODES[mode].tile_step(contract)
     if tile is not None and tile % step:
         raise ValueError(f"option tile: expected a multiple of {step} in {mode} mode, got {tile}")
 

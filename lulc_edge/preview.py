@@ -19,7 +19,7 @@ from rasterio.windows import Window
 
 from .contract import ClassInfo
 from .errors import InputError, OutputError, one_line
-from .pipeline import RunOptions
+from .files import write_atomic
 from .preview_draw import (
     _legend,
     _pil,
@@ -40,8 +40,10 @@ from .preview_labels import (
     largest_regions,
     place_labels,
 )
-from .raster import band_counts, confidence_path, write_atomic, write_qml
+from .raster import band_counts, confidence_path
 from .sources import SourceOptions, is_remote, open_source
+from .spec import RunOptions
+from .styles import write_qml
 from .thumbnail import DEFAULT_SIZE, RGB_BANDS, out_shape, sample_index
 
 #: The pictures, in the order they are written: NAME.<kind>.png.

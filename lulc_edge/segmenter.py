@@ -4,39 +4,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from rasterio.windows import Window
 
 from .engine import Engine, EngineOptions
 from .errors import InputError, MissingSCLError
-from .pipeline import (
-    RunOptions,
-    RunResult,
-    default_batch,
-    default_tile,
-    infer_plan,
-    output_names,
-    plan,
-)
+from .modes import get_mode
+from .results import RunResult
+from .runfile import output_names, segment_file
 from .sources import (
     SCL_MAX,
     SUGGESTED_SCL_FILL,
     SourceOptions,
-    _clip_window,
-    _sample_windows,
     check_scl,
 )
-
-
-@dataclass
-class Prediction:
-    """Class map (H, W) uint8, 255 = nodata; confidence and probabilities when asked for."""
-
-    classes: np.ndarray
-    confidence: np.ndarray | None = None
-    probabilities: np.ndarray | None = None
+from .sources.windows import read_boundless, sample_windows
+from .spec import RunOptions
+from .stitch import Prediction
+from .stream import infer_plan
 
 
 def _as_uint16(bands: np.ndarray, n_bands: int) -> np.ndarray:
@@ -55,14 +41,10 @@ def _as_uint16(bands: np.ndarray, n_bands: int) -> np.ndarray:
 
 
 def _boundless(arr: np.ndarray, window: Window) -> np.ndarray:
-    """A window of an in-memory (B, H, W) array; pixels outside it are 0 (nodata)."""
-    out = np.zeros((arr.shape[0], int(window.height), int(window.width)), arr.dtype)
-    inner = _clip_window(window, arr.shape[2], arr.shape[1])
-    if inner is not None:
-        win, dr, dc = inner
-        r, c, h, w = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
-        out[:, dr: dr + h, dc: dc + w] = arr[:, r: r + h, c: c + w]
-    return out
+    """A window of an in-memory (B, H, W) array (a view where it lies inside); pixels outside
+    it are 0 (nodata)."""
+    return read_boundless(window, arr.shape[2], arr.shape[1], arr.shape[0], arr.dtype,
+                          lambda w: arr[(slice(None), *w.toslices())])
 
 
 class Segmenter:
@@ -109,14 +91,14 @@ class Segmenter:
         arr = _as_uint16(bands, len(self.contract.bands))
         _, h, w = arr.shape
         read = self._scl_reader(arr, scl_fill)
-        size = tile or default_tile(mode, self.engine.device)
-        tiles = plan(mode, h, w, size, self.engine)
+        kind = get_mode(mode)
+        tiles = kind.plan(h, w, tile or kind.default_tile(self.engine.device), self.engine)
         outputs = output_names(confidence, probabilities)
         classes = np.empty((h, w), np.uint8)
         conf = np.empty((h, w), np.uint8) if confidence else None
         probs = np.empty((self.contract.n_classes, h, w), np.float32) if probabilities else None
-        nbatch = batch or default_batch(mode, self.engine.device)
-        for t, res in infer_plan(self.engine, mode, read, tiles, outputs, nbatch):
+        nbatch = batch or kind.default_batch(self.engine.device)
+        for t, res, _ in infer_plan(self.engine, kind, read, tiles, outputs, nbatch):
             rs = slice(int(t.core.row_off), int(t.core.row_off + t.core.height))
             cs = slice(int(t.core.col_off), int(t.core.col_off + t.core.width))
             classes[rs, cs] = res.classes
@@ -136,7 +118,7 @@ class Segmenter:
         if fill is None:
             cuts = [(slice(int(s.row_off), int(s.row_off + s.height)),
                      slice(int(s.col_off), int(s.col_off + s.width)))
-                    for s in _sample_windows(arr.shape[2], arr.shape[1])]
+                    for s in sample_windows(arr.shape[2], arr.shape[1])]
             scl = np.concatenate([arr[i, r, c][np.any(arr[refl, r, c] != 0, axis=0)]
                                   for r, c in cuts])
             why = check_scl("bands", scl, f"is bands[{i}] another band?")
@@ -150,7 +132,7 @@ class Segmenter:
             raise InputError(f"scl_fill {fill}: must be an SCL class 0..{SCL_MAX}")
 
         def filled(win: Window) -> np.ndarray:
-            out = _boundless(arr, win)
+            out = np.array(_boundless(arr, win))  # a copy: the caller's array stays as given
             out[i] = np.where(np.any(out[refl] != 0, axis=0), fill, 0)
             return out
 
@@ -160,7 +142,5 @@ class Segmenter:
                      options: RunOptions | None = None,
                      source_options: SourceOptions | None = None) -> RunResult:
         """Map a scene file, band folder or product to a GeoTIFF (see :func:`segment_file`)."""
-        from .pipeline import segment_file
-
         return segment_file(src, dst, engine=self.engine, options=options,
                             source_options=source_options)

@@ -16,11 +16,13 @@ from rasterio.errors import RasterioError
 
 from .engine import Engine
 from .errors import LulcEdgeError, one_line
+from .files import write_atomic
 from .options import check_tile_step, parse_job_options
-from .pipeline import RunOptions, RunResult, segment_file
 from .preview import KINDS, with_pictures, write_previews
-from .raster import write_atomic
+from .results import RunResult
+from .runfile import segment_file
 from .sources import SourceOptions, open_source
+from .spec import RunOptions
 from .uploads import ApiError
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -40,7 +42,7 @@ def parse_options(fields: dict[str, Any], engine: Engine) -> dict[str, Any]:
     c = engine.contract
     try:
         out = parse_job_options(fields)
-        check_tile_step(out.get("tile"), out.get("mode"), c.alignment, c.window_stride)
+        check_tile_step(out.get("tile"), out.get("mode"), c)
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     return out

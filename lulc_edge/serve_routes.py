@@ -21,11 +21,12 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from .describe import describe, served
 from .engine import Engine
 from .errors import InputError, LulcEdgeError
-from .pipeline import RunOptions, segment_file
 from .preview import pictures, png_bytes, two_panels, with_pictures
 from .raster import is_complete
+from .runfile import segment_file
 from .scenes import list_scenes
 from .serve_jobs import FILES, Jobs, class_percent, parse_options, public, public_text
+from .spec import RunOptions
 from .uploads import NO_FILE, ApiError, Form, receive_body, receive_form
 
 if TYPE_CHECKING:

@@ -11,8 +11,10 @@ from .tiling import Tile
 
 
 @dataclass
-class TileResult:
-    """Results for one tile's core: class map, optional confidence and probabilities."""
+class Prediction:
+    """What the model decided for an area (a tile's core, or a whole array given to
+    ``Segmenter.predict``): class map (H, W) uint8, 255 = nodata; confidence and
+    probabilities when asked for."""
 
     classes: np.ndarray
     confidence: np.ndarray | None = None
@@ -23,7 +25,7 @@ class TileResult:
 
     @classmethod
     def from_bytes(cls, payload: bytes, tile: Tile, outputs: tuple[str, ...],
-                   n_classes: int) -> TileResult:
+                   n_classes: int) -> Prediction:
         """Rebuild a result from its journal record (see :meth:`arrays`)."""
         h, w = int(tile.core.height), int(tile.core.width)
         buf = memoryview(payload)
@@ -43,13 +45,13 @@ def _want(outputs: tuple[str, ...], name: str, arr: np.ndarray) -> np.ndarray | 
 
 
 def infer_seamless(engine: Engine, group: list[Tile], bands: np.ndarray,
-                   outputs: tuple[str, ...]) -> list[TileResult]:
+                   outputs: tuple[str, ...]) -> list[Prediction]:
     """One graph run over a batch of same-shaped read blocks; crop each tile's core."""
     got = dict(zip(outputs, engine.run(bands, outputs), strict=True))
     results = []
     for i, t in enumerate(group):
         rs, cs = t.core_in_read
-        results.append(TileResult(
+        results.append(Prediction(
             classes=got["class"][i, rs, cs],
             confidence=got["confidence"][i, rs, cs] if "confidence" in got else None,
             probabilities=got["probabilities"][i, :, rs, cs] if "probabilities" in got else None,
@@ -58,7 +60,7 @@ def infer_seamless(engine: Engine, group: list[Tile], bands: np.ndarray,
 
 
 def infer_windows(engine: Engine, tile: Tile, bands: np.ndarray, outputs: tuple[str, ...],
-                  batch: int) -> TileResult:
+                  batch: int) -> Prediction:
     """The original app's method, batched: average probabilities of all covering windows.
 
     Windows run in a fixed order and each pixel sums the same windows whatever the tiling, so
@@ -90,4 +92,4 @@ def infer_windows(engine: Engine, tile: Tile, bands: np.ndarray, outputs: tuple[
     if "confidence" in outputs:
         conf = np.rint(top * 255.0).astype(np.uint8)
         conf[is_nodata] = 0
-    return TileResult(classes, conf, _want(outputs, "probabilities", mean))
+    return Prediction(classes, conf, _want(outputs, "probabilities", mean))

@@ -27,7 +27,7 @@ from rasterio.features import shapes, sieve
 
 from .areas import M2_PER_HA, area_reason, row_pixel_areas_m2
 from .errors import InputError, OutputError, one_line
-from .raster import partial_path
+from .files import partial_path
 from .vectors import VECTOR_HINT
 from .zonal import map_classes, open_map, row_blocks
 

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import rasterio
 
+from lulc_edge.files import partial_path
 from lulc_edge.journal import journal_path
-from lulc_edge.raster import COMPLETE_TAG, partial_path
+from lulc_edge.raster import COMPLETE_TAG
 
 from .conftest import run_cli, run_cli_process, start_cli
 
@@ -142,13 +143,13 @@ def test_batch_reports_carry_the_thumbnail_for_previews(three_scenes, tmp_path):
     forked worker inherited their locks and hung)."""
     from lulc_edge.batch import plan_jobs, report_dict, run_local
     from lulc_edge.engine import EngineOptions
-    from lulc_edge.pipeline import RunOptions
-    from lulc_edge.sources import SourceOptions
+    from lulc_edge.spec import RunOptions, RunSpec
 
     paths, _ = three_scenes
     jobs = plan_jobs([str(p) for p in paths], str(tmp_path / "maps"))
-    reps = run_local(jobs, None, EngineOptions(device="cpu", precision="fp32", threads=1),
-                     RunOptions(thumbnail=40, progress=False), SourceOptions(), workers=2)
+    spec = RunSpec(engine=EngineOptions(device="cpu", precision="fp32", threads=1),
+                   run=RunOptions(thumbnail=40, progress=False))
+    reps = run_local(jobs, spec, workers=2)  # the spec travels to the worker processes
     for p, rep in zip(paths, reps, strict=True):
         assert rep.status == "done", rep.error
         with rasterio.open(p) as ds:

@@ -25,10 +25,12 @@ import rasterio
 from lulc_edge import RunOptions, segment_file
 from lulc_edge.batch import Job, plan_jobs, run_job
 from lulc_edge.errors import OutputError
+from lulc_edge.files import partial_path
 from lulc_edge.journal import journal_path
 from lulc_edge.locking import OutputLock, lock_path
-from lulc_edge.pipeline import check_tiling, default_output
-from lulc_edge.raster import COUNTS_TAG, FINGERPRINT_TAG, partial_path, verify_output
+from lulc_edge.paths import default_output
+from lulc_edge.raster import COUNTS_TAG, FINGERPRINT_TAG, verify_output
+from lulc_edge.runfile import check_tiling
 from lulc_edge.sources import SourceOptions
 from lulc_edge.synthetic import SceneSpec, generate
 

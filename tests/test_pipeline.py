@@ -196,13 +196,8 @@ def test_existing_output_is_kept_unless_overwrite(engine, make_scene, tmp_path):
 
 def test_run_defaults_per_device_and_gdal_settings(monkeypatch):
     from lulc_edge.engine import CUDA_BATCH, CUDA_TILE
-    from lulc_edge.pipeline import (
-        DEFAULT_BATCH,
-        DEFAULT_TILE,
-        default_batch,
-        default_tile,
-        gdal_settings,
-    )
+    from lulc_edge.gdalenv import gdal_settings
+    from lulc_edge.modes import DEFAULT_BATCH, DEFAULT_TILE, default_batch, default_tile
 
     assert default_tile("seamless", "cpu") == DEFAULT_TILE["seamless"]
     assert default_tile("seamless", "cuda") == CUDA_TILE["seamless"]
@@ -220,7 +215,7 @@ def test_run_defaults_per_device_and_gdal_settings(monkeypatch):
 def test_a_stack_read_in_strips_runs_with_the_smaller_gdal_cache(engine, make_scene, tmp_path,
                                                                 monkeypatch):
     """Its strips hold the decoded blocks: GDAL's cache must not double-buffer them."""
-    from lulc_edge import pipeline
+    from lulc_edge import gdalenv
 
     monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
     src, _, _ = make_scene(96, 96)
@@ -228,4 +223,4 @@ def test_a_stack_read_in_strips_runs_with_the_smaller_gdal_cache(engine, make_sc
     segment_file(src, tmp_path / "map.tif", engine=engine,
                  options=RunOptions(progress=False, tile=64),
                  on_tile=lambda *_: seen.append(rasterio.env.getenv().get("GDAL_CACHEMAX")))
-    assert seen and set(seen) == {pipeline.gdal_settings(strips=True)["GDAL_CACHEMAX"]}
+    assert seen and set(seen) == {gdalenv.gdal_settings(strips=True)["GDAL_CACHEMAX"]}

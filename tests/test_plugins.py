@@ -12,7 +12,6 @@ from rasterio.windows import Window
 from lulc_edge import segment_file
 from lulc_edge.batch import expand_inputs
 from lulc_edge.errors import InputError
-from lulc_edge.journal import fingerprint
 from lulc_edge.preview import read_true_colour
 from lulc_edge.sources import (
     OPENERS,
@@ -25,6 +24,7 @@ from lulc_edge.sources import (
     opener_for,
     register_opener,
 )
+from lulc_edge.sources.fingerprint import file_fingerprint as fingerprint
 from lulc_edge.synthetic import BAND_NAMES, SceneSpec, generate_rows, write_scene
 
 SEED = 5

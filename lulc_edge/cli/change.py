@@ -59,7 +59,7 @@ def change(before: str, after: str, output: str, json_path: str | None, csv_path
     """
     from ..change import change as run_change
     from ..change import change_picture
-    from ..raster import write_atomic
+    from ..files import write_atomic
 
     try:
         if picture is not None:

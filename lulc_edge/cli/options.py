@@ -20,7 +20,7 @@ from ..batch import SCHEDULER_ENV
 from ..budget import DEFAULT_MIN_AGREEMENT
 from ..devices import PRECISION_CHOICES
 from ..engine import CUDA_BATCH, CUDA_TILE, DEVICES, EngineOptions
-from ..pipeline import DEFAULT_BATCH, DEFAULT_TILE, MODES
+from ..modes import DEFAULT_BATCH, DEFAULT_TILE, MODES
 from ..sources import RESAMPLINGS, SourceOptions
 from ..thumbnail import DEFAULT_SIZE as PREVIEW_SIZE
 
@@ -114,7 +114,7 @@ class TilingArgs:
 
 
 TILING = Group("tiling", TilingArgs, (
-    click.option("--mode", type=click.Choice(MODES), default="seamless", show_default=True,
+    click.option("--mode", type=click.Choice(tuple(MODES)), default="seamless", show_default=True,
                  help="seamless: large tiles with a halo, exact and fast. window: the original "
                       "app's 64x64 windows at stride 32 with averaged probabilities."),
     click.option("--tile", type=TILE_RANGE, default=None,

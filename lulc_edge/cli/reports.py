@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import LulcEdgeError
-from ..raster import write_atomic
+from ..files import write_atomic
 from .console import fail
 from .options import TableArgs
 

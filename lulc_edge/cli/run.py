@@ -12,8 +12,10 @@ from rasterio.errors import RasterioError
 from ..batch import Job, JobReport, expand_inputs, plan_jobs, report_dict, run_dask, run_local
 from ..engine import Engine
 from ..errors import LulcEdgeError
-from ..pipeline import RunOptions, RunResult, segment_file
 from ..preview import has_pictures, with_pictures
+from ..results import RunResult
+from ..runfile import segment_file
+from ..spec import RunOptions
 from .console import fail, interrupted, setup_logging, warn, warn_cpus
 from .options import (
     BATCH,

@@ -15,6 +15,7 @@ from .radiometry import Radiometry
 from .registry import (
     OPENERS,
     check_input,
+    fingerprint_of,
     is_remote,
     open_source,
     opener_for,
@@ -25,12 +26,9 @@ from .registry import (
 from .stack import StackSource, map_stack_bands
 from .windows import clip_window, sample_windows
 
-#: Old private names: lulc_edge.segmenter reads in-memory arrays with them.
-_clip_window, _sample_windows = clip_window, sample_windows
-
 __all__ = [
     "DEFAULT_BANDS", "OPENERS", "RESAMPLINGS", "SCL_MAX", "SUGGESTED_SCL_FILL",
     "BandFolderSource", "Opener", "Radiometry", "Source", "SourceOptions", "StackSource",
-    "check_input", "check_scl", "clip_window", "is_remote", "map_stack_bands", "open_source",
-    "opener_for", "reads_band_files", "register_opener", "sample_windows", "scene_of",
+    "check_input", "check_scl", "clip_window", "fingerprint_of", "is_remote", "map_stack_bands",
+    "open_source", "opener_for", "reads_band_files", "register_opener", "sample_windows", "scene_of",
 ]

@@ -255,4 +255,7 @@ class Opener:
     #: ``scene(input, band_names)`` -> (kind, has SCL), cheaply (no pixels), for the scene
     #: list; InputError or None when it is not a scene. None: never listed
     scene: Callable[[str, Sequence[str]], tuple[str, bool] | None] | None = None
+    #: ``fingerprint(input)`` without opening it (a batch's skip check); None: the files'
+    #: size, mtime and inode for local inputs, the server's ETag/Last-Modified for URLs
+    fingerprint: Callable[[str], dict[str, list]] | None = None
 

@@ -39,7 +39,17 @@ def file_fingerprint(src: str) -> dict[str, list[int]]:
 
 
 def url_fingerprint(url: str) -> dict[str, list]:
-    """A URL's fingerprint: empty for now (the input is taken as unchanged, as before). The
-    place for the response's ETag or Last-Modified (a HEAD request) when remote inputs get
-    their own opener; GDAL ``/vsi`` paths that are not URLs stay empty."""
-    return {}
+    """A URL's fingerprint: its ETag, Last-Modified and size as the server states them (one
+    one-byte request, ``lulc_edge.urlio.remote_fingerprint``), keyed by the URL without its
+    query (a re-signed URL is the same input). Empty for GDAL ``/vsi`` paths that are not URLs
+    and when the server cannot be asked: the input is then taken as unchanged."""
+    from ..errors import LulcEdgeError
+    from ..urlio import remote_fingerprint
+
+    try:
+        doc = remote_fingerprint(url)
+    except (LulcEdgeError, OSError):
+        return {}
+    if set(doc) == {"url"}:
+        return {}
+    return {doc["url"]: [doc.get("etag"), doc.get("last_modified"), doc.get("size")]}

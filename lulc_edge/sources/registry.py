@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from ..errors import InputError
 from . import folder, remote, stack
 from .base import DEFAULT_BANDS, NO_OPTIONS, Opener, Source, SourceOptions
+from .fingerprint import file_fingerprint, url_fingerprint
 
 #: Openers in the order their probes are asked; the stack opener takes anything left.
 OPENERS: list[Opener] = [remote.OPENER, folder.FOLDER, folder.ZIP, stack.OPENER]
@@ -18,10 +19,11 @@ def register_opener(name: str, probe: Callable[[str], bool],
                     open: Callable[[str, Sequence[str], SourceOptions], Source], *,
                     local: bool = True, band_files: bool = False,
                     scene: Callable[[str, Sequence[str]], tuple[str, bool] | None] | None = None,
-                    ) -> Opener:
+                    fingerprint: Callable[[str], dict[str, list]] | None = None) -> Opener:
     """Add an opener (see :class:`Opener`) ahead of the built-in ones, replacing one of the
     same name; returns it. ``local=False`` for inputs that are not paths on this machine."""
-    opener = Opener(name, probe, open, local=local, band_files=band_files, scene=scene)
+    opener = Opener(name, probe, open, local=local, band_files=band_files, scene=scene,
+                    fingerprint=fingerprint)
     OPENERS[:] = [opener, *(o for o in OPENERS if o.name != name)]
     return opener
 
@@ -45,6 +47,16 @@ def open_source(path: str | os.PathLike | Source, band_names: Sequence[str] = DE
     if opener.local:
         _check_local(p)
     return opener.open(p, band_names, options)
+
+
+def fingerprint_of(path: str | os.PathLike) -> dict[str, list]:
+    """What tells the content of input ``path`` apart from a changed one, without opening it
+    (its opener's ``fingerprint``; else local files' size, mtime and inode, a URL's ETag)."""
+    p = os.fspath(path)
+    opener = opener_for(p)
+    if opener.fingerprint is not None:
+        return opener.fingerprint(p)
+    return file_fingerprint(p) if opener.local else url_fingerprint(p)
 
 
 def reads_band_files(path: str | os.PathLike) -> bool:
