@@ -30,5 +30,6 @@ __all__ = [
     "DEFAULT_BANDS", "OPENERS", "RESAMPLINGS", "SCL_MAX", "SUGGESTED_SCL_FILL",
     "BandFolderSource", "Opener", "Radiometry", "Source", "SourceOptions", "StackSource",
     "check_input", "check_scl", "clip_window", "fingerprint_of", "is_remote", "map_stack_bands",
-    "open_source", "opener_for", "reads_band_files", "register_opener", "sample_windows", "scene_of",
+    "open_source", "opener_for", "reads_band_files", "register_opener", "sample_windows",
+    "scene_of",
 ]
