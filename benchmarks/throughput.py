@@ -284,9 +284,8 @@ def child_keras(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def child_batch(cfg: dict[str, Any]) -> dict[str, Any]:
     """One batch of scenes (issue 9): run_local with 1 or 2 workers, or run_dask on LocalCluster."""
-    from lulc_edge import RunOptions
+    from lulc_edge import RunOptions, RunSpec
     from lulc_edge.batch import plan_jobs, run_dask, run_local
-    from lulc_edge.sources import SourceOptions
 
     jobs = plan_jobs(cfg["inputs"], cfg["out_dir"])
     eopts = EngineOptions(device="cpu", threads=cfg["threads"])
@@ -301,14 +300,13 @@ def child_batch(cfg: dict[str, Any]) -> dict[str, Any]:
         extra["cluster_start_seconds"] = round(time.perf_counter() - t, 2)
         try:
             t0 = time.perf_counter()
-            reps = run_dask(jobs, cluster.scheduler_address, None, eopts, ropts,
-                            SourceOptions())
+            reps = run_dask(jobs, cluster.scheduler_address, RunSpec.of(None, eopts, ropts))
             secs = time.perf_counter() - t0
         finally:
             cluster.close()
     else:
         t0 = time.perf_counter()
-        reps = run_local(jobs, None, eopts, ropts, SourceOptions(), workers=cfg["workers"])
+        reps = run_local(jobs, RunSpec.of(None, eopts, ropts), workers=cfg["workers"])
         secs = time.perf_counter() - t0
     status = [r.status for r in reps]
     pixels = sum(r.pixels for r in reps)

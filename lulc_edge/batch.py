@@ -31,7 +31,7 @@ from .raster import FINGERPRINT_TAG, OPTIONS_TAG
 from .results import JobReport
 from .runfile import segment_file
 from .sources import fingerprint_of, is_remote
-from .spec import RunOptions, RunSpec
+from .spec import RunSpec
 from .styles import qml_path, write_qml
 
 __all__ = ["Job", "JobReport", "expand_inputs", "plan_jobs", "report_dict", "run_dask",
@@ -56,16 +56,6 @@ class Job:
 
     input: str
     output: str
-
-
-def as_spec(spec: RunSpec | RunOptions | str | None, *legacy: Any) -> RunSpec:
-    """``spec`` as is, or the spec of the older arguments: (options, source options) after an
-    engine, or (model, engine options, options, source options)."""
-    if isinstance(spec, RunSpec):
-        return spec
-    if isinstance(spec, RunOptions):
-        return RunSpec.of(None, None, spec, *legacy[:1])
-    return RunSpec.of(spec, *legacy[:3])
 
 
 def expand_inputs(items: Iterable[str], from_list: str | None = None) -> list[str]:
@@ -126,7 +116,7 @@ def plan_jobs(inputs: Sequence[str], out_dir: str | None, output: str | None = N
     return jobs
 
 
-def run_job(job: Job, engine: Engine, spec: RunSpec | RunOptions, *legacy: Any,
+def run_job(job: Job, engine: Engine, spec: RunSpec,
             on_tile: Callable[[int, int], None] | None = None) -> JobReport:
     """Run one job; never raises for a bad input, reports it instead.
 
@@ -134,9 +124,8 @@ def run_job(job: Job, engine: Engine, spec: RunSpec | RunOptions, *legacy: Any,
     version of the input and with the options that shape the outputs (``sinks.missing``);
     otherwise it is redone, with a warning saying why (a user who changed ``--confidence`` or
     ``--precision`` and reran the batch wants the maps those options make). A skipped map still
-    gets its ``--qml`` style. ``legacy``: the source options after RunOptions.
+    gets its ``--qml`` style.
     """
-    spec = as_spec(spec, *legacy)
     t0 = time.perf_counter()
     out = Path(job.output)
     notes = []
@@ -181,12 +170,10 @@ def _worker_job(job: Job, spec: RunSpec) -> JobReport:
     return run_job(job, _cached_engine(spec.model, spec.engine), spec)
 
 
-def run_local(jobs: Sequence[Job], spec: RunSpec | str | None, *legacy: Any, workers: int = 1,
+def run_local(jobs: Sequence[Job], spec: RunSpec, workers: int = 1,
               on_report: Callable[[JobReport], None] | None = None) -> list[JobReport]:
-    """Run jobs one after another with all threads (workers=1) or in worker processes.
-    ``legacy``: (engine options, run options, source options[, workers]) after a model."""
-    spec = as_spec(spec, *legacy)
-    workers = legacy[3] if len(legacy) > 3 else workers
+    """Run jobs one after another with all threads (workers=1) or in worker processes, each
+    handed the spec."""
     quiet = spec.replace(progress=False)
     reports: list[JobReport] = []
     bar = Progress(len(jobs), "scenes", spec.run.progress, unit="scenes")
@@ -218,16 +205,14 @@ def run_local(jobs: Sequence[Job], spec: RunSpec | str | None, *legacy: Any, wor
 # -------------------------------------------------------------------------------- Dask
 
 
-def run_dask(jobs: Sequence[Job], scheduler: str, spec: RunSpec | str | None, *legacy: Any,
+def run_dask(jobs: Sequence[Job], scheduler: str, spec: RunSpec,
              on_report: Callable[[JobReport], None] | None = None) -> list[JobReport]:
     """One task per scene on a running Dask distributed scheduler.
 
     Paths must be visible to every worker (shared filesystem or GDAL-readable URLs). Each
     worker process loads the model once (cached per process) and reuses it; a task whose worker
     dies is rerun elsewhere by Dask. Idempotence and per-input reports are as for local runs.
-    ``legacy``: (engine options, run options, source options) after a model.
     """
-    spec = as_spec(spec, *legacy)
     try:
         from distributed import Client
     except ImportError:

@@ -3,6 +3,7 @@ at a time in order by a worker thread, resumed from their journal after a restar
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import re
@@ -21,8 +22,8 @@ from .options import check_tile_step, parse_job_options
 from .preview import KINDS, with_pictures, write_previews
 from .results import RunResult
 from .runfile import segment_file
-from .sources import SourceOptions, open_source
-from .spec import RunOptions
+from .sources import open_source
+from .spec import RunSpec
 from .uploads import ApiError
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -48,17 +49,13 @@ def parse_options(fields: dict[str, Any], engine: Engine) -> dict[str, Any]:
     return out
 
 
-def source_options(opts: dict[str, Any]) -> SourceOptions:
-    """A job's source options."""
-    return SourceOptions(**{k: opts[k] for k in ("scl_fill", "boa_offset", "resampling")
-                            if k in opts})
-
-
-def run_options(opts: dict[str, Any], size: int) -> RunOptions:
-    """A job's run options; the run keeps what the ``size`` px pictures need."""
-    run = {k: opts[k] for k in ("mode", "tile", "batch", "probs", "cog") if k in opts}
-    return with_pictures(RunOptions(confidence=opts.get("confidence", True), overwrite=True,
-                                    resume=True, progress=False, **run), size)
+def job_spec(opts: dict[str, Any], size: int) -> RunSpec:
+    """A job's spec: its options (checked at submit, with the CLI's ranges), the service's own
+    (a confidence file unless asked otherwise; resumable after a restart; quiet), and what the
+    ``size`` px pictures need."""
+    spec = RunSpec.from_dict({"confidence": True, **opts}).replace(
+        overwrite=True, resume=True, progress=False)
+    return dataclasses.replace(spec, run=with_pictures(spec.run, size))
 
 
 def class_percent(res_pixels: dict[str, int]) -> dict[str, float]:
@@ -141,8 +138,7 @@ class Jobs:
 
         with self.infer:
             res = segment_file(src, out, engine=self.engine,
-                               options=run_options(doc["options"], self.size),
-                               source_options=source_options(doc["options"]), on_tile=tick)
+                               spec=job_spec(doc["options"], self.size), on_tile=tick)
         write_previews(out, src, size=self.size, qml=True, true_colour=res.true_colour)
         return {"status": "done", "progress": 1.0, "demo_weights": self.engine.contract.demo,
                 **_result_doc(res, [public_text(w, src, doc["input"]) for w in res.warnings])}
@@ -167,7 +163,7 @@ class Jobs:
             jid: str) -> dict[str, Any]:
         """A queued job's document; a bad scene is refused now (400), as the CLI does."""
         try:  # the size for progress
-            with open_source(source, options=source_options(options)) as s:
+            with open_source(source, options=job_spec(options, 0).source) as s:
                 pixels = s.width * s.height
         except LulcEdgeError as exc:
             raise ApiError(400, public_text(exc, source, input_label)) from None

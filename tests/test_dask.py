@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from lulc_edge import EngineOptions, RunOptions, SourceOptions
+from lulc_edge import EngineOptions, RunOptions, RunSpec
 from lulc_edge.batch import plan_jobs, run_dask, run_local
 from lulc_edge.raster import is_complete
 
@@ -38,19 +38,16 @@ def scenes(make_scene, tmp_path):
 
 
 def test_cluster_batch_equals_local_batch(cluster, scenes, tmp_path):
-    opts = RunOptions(progress=False, tile=64)
-    eng = EngineOptions(device="cpu", threads=1)
-    local = run_local(plan_jobs(scenes, str(tmp_path / "local")), None, eng, opts,
-                      SourceOptions())
-    remote = run_dask(plan_jobs(scenes, str(tmp_path / "dask")), cluster.scheduler_address,
-                      None, eng, opts, SourceOptions())
+    spec = RunSpec.of(engine=EngineOptions(device="cpu", threads=1),
+                      run=RunOptions(progress=False, tile=64))
+    local = run_local(plan_jobs(scenes, str(tmp_path / "local")), spec)
+    remote = run_dask(plan_jobs(scenes, str(tmp_path / "dask")), cluster.scheduler_address, spec)
     assert [r.status for r in remote] == [r.status for r in local] == ["done"] * 6 + ["failed"]
     assert "corrupt.tif" in remote[-1].error
     for lr, rr in zip(local[:-1], remote[:-1], strict=True):
         assert np.array_equal(_read(lr.output), _read(rr.output))
     # idempotent on the cluster too
-    again = run_dask(plan_jobs(scenes, str(tmp_path / "dask")), cluster.scheduler_address,
-                     None, eng, opts, SourceOptions())
+    again = run_dask(plan_jobs(scenes, str(tmp_path / "dask")), cluster.scheduler_address, spec)
     assert [r.status for r in again] == ["skipped"] * 6 + ["failed"]
 
 
@@ -69,8 +66,9 @@ def test_worker_killed_mid_batch_loses_no_scene(cluster, scenes, tmp_path):
             killed.append(pid)
 
     reports = run_dask(plan_jobs(scenes[:-1], str(tmp_path / "k")), cluster.scheduler_address,
-                       None, EngineOptions(device="cpu", threads=1),
-                       RunOptions(progress=False, tile=64), SourceOptions(), on_report=kill_one)
+                       RunSpec.of(engine=EngineOptions(device="cpu", threads=1),
+                                  run=RunOptions(progress=False, tile=64)),
+                       on_report=kill_one)
     assert killed
     # a scene whose worker died after writing its output is found complete on the rerun
     assert {r.status for r in reports} <= {"done", "skipped"}, [(r.status, r.error)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from lulc_edge import RunOptions, segment_file
+from lulc_edge import RunOptions, RunSpec, segment_file
 from lulc_edge.batch import Job, plan_jobs, run_job
 from lulc_edge.errors import OutputError
 from lulc_edge.files import partial_path
@@ -31,7 +31,6 @@ from lulc_edge.locking import OutputLock, lock_path
 from lulc_edge.paths import default_output
 from lulc_edge.raster import COUNTS_TAG, FINGERPRINT_TAG, verify_output
 from lulc_edge.runfile import check_tiling
-from lulc_edge.sources import SourceOptions
 from lulc_edge.synthetic import SceneSpec, generate
 
 from .conftest import run_cli, run_cli_process, start_cli, write_stack
@@ -199,12 +198,11 @@ def test_a_batch_job_takes_the_same_lock(make_scene, tmp_path, engine):
     src, _, _ = make_scene(64, 64, name="s.tif")
     out = tmp_path / "s.lulc.tif"
     with OutputLock(out):
-        rep = run_job(Job(str(src), str(out)), engine, RunOptions(progress=False),
-                      SourceOptions())
+        rep = run_job(Job(str(src), str(out)), engine, RunSpec.of(run=RunOptions(progress=False)))
     assert rep.status == "failed" and f"(pid {os.getpid()})" in rep.error
     assert not out.exists()
-    assert run_job(Job(str(src), str(out)), engine, RunOptions(progress=False),
-                   SourceOptions()).status == "done"
+    assert run_job(Job(str(src), str(out)), engine,
+                   RunSpec.of(run=RunOptions(progress=False))).status == "done"
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):

@@ -15,7 +15,7 @@ from ..errors import LulcEdgeError
 from ..preview import has_pictures, with_pictures
 from ..results import RunResult
 from ..runfile import segment_file
-from ..spec import RunOptions
+from ..spec import RunOptions, RunSpec
 from .console import fail, interrupted, setup_logging, warn, warn_cpus
 from .options import (
     BATCH,
@@ -87,12 +87,12 @@ def _run_options(outputs: OutputArgs, tiling: TilingArgs, report: ReportArgs) ->
 
 
 class Plan:
-    """What every scene of a run is mapped with, and how it is reported."""
+    """What every scene of a run is mapped with (one RunSpec), and how it is reported."""
 
     def __init__(self, engine: EngineArgs, options: RunOptions, radiometry: RadiometryArgs,
                  outputs: OutputArgs, report: ReportArgs) -> None:
-        self.model, self.engine_options = engine.model, engine.engine_options()
-        self.options, self.source_options = options, radiometry.source_options()
+        self.spec = RunSpec.of(engine.model, engine.engine_options(), options,
+                               radiometry.source_options())
         self.outputs, self.report = outputs, report
 
 
@@ -100,9 +100,8 @@ def _run_one(src: str, plan: Plan) -> None:
     """One scene to ``-o`` (or beside it), its summary printed."""
     report = plan.report
     try:
-        engine = Engine(plan.model, plan.engine_options)
-        res = segment_file(src, plan.outputs.output, engine=engine, options=plan.options,
-                           source_options=plan.source_options)
+        engine = Engine(plan.spec.model, plan.spec.engine)
+        res = segment_file(src, plan.outputs.output, engine=engine, spec=plan.spec)
     except KeyboardInterrupt:
         interrupted(f"{src} stopped before its map was finished; run the same command with "
                     "--resume to continue it")
@@ -134,12 +133,11 @@ def _run_batch(items: list[str], plan: Plan, batch: BatchArgs) -> None:
         reported.add(rep.input)
         _show(rep, plan)
 
-    args = (plan.model, plan.engine_options, plan.options, plan.source_options)
     try:
         if batch.scheduler:
-            reports = run_dask(jobs, batch.scheduler, *args, on_report=show)
+            reports = run_dask(jobs, batch.scheduler, plan.spec, on_report=show)
         else:
-            reports = run_local(jobs, *args, batch.workers, on_report=show)
+            reports = run_local(jobs, plan.spec, batch.workers, on_report=show)
     except KeyboardInterrupt:
         left = [j.input for j in jobs if j.input not in reported]
         at = f" at {left[0]}" if left and batch.workers <= 1 and not batch.scheduler else ""
