@@ -21,6 +21,7 @@ from typing import Any
 from .devices import cpu_info, default_cache_dir, versions
 from .engine_options import EngineOptions
 from .errors import BackendError, LulcEdgeWarning, OutputError
+from .files import place
 from .locking import OutputLock
 
 CACHE_VERSION = 2  # 2: timings with the blocks a run keeps in flight (OpenVINO streams)
@@ -94,7 +95,7 @@ def store(path: Path, doc: dict[str, Any], key: str, pairs: Pairs, about: dict[s
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        place(tmp, path, sync=False)  # a per-process name: two writers never share one
     except OSError as exc:  # a read-only home must not stop a run
         warnings.warn(f"cannot write the auto cache {path}: {exc}", LulcEdgeWarning, stacklevel=5)
 

@@ -28,7 +28,7 @@ from rasterio.windows import Window
 from .areas import AreaSum
 from .contract import ClassInfo
 from .errors import InputError, OutputError
-from .files import fsync_dir, fsync_file, partial_path, write_atomic
+from .files import partial_path, place, write_atomic
 from .raster import BLOCK, COMPLETE_TAG, write_cause
 from .styles import pam_xml
 from .zonal import map_classes, open_map, row_blocks
@@ -182,12 +182,10 @@ def _write(out: Path, a: Any, b: Any, names: tuple[str, ...], tags: dict[str, st
             dst.update_tags(**{f"CLASS_{c.value}": c.name for c in legend},
                             **{f"CLASS_{NODATA}": NOT_COMPARED.name}, **tags)
             dst.update_tags(**{COMPLETE_TAG: "1"})
-        fsync_file(tmp)
-        os.replace(tmp, out)
+        place(tmp, out)
     except (RasterioError, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"{out}: cannot write output ({write_cause(exc)})") from None
-    fsync_dir(out.parent)
     # GDAL's category names and attribute table (QGIS lists the codes by name); pam_xml reads
     # only a contract's classes and nodata
     pam = SimpleNamespace(classes=tuple(legend), nodata=NOT_COMPARED)

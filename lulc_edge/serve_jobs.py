@@ -199,12 +199,17 @@ def public(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: What a job's document keeps of its run's result (the paths are the server's own).
+_RESULT_KEYS = ("width", "height", "seconds", "device", "precision", "mode", "tiles_total",
+                "tiles_inferred", "class_pixels", "class_hectares", "area_note")
+
+
 def _result_doc(res: RunResult, warnings: list[str]) -> dict[str, Any]:
-    return {"width": res.width, "height": res.height, "seconds": round(res.seconds, 3),
-            "device": res.device, "precision": res.precision, "mode": res.mode,
-            "tiles_total": res.tiles_total, "tiles_inferred": res.tiles_inferred,
-            "class_pixels": res.class_pixels, "class_hectares": res.class_hectares,
-            "class_percent": class_percent(res.class_pixels), "warnings": warnings}
+    """A job's result: the run's own ``as_dict`` (less the server's paths), the original app's
+    percentages, and the warnings as the client may see them."""
+    doc = {k: v for k, v in res.as_dict().items() if k in _RESULT_KEYS}
+    doc["seconds"] = round(doc["seconds"], 3)
+    return {**doc, "class_percent": class_percent(res.class_pixels), "warnings": warnings}
 
 
 def public_text(exc: BaseException | str, path: Path, label: str) -> str:

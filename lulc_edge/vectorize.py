@@ -14,7 +14,6 @@ Needs the ``vector`` extra.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from rasterio.features import shapes, sieve
 
 from .areas import M2_PER_HA, area_reason, row_pixel_areas_m2
 from .errors import InputError, OutputError, one_line
-from .files import partial_path
+from .files import partial_path, place
 from .vectors import VECTOR_HINT
 from .zonal import map_classes, open_map, row_blocks
 
@@ -154,7 +153,7 @@ def vectorize(map_path: str | Path, output: str | Path, min_area_ha: float = 0.0
         try:
             sieved = _polygons(ds, sink, size, chunk_rows)
             sink.close()
-            os.replace(tmp, out)
+            place(tmp, out)
         except (RasterioError, OSError) as exc:
             tmp.unlink(missing_ok=True)
             raise InputError(f"{map_path}: cannot read ({one_line(exc)})") from None
