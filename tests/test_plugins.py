@@ -1,5 +1,5 @@
-"""Extending lulc-edge from outside the package: openers (and, later, sinks) registered by a
-caller and mapped through ``segment_file``; what an input string is, decided by the openers."""
+"""Extending lulc-edge from outside the package: openers and sinks registered by a caller and
+mapped through ``segment_file``; what an input string is, decided by the openers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from lulc_edge import segment_file
+from lulc_edge import RunOptions, segment_file
 from lulc_edge.batch import expand_inputs
 from lulc_edge.errors import InputError
 from lulc_edge.preview import read_true_colour
@@ -70,6 +70,24 @@ def test_a_toy_opener_maps_a_scene(openers, engine, tmp_path):
             rasterio.open(tmp_path / "stack.lulc.tif") as ref:
         assert toy.crs == ref.crs and toy.transform == ref.transform
         np.testing.assert_array_equal(toy.read(1), ref.read(1))
+
+
+def test_a_toy_opener_and_a_toy_sink_map_a_scene_together(openers, engine, tmp_path,
+                                                          monkeypatch):
+    """The issue's extension test: an input kind and an output, each registered with one line
+    from outside the package; the run reads through the one and feeds the other every tile."""
+    from lulc_edge.sinks import SINKS
+    from tests.test_sinks import ToySink
+
+    register_opener("toy", lambda s: s.startswith("toy://"), ToySource, local=False)
+    monkeypatch.setitem(SINKS, "toy", ToySink)
+    res = segment_file("toy://150x90", tmp_path / "toy.tif", engine=engine,
+                       options=RunOptions(tile=64, progress=False))
+    toy = res.products["toy"]
+    assert toy["tiles"] == list(range(res.tiles_total)) and res.tiles_total > 2
+    assert toy["size"] == (150, 90) and toy["tagged"]
+    with rasterio.open(tmp_path / "toy.tif") as ds:
+        assert np.array_equal(toy["counts"], np.bincount(ds.read(1).ravel(), minlength=256))
 
 
 def test_an_opened_source_is_used_as_it_is(tmp_path):
