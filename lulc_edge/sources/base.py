@@ -255,4 +255,7 @@ class Opener:
     #: ``scene(input, band_names)`` -> (kind, has SCL), cheaply (no pixels), for the scene
     #: list; InputError or None when it is not a scene. None: never listed
     scene: Callable[[str, Sequence[str]], tuple[str, bool] | None] | None = None
+    #: ``fingerprint(input)`` without opening the rasters (a batch's skip check, a resume);
+    #: None: the local files' (:func:`.fingerprint.file_fingerprint`)
+    fingerprint: Callable[[str], dict[str, list]] | None = None
 

@@ -7,21 +7,24 @@ import os
 from collections.abc import Callable, Sequence
 
 from ..errors import InputError
-from . import folder, remote, stack
+from . import folder, remote, stac_item, stack
 from .base import DEFAULT_BANDS, NO_OPTIONS, Opener, Source, SourceOptions
+from .fingerprint import file_fingerprint
 
 #: Openers in the order their probes are asked; the stack opener takes anything left.
-OPENERS: list[Opener] = [remote.OPENER, folder.FOLDER, folder.ZIP, stack.OPENER]
+OPENERS: list[Opener] = [stac_item.FILE, stac_item.OPENER, remote.OPENER, folder.FOLDER,
+                         folder.ZIP, stack.OPENER]
 
 
 def register_opener(name: str, probe: Callable[[str], bool],
                     open: Callable[[str, Sequence[str], SourceOptions], Source], *,
                     local: bool = True, band_files: bool = False,
                     scene: Callable[[str, Sequence[str]], tuple[str, bool] | None] | None = None,
-                    ) -> Opener:
+                    fingerprint: Callable[[str], dict[str, list]] | None = None) -> Opener:
     """Add an opener (see :class:`Opener`) ahead of the built-in ones, replacing one of the
     same name; returns it. ``local=False`` for inputs that are not paths on this machine."""
-    opener = Opener(name, probe, open, local=local, band_files=band_files, scene=scene)
+    opener = Opener(name, probe, open, local=local, band_files=band_files, scene=scene,
+                    fingerprint=fingerprint)
     OPENERS[:] = [opener, *(o for o in OPENERS if o.name != name)]
     return opener
 
@@ -77,3 +80,12 @@ def scene_of(path: str | os.PathLike, band_names: Sequence[str]) -> tuple[str, b
     opener from headers and file lists; None otherwise (InputError from a refusing opener)."""
     opener = opener_for(path)
     return None if opener.scene is None else opener.scene(os.fspath(path), band_names)
+
+
+def input_fingerprint(path: str | os.PathLike) -> dict[str, list]:
+    """What tells ``path``'s content apart from a changed one, without opening its rasters:
+    its opener's fingerprint (a STAC item: ETag / Last-Modified of each band file), else its
+    local files' size, mtime and inode."""
+    p = os.fspath(path)
+    opener = opener_for(p)
+    return opener.fingerprint(p) if opener.fingerprint is not None else file_fingerprint(p)
