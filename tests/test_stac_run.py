@@ -4,6 +4,7 @@ on every pixel, and every fault ends in that map or one clear line, never anothe
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -225,24 +226,19 @@ def test_sign_hook_signs_every_band_request(served, folder_map, tmp_path, monkey
     assert res.returncode == 1 and "no_such_module:sign" in res.stderr
 
 
-class _Stop(KeyboardInterrupt):
-    pass
-
-
 def test_band_changed_between_interrupted_run_and_resume_starts_over(served, engine, tmp_path):
     src = str(write_item(tmp_path, served))
     before = input_fingerprint(src)
     with open_source(src) as source:
         assert source.fingerprint() == before
-    out, seen = tmp_path / "resumed.tif", []
+    out, ticks = tmp_path / "resumed.tif", itertools.count(1)
 
-    def stop(_n: int, _px: int) -> None:
-        seen.append(1)
-        if len(seen) == 2:
-            raise _Stop()
+    def ctrl_c_at_second_tile(_n: int, _px: int) -> None:
+        if next(ticks) == 2:
+            raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        segment_file(src, out, engine=engine, on_tile=stop,
+    with pytest.raises(KeyboardInterrupt):  # the journal is kept for --resume
+        segment_file(src, out, engine=engine, on_tile=ctrl_c_at_second_tile,
                      options=RunOptions(progress=False, tile=32))
     b02 = served.root / "scene" / "B02.tif"
     with rasterio.open(b02) as ds:
@@ -262,3 +258,25 @@ def test_band_changed_between_interrupted_run_and_resume_starts_over(served, eng
     fresh = tmp_path / "fresh.tif"
     segment_file(src, fresh, engine=engine, options=RunOptions(progress=False, tile=32))
     assert np.array_equal(read_map(out)[0], read_map(fresh)[0])
+
+
+def test_batch_redoes_an_item_whose_band_file_changed(served, tmp_path, monkeypatch):
+    """A batch's skip check compares the input's fingerprint: for an item, the ETag /
+    Last-Modified of its band files (sources.registry.input_fingerprint). The two patches
+    below are the wiring the lead makes in R2's modules (journal.fingerprint ->
+    input_fingerprint); drop them then."""
+    import lulc_edge.batch
+    import lulc_edge.pipeline
+
+    monkeypatch.setattr(lulc_edge.batch, "fingerprint", input_fingerprint)
+    monkeypatch.setattr(lulc_edge.pipeline, "fingerprint", input_fingerprint)
+    src = tmp_path / "collection.json"
+    src.write_text(json.dumps(collection(served)))
+    out = tmp_path / "maps"
+    assert run_cli("run", src, "--out-dir", out, "-q").returncode == 0
+    res = run_cli("run", src, "--out-dir", out)
+    assert "0 done, 2 skipped" in res.stdout, res.stdout + res.stderr
+    served.replace("scene/B04.tif", (served.root / "scene" / "B04.tif").read_bytes())
+    res = run_cli("run", src, "--out-dir", out)
+    assert res.returncode == 0 and "2 done, 0 skipped" in res.stdout, res.stdout + res.stderr
+    assert "made from another version of the input" in res.stderr
