@@ -206,20 +206,21 @@ def test_forbidden_band_is_one_line_naming_the_url(served, tmp_path):
     assert "Traceback" not in res.stderr and not out.exists()
 
 
-def test_sign_hook_signs_every_band_request(served, folder_map, tmp_path, monkeypatch):
-    import types
-
+def test_sign_hook_signs_every_band_request_in_every_worker(served, folder_map, tmp_path,
+                                                            monkeypatch):
     from lulc_edge import urlio
 
-    mod = types.ModuleType("x1_signer")
-    mod.sign = lambda url: url + ("&" if "?" in url else "?") + "sig=ok"
-    monkeypatch.setitem(__import__("sys").modules, "x1_signer", mod)
-    monkeypatch.setattr(urlio, "SIGNERS", [])
-    src = write_item(tmp_path, served)
-    out = tmp_path / "signed.tif"
-    res = run_cli("run", src, "-o", out, "-q", "--sign", "x1_signer:sign")
+    (tmp_path / "x1_signer.py").write_text(
+        "def sign(url):\n    return url + ('&' if '?' in url else '?') + 'sig=ok'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers get sys.path too
+    monkeypatch.setenv(urlio.SIGN_ENV, "")  # --sign sets it: restored after the test
+    src = tmp_path / "collection.json"
+    src.write_text(json.dumps(collection(served)))
+    out = tmp_path / "maps"
+    res = run_cli("run", src, "--out-dir", out, "-q", "--workers", "2",
+                  "--sign", "x1_signer:sign")
     assert res.returncode == 0, res.stderr
-    assert np.array_equal(read_map(out)[0], folder_map)
+    assert np.array_equal(read_map(out / "newer.lulc.tif")[0], folder_map)
     band_gets = [t for t in served.log.targets if t.startswith("/scene/")]
     assert band_gets and all(t.endswith("sig=ok") for t in band_gets)
     res = run_cli("run", src, "-o", tmp_path / "x.tif", "--sign", "no_such_module:sign")

@@ -9,6 +9,7 @@ directory), so the same item always lands on the same output.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,16 +62,20 @@ STAC = Group("stac", StacArgs, (
                  help="Dates searched (RFC 3339 interval), e.g. 2024-06-01/2024-08-31."),
     click.option("--max-cloud", type=click.FloatRange(0, 100), default=None,
                  help="Only items with eo:cloud_cover <= this percentage."),
-    click.option("--sign", metavar="MODULE:FUNCTION", default=None,
+    click.option("--sign", metavar="MODULE:FUNCTION", default=None, envvar=urlio.SIGN_ENV,
                  help="Sign every URL read with this function (url -> signed url), e.g. "
-                      "planetary_computer:sign for the Planetary Computer."),
+                      f"planetary_computer:sign for the Planetary Computer. Also from "
+                      f"{urlio.SIGN_ENV}."),
 ))
 
 
 def use_signer(args: StacArgs) -> None:
-    """Register ``--sign``'s function (InputError naming it when it cannot be loaded)."""
+    """Sign with ``--sign``'s function from now on, in this process and the batch's worker
+    processes (through :data:`lulc_edge.urlio.SIGN_ENV`); InputError naming it when it cannot
+    be loaded."""
     if args.sign:
-        urlio.register_signer(urlio.signer_from_spec(args.sign))
+        urlio.signer_from_spec(args.sign)
+        os.environ[urlio.SIGN_ENV] = args.sign
 
 
 def searched(args: StacArgs, out_dir: str | None) -> list[str]:
@@ -116,8 +121,17 @@ def expand(inputs: Sequence[str]) -> list[str]:
 
 
 def output_name(src: str) -> str | None:
-    """``<item id>.lulc.tif`` for a catalogue input, None for others."""
-    return f"{item_id(src)}.lulc.tif" if is_stac(src) else None
+    """``<item id>.lulc.tif`` for a catalogue input, None for others. The id is the ``#ID``
+    of a collection's item, the last path segment of a ``stac:`` URL not ending in ``.json``
+    (a STAC API's ``/collections/C/items/ID``), else the item's own (its JSON read)."""
+    if not is_stac(src):
+        return None
+    target, named = split(src)
+    path = urlio.shown(target).rstrip("/")
+    if named is None and src.startswith(PREFIX) and urlio.is_url(target) \
+            and not path.lower().endswith(".json"):
+        named = path.rsplit("/", 1)[-1]
+    return f"{named or item_id(src)}.lulc.tif"
 
 
 def name_jobs(jobs: Sequence[Job], out_dir: str | None, output: str | None) -> list[Job]:
