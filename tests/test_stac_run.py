@@ -206,6 +206,22 @@ def test_forbidden_band_is_one_line_naming_the_url(served, tmp_path):
     assert "Traceback" not in res.stderr and not out.exists()
 
 
+def test_private_server_with_gdal_headers(served, folder_map, tmp_path, monkeypatch):
+    """Private access by GDAL's conventions: GDAL_HTTP_HEADERS reaches the item request and
+    every band read; without it, one line naming the item URL and the settings to use."""
+    served.json_route("/item.json", lambda *_: item("private", served.url("scene")))
+    served.require = ("Authorization", "Bearer t0ken")
+    out = tmp_path / "private.tif"
+    res = run_cli("run", served.url("item.json"), "-o", out)
+    assert res.returncode == 1 and not out.exists()
+    [line] = res.stderr.strip().splitlines()
+    assert served.url("item.json") in line and "401" in line and "GDAL_HTTP_HEADERS" in line
+    monkeypatch.setenv("GDAL_HTTP_HEADERS", "Authorization: Bearer t0ken")
+    res = run_cli("run", served.url("item.json"), "-o", out, "-q")
+    assert res.returncode == 0, res.stderr
+    assert np.array_equal(read_map(out)[0], folder_map)
+
+
 def test_sign_hook_signs_every_band_request_in_every_worker(served, folder_map, tmp_path,
                                                             monkeypatch):
     from lulc_edge import urlio
