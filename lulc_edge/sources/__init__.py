@@ -2,7 +2,7 @@
 one window reader, a :class:`Source`.
 
 Openers (:mod:`.registry`) decide what an input string is; each kind lives in its own module
-(:mod:`.stack`, :mod:`.folder`, :mod:`.remote`), on the shared :mod:`.base`,
+(:mod:`.stack`, :mod:`.folder`, :mod:`.remote`, :mod:`.stac_item`), on the shared :mod:`.base`,
 :mod:`.radiometry`, :mod:`.checks` and :mod:`.windows`. Per-band files are found by
 :mod:`.safe` and :mod:`.metadata` and read by :mod:`.strips` and :mod:`.resample`.
 Add a kind of input with ``register_opener(name, probe, open)``.
@@ -15,6 +15,7 @@ from .radiometry import Radiometry
 from .registry import (
     OPENERS,
     check_input,
+    input_fingerprint,
     is_remote,
     open_source,
     opener_for,
@@ -31,6 +32,7 @@ _clip_window, _sample_windows = clip_window, sample_windows
 __all__ = [
     "DEFAULT_BANDS", "OPENERS", "RESAMPLINGS", "SCL_MAX", "SUGGESTED_SCL_FILL",
     "BandFolderSource", "Opener", "Radiometry", "Source", "SourceOptions", "StackSource",
-    "check_input", "check_scl", "clip_window", "is_remote", "map_stack_bands", "open_source",
-    "opener_for", "reads_band_files", "register_opener", "sample_windows", "scene_of",
+    "check_input", "check_scl", "clip_window", "input_fingerprint", "is_remote",
+    "map_stack_bands", "open_source", "opener_for", "reads_band_files", "register_opener",
+    "sample_windows", "scene_of",
 ]
