@@ -19,7 +19,7 @@ import click
 from .. import stac, urlio
 from ..batch import Job
 from ..errors import InputError, OutputError
-from ..sources.stac_item import PREFIX, is_stac, item_id, split
+from ..sources.stac_item import PREFIX, is_stac, output_name, split
 from .options import Group
 
 
@@ -118,20 +118,6 @@ def expand(inputs: Sequence[str]) -> list[str]:
                    reverse=True)
         out += [f"{src}#{f.get('id')}" for f in feats]
     return out
-
-
-def output_name(src: str) -> str | None:
-    """``<item id>.lulc.tif`` for a catalogue input, None for others. The id is the ``#ID``
-    of a collection's item, the last path segment of a ``stac:`` URL not ending in ``.json``
-    (a STAC API's ``/collections/C/items/ID``), else the item's own (its JSON read)."""
-    if not is_stac(src):
-        return None
-    target, named = split(src)
-    path = urlio.shown(target).rstrip("/")
-    if named is None and src.startswith(PREFIX) and urlio.is_url(target) \
-            and not path.lower().endswith(".json"):
-        named = path.rsplit("/", 1)[-1]
-    return f"{named or item_id(src)}.lulc.tif"
 
 
 def name_jobs(jobs: Sequence[Job], out_dir: str | None, output: str | None) -> list[Job]:

@@ -41,8 +41,8 @@ PREFIX = "stac:"
 def split(src: str) -> tuple[str, str | None]:
     """(where the JSON is, the item id after ``#`` or None), without the ``stac:`` prefix."""
     target = src[len(PREFIX):] if src.startswith(PREFIX) else src
-    target, _, item_id = target.partition("#")
-    return target, item_id or None
+    target, _, wanted = target.partition("#")
+    return target, wanted or None
 
 
 def is_stac(src: str) -> bool:
@@ -62,20 +62,20 @@ def is_local_item(src: str) -> bool:
 
 def item_doc(src: str) -> tuple[Mapping[str, Any], str]:
     """The Item JSON ``src`` addresses and where it was read (hrefs are relative to it)."""
-    target, item_id = split(src)
+    target, wanted = split(src)
     doc = fetch_json(target)
     if isinstance(doc, Mapping) and doc.get("type") == "FeatureCollection":
         feats = [f for f in doc.get("features") or () if isinstance(f, Mapping)]
         ids = [str(f.get("id")) for f in feats]
-        if item_id is None:
+        if wanted is None:
             raise InputError(f"{shown(target)}: an ItemCollection of {len(feats)} items: "
                              f"address one as {shown(target)}#ITEM_ID (ids: "
                              f"{', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''})")
-        if item_id not in ids:
-            raise InputError(f"{shown(target)}: no item {item_id!r} in this ItemCollection")
-        return feats[ids.index(item_id)], target
-    if item_id is not None and isinstance(doc, Mapping) and str(doc.get("id")) != item_id:
-        raise InputError(f"{shown(target)}: the item is {doc.get('id')!r}, not {item_id!r}")
+        if wanted not in ids:
+            raise InputError(f"{shown(target)}: no item {wanted!r} in this ItemCollection")
+        return feats[ids.index(wanted)], target
+    if wanted is not None and isinstance(doc, Mapping) and str(doc.get("id")) != wanted:
+        raise InputError(f"{shown(target)}: the item is {doc.get('id')!r}, not {wanted!r}")
     return doc, target
 
 
@@ -122,6 +122,20 @@ def _level(props: Mapping[str, Any], hrefs: Mapping[str, str]) -> str | None:
     if kind.endswith(("2A", "L2A")) or "SCL" in hrefs:
         return "L2A"
     return "L1C" if kind.endswith(("1C", "L1C")) else None
+
+
+def output_name(src: str) -> str | None:
+    """``<item id>.lulc.tif`` for a catalogue input, None for others. The id is the ``#ID``
+    of a collection's item, the last path segment of a ``stac:`` URL not ending in ``.json``
+    (a STAC API's ``/collections/C/items/ID``), else the item's own (its JSON read)."""
+    if not is_stac(src):
+        return None
+    target, named = split(src)
+    path = shown(target).rstrip("/")
+    if named is None and src.startswith(PREFIX) and is_url(target) \
+            and not path.lower().endswith(".json"):
+        named = path.rsplit("/", 1)[-1]
+    return f"{named or item_id(src)}.lulc.tif"
 
 
 def stac_fingerprint(src: str, band_names: Sequence[str] = DEFAULT_BANDS) -> dict[str, list]:
