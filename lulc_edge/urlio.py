@@ -19,6 +19,7 @@ show URLs without their query (:func:`shown`), which may hold a signature.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import importlib
 import json
@@ -36,6 +37,9 @@ from .errors import InputError, one_line
 Signer = Callable[[str], str]
 #: Signers applied in order to every URL opened or fetched (register_signer).
 SIGNERS: list[Signer] = []
+#: Environment variable naming a signer ``module:function`` applied after SIGNERS (what
+#: ``lulc-edge run --sign`` sets, so the processes of ``--workers`` sign too).
+SIGN_ENV = "LULC_EDGE_SIGN"
 #: Seconds a JSON fetch or fingerprint request may take.
 HTTP_TIMEOUT = 60
 #: Schemes read as URLs (GDAL: /vsicurl/, /vsis3/, /vsigs/, /vsiaz/, /vsioss/, /vsiswift/).
@@ -72,11 +76,19 @@ def signer_from_spec(spec: str) -> Signer:
     return fn
 
 
+@functools.lru_cache(maxsize=4)
+def _signer_named(spec: str) -> Signer:
+    return signer_from_spec(spec)
+
+
 def sign(url: str) -> str:
-    """``url`` through every registered signer (URLs only; local paths unchanged)."""
+    """``url`` through every registered signer, then the one :data:`SIGN_ENV` names (URLs
+    only; local paths unchanged)."""
     if not is_url(url):
         return url
-    for fn in SIGNERS:
+    spec = os.environ.get(SIGN_ENV)
+    named = _signer_named(spec) if spec else None
+    for fn in [*SIGNERS, *([named] if named is not None and named not in SIGNERS else [])]:
         url = fn(url)
     return url
 

@@ -193,7 +193,8 @@ class OutputArgs:
 
 OUTPUTS = Group("outputs", OutputArgs, (
     click.option("-o", "--output", type=click.Path(dir_okay=False),
-                 help="Output GeoTIFF (default: SCENE.lulc.tif beside the input)."),
+                 help="Output GeoTIFF (default: SCENE.lulc.tif beside the input; a STAC "
+                      "item's: <item id>.lulc.tif in the working directory)."),
     click.option("--confidence", is_flag=True,
                  help="Also write SCENE.lulc.confidence.tif: the chosen class's probability in "
                       "percent (0-100; 255 = nodata)."),

@@ -9,7 +9,7 @@ import time
 import click
 from rasterio.errors import RasterioError
 
-from ..batch import Job, JobReport, expand_inputs, plan_jobs, report_dict, run_dask, run_local
+from ..batch import JobReport, expand_inputs, plan_jobs, report_dict, run_dask, run_local
 from ..engine import Engine
 from ..errors import LulcEdgeError
 from ..preview import has_pictures, with_pictures
@@ -33,22 +33,37 @@ from .options import (
     use,
 )
 from .preview import draw_pictures
+from .stac_inputs import (
+    STAC,
+    StacArgs,
+    expand,
+    name_jobs,
+    output_name,
+    searched,
+    use_signer,
+)
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, metavar="SCENE...")
-@use(OUTPUTS, ENGINE, TILING, RADIOMETRY, BATCH, REPORT)
+@use(OUTPUTS, ENGINE, TILING, RADIOMETRY, BATCH, STAC, REPORT)
 def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling: TilingArgs,
-        radiometry: RadiometryArgs, batch: BatchArgs, report: ReportArgs) -> None:
+        radiometry: RadiometryArgs, batch: BatchArgs, stac: StacArgs,
+        report: ReportArgs) -> None:
     """Map Sentinel-2 scenes to georeferenced land-cover class maps.
 
     SCENE is a 13-band GeoTIFF (bands B1..B9, B8A, SCL, B11, B12 in the model's order, or
     named by band descriptions), a GDAL VRT, a folder of per-band files, or an L2A .SAFE
-    folder / .zip. The output is a tiled, DEFLATE-compressed uint8 GeoTIFF with the input's
-    grid, a colour table, class names in its tags and nodata 255.
+    folder / .zip, or a STAC item (item.json, an https://...json URL, stac:URL for an API's
+    item URL, collection.json#ITEM_ID). The output is a tiled, DEFLATE-compressed uint8
+    GeoTIFF with the input's grid, a colour table, class names in its tags and nodata 255.
 
     Several inputs (or --out-dir, --from-list, globs) make a batch: finished outputs are
     skipped, a bad input is reported and the rest go on, the exit code says if any failed.
+    An ItemCollection is a batch of its items, most recent first; --stac-api searches a STAC
+    API and maps each item found to DIR/<item id>.lulc.tif (a STAC item's map is named after
+    its id). Item radiometry (BOA offset) is decided from the item and recorded in the map's
+    tags; --boa-offset overrides it.
 
     \b
     Examples:
@@ -58,6 +73,14 @@ def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling
       lulc-edge run l1c_folder/ --scl-fill 4        # L1C has no SCL: say what to use
       lulc-edge run 'archive/*.zip' --out-dir maps/  # a batch; rerun to pick up failures
       lulc-edge run big.tif --resume                # after a crash or power cut
+      lulc-edge run item.json                       # a STAC item: <item id>.lulc.tif
+      lulc-edge run stac:https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2A_29RKH_20200219_0_L2A
+      lulc-edge run --stac-api https://earth-search.aws.element84.com/v1 \\
+        --collection sentinel-2-l2a --bbox -8.1,31.5,-7.9,31.7 \\
+        --datetime 2024-06-01/2024-08-31 --max-cloud 20 --out-dir maps/
+      lulc-edge run --stac-api https://planetarycomputer.microsoft.com/api/stac/v1 \\
+        --collection sentinel-2-l2a --bbox 10,45,10.1,45.1 --datetime 2024-07 \\
+        --sign planetary_computer:sign --out-dir maps/
     """
     setup_logging(report.verbose)
     if outputs.output == "":
@@ -66,7 +89,10 @@ def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling
     warn_cpus("--workers", batch.workers if batch.workers > 1 else None)
     try:
         plan = Plan(engine, _run_options(outputs, tiling, report), radiometry, outputs, report)
-        items = expand_inputs(inputs, batch.from_list)
+        use_signer(stac)
+        found = searched(stac, batch.out_dir)
+        items = expand([*(expand_inputs(inputs, batch.from_list)
+                          if inputs or batch.from_list or not found else []), *found])
         if len(items) > 1 or batch.out_dir is not None or batch.from_list is not None \
                 or batch.scheduler is not None:
             _run_batch(items, plan, batch)
@@ -101,7 +127,8 @@ def _run_one(src: str, plan: Plan) -> None:
     report = plan.report
     try:
         engine = Engine(plan.spec.model, plan.spec.engine)
-        res = segment_file(src, plan.outputs.output, engine=engine, spec=plan.spec)
+        res = segment_file(src, plan.outputs.output or output_name(src),
+                           engine=engine, spec=plan.spec)
     except KeyboardInterrupt:
         interrupted(f"{src} stopped before its map was finished; run the same command with "
                     "--resume to continue it")
@@ -126,7 +153,8 @@ def _run_batch(items: list[str], plan: Plan, batch: BatchArgs) -> None:
     """Each input to its own map; one line per scene, the counts at the end, exit 1 if any
     failed."""
     report, reported = plan.report, set()
-    jobs: list[Job] = plan_jobs(items, batch.out_dir, plan.outputs.output)
+    jobs = name_jobs(plan_jobs(items, batch.out_dir, plan.outputs.output), batch.out_dir,
+                     plan.outputs.output)
     t0 = time.perf_counter()
 
     def show(rep: JobReport) -> None:

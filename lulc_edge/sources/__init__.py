@@ -2,7 +2,7 @@
 one window reader, a :class:`Source`.
 
 Openers (:mod:`.registry`) decide what an input string is; each kind lives in its own module
-(:mod:`.stack`, :mod:`.folder`, :mod:`.remote`), on the shared :mod:`.base`,
+(:mod:`.stack`, :mod:`.folder`, :mod:`.remote`, :mod:`.stac_item`), on the shared :mod:`.base`,
 :mod:`.radiometry`, :mod:`.checks` and :mod:`.windows`. Per-band files are found by
 :mod:`.safe` and :mod:`.metadata` and read by :mod:`.strips` and :mod:`.resample`.
 Add a kind of input with ``register_opener(name, probe, open)``.

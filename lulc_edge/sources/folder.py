@@ -22,7 +22,7 @@ from .checks import FLOAT, check_dtype
 from .metadata import resolve_offset
 from .radiometry import Radiometry
 from .resample import GridBand
-from .safe import find_band_files, missing_bands
+from .safe import BandFiles, find_band_files, missing_bands
 from .strips import decode_workers
 
 
@@ -39,9 +39,10 @@ class BandFolderSource(Source):
     """
 
     def __init__(self, path: str, band_names: Sequence[str] = DEFAULT_BANDS,
-                 options: SourceOptions = NO_OPTIONS):
+                 options: SourceOptions = NO_OPTIONS, found: BandFiles | None = None):
         super().__init__(path, band_names, options)
-        self._found = find_band_files(path)
+        # ``found``: band files named by the caller (a STAC item's hrefs), not looked for
+        self._found = found if found is not None else find_band_files(path)
         self._datasets: list = []
         self._start()
 
@@ -78,11 +79,15 @@ class BandFolderSource(Source):
     def _open_bands(self, use: Sequence[str]) -> dict[str, rasterio.io.DatasetReader]:
         files, srcs = self._found.files, {}
         for b in use:
-            srcs[b] = open_raster(files[b], f"{self.path}: {b} ({_short(files[b])})")
+            srcs[b] = self._open_band(files[b], f"{self.path}: {b} ({_short(files[b])})")
             self._datasets.append(srcs[b])
             check_dtype(srcs[b].dtypes[0], f"{self.path}: {_short(files[b])}", b)
             self._float |= srcs[b].dtypes[0] in FLOAT and b != "SCL"
         return srcs
+
+    def _open_band(self, path: str, label: str) -> rasterio.io.DatasetReader:
+        """One band file, opened (a subclass reads remote ones with retries)."""
+        return open_raster(path, label)
 
     def _grid_bands(self, srcs: Mapping[str, rasterio.io.DatasetReader], grid: Grid
                     ) -> dict[str, str]:

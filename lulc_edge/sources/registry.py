@@ -7,12 +7,13 @@ import os
 from collections.abc import Callable, Sequence
 
 from ..errors import InputError
-from . import folder, remote, stack
+from . import folder, remote, stac_item, stack
 from .base import DEFAULT_BANDS, NO_OPTIONS, Opener, Source, SourceOptions
 from .fingerprint import file_fingerprint, url_fingerprint
 
 #: Openers in the order their probes are asked; the stack opener takes anything left.
-OPENERS: list[Opener] = [remote.OPENER, folder.FOLDER, folder.ZIP, stack.OPENER]
+OPENERS: list[Opener] = [stac_item.FILE, stac_item.OPENER, remote.OPENER, folder.FOLDER,
+                         folder.ZIP, stack.OPENER]
 
 
 def register_opener(name: str, probe: Callable[[str], bool],

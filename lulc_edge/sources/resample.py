@@ -147,8 +147,11 @@ class GridBand:
             maps = None  # a resampling the direct kernel does not do: the warper
         if maps is None:
             crs = grid.crs or CRS.from_epsg(3857)  # no CRS anywhere: an identity stand-in
-            self._vrt = WarpedVRT(ds, src_crs=ds.crs or crs, crs=crs, transform=grid.transform,
-                                  width=grid.width, height=grid.height, resampling=method,
+            # a remote band (lulc_edge.remote.RemoteDataset) warps its open dataset; reads
+            # through the warper are not retried
+            self._vrt = WarpedVRT(getattr(ds, "dataset", ds), src_crs=ds.crs or crs, crs=crs,
+                                  transform=grid.transform, width=grid.width,
+                                  height=grid.height, resampling=method,
                                   src_nodata=nodata, nodata=nodata)
             self.how = f"{method.name} from {abs(ds.transform.a):g} (warped)"
             return
