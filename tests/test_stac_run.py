@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from lulc_edge.pipeline import RunOptions, segment_file
 
+from lulc_edge import RunOptions, segment_file
 from lulc_edge.sources import fingerprint_of as input_fingerprint
 from lulc_edge.sources import open_source
 from tests.conftest import SHARED_DATA, needs_shared, run_cli
