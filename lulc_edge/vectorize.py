@@ -274,12 +274,14 @@ def _chunk_pieces(core: np.ndarray, mask: np.ndarray | None, row0: int, conf: An
     """The polygons of one chunk (rows ``row0..``) with their pixel-exact sums."""
     import shapely
 
-    feats = list(shapes(core, mask=mask, connectivity=4,
-                        transform=Affine.translation(0, row0)))
-    n = len(feats)
+    polys, vals = [], []
+    for g, v in shapes(core, mask=mask, connectivity=4, transform=Affine.translation(0, row0)):
+        polys.append(shapely.geometry.shape(g))     # the GeoJSON dicts are not kept: memory
+        vals.append(int(v))
+    n = len(polys)
     geoms = np.empty(n, dtype=object)
-    geoms[:] = [shapely.geometry.shape(g) for g, _ in feats]
-    values = np.array([int(v) for _, v in feats], np.int64)
+    geoms[:] = polys
+    values = np.array(vals, np.int64)
     area = np.full(n, np.nan)
     if cum is not None:
         area[:] = [polygon_area_m2(p, cum) if v < k else np.nan
@@ -287,7 +289,7 @@ def _chunk_pieces(core: np.ndarray, mask: np.ndarray | None, row0: int, conf: An
     conf_sum, conf_n = np.zeros(n), np.zeros(n, np.int64)
     if conf is not None and n:
         rows = core.shape[0]
-        ids = rasterize(((g, i + 1) for i, (g, _) in enumerate(feats)),
+        ids = rasterize(((g, i + 1) for i, g in enumerate(polys)),
                         out_shape=core.shape, fill=0, dtype="int32",
                         transform=Affine.translation(0, row0))
         pct = conf.read(1, window=((row0, row0 + rows), (0, core.shape[1])))
