@@ -1,15 +1,15 @@
-"""lulc_edge.vectorize: a class map as polygons (GeoPackage, GeoJSON, any OGR format), with the
-class name, class value and area in hectares of each polygon.
+"""lulc_edge.vectorize: a class map as polygons (GeoPackage, GeoParquet, FlatGeobuf, GeoJSON
+through GDAL/OGR) with the class name, class value, area in hectares and, when the map has a
+``MAP.confidence.tif``, the mean confidence of each polygon. Needs the ``vector`` extra.
 
-The map is polygonised in row chunks (``rasterio.features.shapes``, 4-connected, in pixel
-coordinates so that pieces of one region cut by a chunk edge share exact vertices); pieces
-touching an inner chunk edge are merged per class at the end with shapely. Areas come from the
-polygons' horizontal edges and the cumulative ground area of the rows above them (Green's
-theorem on a rectilinear polygon), so they equal the polygon's pixels times their row's pixel
-area, on the ellipsoid for geographic maps. ``min_area`` sieves regions smaller than that
-(``rasterio.features.sieve``: into their largest neighbour) chunk by chunk, with a halo as many
-rows as the smallest kept region has pixels, so a region is judged on all of it.
-Needs the ``vector`` extra.
+Row chunks are polygonised in pixel coordinates (``rasterio.features.shapes``, 4-connected), so
+pieces of a region cut by a chunk edge share exact vertices and are merged per class at the end.
+Areas come from the horizontal edges and the cumulative ground area of the rows above them
+(exact: the polygon's pixels times their row's area, on the ellipsoid for geographic maps); the
+confidence is summed per piece, so merged polygons get the exact mean. ``min_area`` sieves
+chunk by chunk with a halo as tall as the smallest kept region; ``simplify`` simplifies each
+chunk's polygons, nodata included, as one coverage (``shapely.coverage_simplify``: neighbours
+keep meeting) with the chunk's outline kept, so pieces still join across chunk edges.
 """
 
 from __future__ import annotations
@@ -20,18 +20,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 from affine import Affine
 from rasterio.errors import RasterioError
-from rasterio.features import shapes, sieve
+from rasterio.features import rasterize, shapes, sieve
 
 from .areas import M2_PER_HA, area_reason, row_pixel_areas_m2
 from .errors import InputError, OutputError, one_line
 from .files import partial_path, place
+from .raster import confidence_path
 from .vectors import VECTOR_HINT
 from .zonal import map_classes, open_map, row_blocks
 
 #: Rows polygonised at once.
 CHUNK_ROWS = 1024
+#: Output formats by extension (OGR driver names); anything else is refused (Shapefiles too:
+#: several files, which cannot appear at once under their final names).
+DRIVERS = {".gpkg": "GPKG", ".parquet": "Parquet", ".geoparquet": "Parquet",
+           ".fgb": "FlatGeobuf", ".geojson": "GeoJSON", ".json": "GeoJSON"}
+#: Confidence rasters' nodata (uint8 percent 0..100).
+CONF_NODATA = 255
 
 
 @dataclass(frozen=True)
@@ -43,12 +51,36 @@ class VectorizeResult:
     polygons: tuple[int, ...]
     hectares: tuple[float, ...] | None
     sieved_pixels: int
+    confidence: bool = False
+    vertices: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"output": self.output, "sieved_pixels": self.sieved_pixels,
+                "confidence": self.confidence, "vertices": self.vertices,
                 "classes": {n: {"polygons": self.polygons[i],
                                 "hectares": None if self.hectares is None else self.hectares[i]}
                             for i, n in enumerate(self.classes)}}
+
+
+@dataclass
+class _Pieces:
+    """Polygons in pixel coordinates with their class and pixel-exact ground area (m2, NaN
+    without a CRS) and confidence sum and count."""
+
+    values: np.ndarray
+    geoms: np.ndarray
+    area: np.ndarray
+    conf_sum: np.ndarray
+    conf_n: np.ndarray
+
+    def take(self, idx: Any) -> _Pieces:
+        return _Pieces(self.values[idx], self.geoms[idx], self.area[idx], self.conf_sum[idx],
+                       self.conf_n[idx])
+
+    @staticmethod
+    def join(parts: list[_Pieces]) -> _Pieces:
+        return _Pieces(*(np.concatenate([getattr(p, f) for p in parts])
+                         for f in ("values", "geoms", "area", "conf_sum", "conf_n")))
 
 
 def _ring_area(coords: np.ndarray, cum: np.ndarray) -> float:
@@ -67,91 +99,139 @@ def polygon_area_m2(poly: Any, cum: np.ndarray) -> float:
     return area - sum(_ring_area(shapely.get_coordinates(r), cum) for r in poly.interiors)
 
 
-def _sieve_pixels(min_area_ha: float, ds: Any) -> int:
-    if min_area_ha <= 0:
-        return 0
+def _pixels_for(what: str, option: str, amount: float, ds: Any) -> float:
+    """``amount`` of ``what`` (hectares or metres) in pixels (areas or lengths) of ``ds``."""
     areas = row_pixel_areas_m2(ds.crs, ds.transform, ds.height)
     if areas is None:
-        raise InputError(f"{ds.name}: --min-area needs pixel areas, and "
+        raise InputError(f"{ds.name}: {option} needs pixel sizes, and "
                          f"{area_reason(ds.crs, ds.transform)}")
-    return max(1, int(np.ceil(min_area_ha * M2_PER_HA / float(areas.mean()))))
+    mean = float(areas.mean())
+    return amount * M2_PER_HA / mean if what == "ha" else amount / float(np.sqrt(mean))
+
+
+def output_driver(path: str | Path) -> str:
+    """The OGR driver that writes ``path`` (by extension); OutputError naming the file when
+    the extension is unknown or this GDAL cannot write that format."""
+    import pyogrio
+
+    p = Path(path)
+    driver = DRIVERS.get(p.suffix.lower())
+    if driver is None:
+        raise OutputError(f"{p}: unknown vector format {p.suffix or '(no extension)'!r} "
+                          f"(use {', '.join(sorted(set(DRIVERS)))})")
+    if "w" not in pyogrio.list_drivers().get(driver, ""):
+        raise OutputError(f"{p}: this GDAL ({pyogrio.__gdal_version_string__}) has no "
+                          f"{driver} driver; write .gpkg or .fgb instead")
+    return driver
 
 
 class _Sink:
-    """Polygons (pixel coordinates) to the output file: areas, map coordinates, fields;
-    appended chunk by chunk for GeoPackage, kept until :meth:`close` for other formats."""
+    """Polygons (pixel coordinates) to the output file: map coordinates and fields; appended
+    chunk by chunk where the driver can append, else kept (as WKB) until :meth:`close`."""
 
-    def __init__(self, path: Path, ds: Any, classes: tuple[str, ...],
-                 cum: np.ndarray | None) -> None:
-        self.path, self.classes, self.cum = path, classes, cum
+    def __init__(self, path: Path, driver: str, ds: Any, classes: tuple[str, ...],
+                 confidence: bool) -> None:
+        import pyogrio
+
+        self.path, self.driver, self.classes, self.confidence = path, driver, classes, confidence
         self.crs = ds.crs.to_wkt() if ds.crs else None
         t = ds.transform
         self.coeffs = [t.a, t.b, t.d, t.e, t.c, t.f]
-        self.driver = _driver(path)
         self.layer = path.name.split(".")[0] or "classes"
-        self.buffer: list[tuple[int, Any]] = []
+        self.append = "a" in pyogrio.list_drivers()[driver]
+        self.buffer: list[tuple[np.ndarray, list[np.ndarray]]] = []
         self.written = False
         self.polygons = np.zeros(len(classes), np.int64)
         self.hectares = np.zeros(len(classes))
+        self.vertices = 0
 
-    def add(self, items: list[tuple[int, Any]]) -> None:
-        if self.driver != "GPKG":
-            self.buffer += items
-        elif items:
-            self._write(items)
-
-    def close(self) -> None:
-        if self.buffer or not self.written:
-            self._write(self.buffer)
-
-    def _write(self, items: list[tuple[int, Any]]) -> None:
-        import pyogrio
+    def add(self, pieces: _Pieces) -> None:
         import shapely
 
-        values = np.array([v for v, _ in items], np.int32).reshape(-1)
-        polys = [p for _, p in items]
-        if self.cum is None:
-            area = np.full(len(polys), np.nan)
-        else:
-            area = np.array([polygon_area_m2(p, self.cum) / M2_PER_HA for p in polys])
+        if not len(pieces.values):
+            return
+        values = pieces.values.astype(np.int32)
+        area = pieces.area / M2_PER_HA
         np.add.at(self.polygons, values, 1)
         np.add.at(self.hectares, values, np.nan_to_num(area))
-        geoms = [shapely.affinity.affine_transform(p, self.coeffs) for p in polys]
-        pyogrio.raw.write(
-            self.path, np.array(shapely.to_wkb(geoms), dtype=object).reshape(-1),
-            geometry_type="Polygon", crs=self.crs, driver=self.driver, layer=self.layer,
-            field_data=[np.array([self.classes[v] for v in values], dtype=object), values,
-                        area],
-            fields=["class", "class_id", "area_ha"], append=self.written)
+        self.vertices += int(shapely.get_num_coordinates(pieces.geoms).sum())
+        wkb = np.array(shapely.to_wkb(_to_map(pieces.geoms, self.coeffs)), dtype=object)
+        fields = [np.array([self.classes[v] for v in values], dtype=object), values, area]
+        if self.confidence:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                fields.append(np.where(pieces.conf_n > 0,
+                                       pieces.conf_sum / np.maximum(pieces.conf_n, 1), np.nan))
+        if self.append:
+            self._write(wkb, fields)
+        else:
+            self.buffer.append((wkb, fields))
+
+    def close(self) -> None:
+        if self.buffer:
+            wkb = np.concatenate([w for w, _ in self.buffer])
+            fields = [np.concatenate(col) for col in zip(*(f for _, f in self.buffer),
+                                                          strict=True)]
+            self._write(wkb, fields)
+        elif not self.written:
+            empty = [np.array([], dtype=object), np.array([], np.int32), np.array([])]
+            self._write(np.array([], dtype=object),
+                        empty + ([np.array([])] if self.confidence else []))
+
+    def _write(self, wkb: np.ndarray, fields: list[np.ndarray]) -> None:
+        import pyogrio
+
+        names = ["class", "class_id", "area_ha"] + (["confidence"] if self.confidence else [])
+        pyogrio.raw.write(self.path, wkb, geometry_type="Polygon", crs=self.crs,
+                          driver=self.driver, layer=self.layer, field_data=fields,
+                          fields=names, append=self.written)
         self.written = True
 
 
+def _to_map(geoms: np.ndarray, coeffs: list[float]) -> np.ndarray:
+    """Pixel-coordinate geometries in map coordinates."""
+    import shapely
+
+    a, b, d, e, xoff, yoff = coeffs
+    return shapely.transform(geoms, lambda c: np.column_stack(
+        (a * c[:, 0] + b * c[:, 1] + xoff, d * c[:, 0] + e * c[:, 1] + yoff)))
+
+
 def vectorize(map_path: str | Path, output: str | Path, min_area_ha: float = 0.0,
-              overwrite: bool = False, chunk_rows: int = CHUNK_ROWS) -> VectorizeResult:
-    """Write the polygons of a class map to ``output`` (format by extension: .gpkg, .geojson,
-    .fgb, .shp); fields ``class``, ``class_id``, ``area_ha`` (null without a CRS).
-    ``min_area_ha`` > 0 first sieves smaller regions into their largest neighbour. The file
-    appears under its name only when complete (OutputError when it exists, unless
-    ``overwrite``)."""
+              overwrite: bool = False, chunk_rows: int = CHUNK_ROWS,
+              simplify_m: float = 0.0) -> VectorizeResult:
+    """Write the polygons of a class map to ``output`` (format by extension: .gpkg, .parquet,
+    .fgb, .geojson); fields ``class``, ``class_id``, ``area_ha`` (null without a CRS)
+    and, when ``MAP.confidence.tif`` exists beside the map, ``confidence`` (mean %).
+    ``min_area_ha`` > 0 first sieves smaller regions into their largest neighbour;
+    ``simplify_m`` > 0 simplifies the boundaries (metres; shared edges stay shared); areas and
+    confidence stay those of the pixels. The file appears under its name only when complete
+    (OutputError when it exists, unless ``overwrite``)."""
     try:
         import pyogrio  # noqa: F401 - checked here: the extra may be missing
-        import shapely  # noqa: F401
+        import shapely
     except ImportError as exc:
         raise InputError(f"vectorize needs the vector extra ({exc.name} missing): "
                          f"{VECTOR_HINT}") from None
     out = Path(output)
+    driver = output_driver(out)
+    if simplify_m > 0 and not hasattr(shapely, "coverage_simplify"):
+        raise InputError(f"--simplify needs shapely >= 2.1 (this is {shapely.__version__}): "
+                         "pip install -U shapely")
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: exists (use --overwrite)")
     tmp = partial_path(out, ".partial" + out.suffix)
     with open_map(map_path) as ds:
         classes = map_classes(ds)
-        size = _sieve_pixels(min_area_ha, ds)
+        size = int(np.ceil(_pixels_for("ha", "--min-area", min_area_ha, ds))) \
+            if min_area_ha > 0 else 0
+        tol = _pixels_for("m", "--simplify", simplify_m, ds) if simplify_m > 0 else 0.0
+        conf = _open_confidence(Path(map_path), ds)
         areas = row_pixel_areas_m2(ds.crs, ds.transform, ds.height)
         cum = None if areas is None else np.concatenate([[0.0], np.cumsum(areas)])
         tmp.unlink(missing_ok=True)
-        sink = _Sink(tmp, ds, classes, cum)
+        sink = _Sink(tmp, driver, ds, classes, conf is not None)
         try:
-            sieved = _polygons(ds, sink, size, chunk_rows)
+            sieved = _polygons(ds, conf, sink, cum, max(size, 1), tol, chunk_rows)
             sink.close()
             place(tmp, out)
         except (RasterioError, OSError) as exc:
@@ -160,21 +240,73 @@ def vectorize(map_path: str | Path, output: str | Path, min_area_ha: float = 0.0
         except Exception as exc:  # noqa: BLE001 - OGR errors of any kind: one line, no partial
             tmp.unlink(missing_ok=True)
             raise OutputError(f"{out}: cannot write ({one_line(exc)})") from None
+        finally:
+            if conf is not None:
+                conf.close()
     return VectorizeResult(str(out), classes, tuple(int(n) for n in sink.polygons),
                            None if cum is None else tuple(float(h) for h in sink.hectares),
-                           sieved)
+                           sieved, conf is not None, sink.vertices)
 
 
-def _polygons(ds: Any, sink: _Sink, size: int, chunk_rows: int) -> int:
+def _open_confidence(map_path: Path, ds: Any) -> Any:
+    """The map's ``.confidence.tif`` opened, or None when there is none."""
+    path = confidence_path(map_path)
+    if not path.is_file():
+        return None
+    try:
+        cds = rasterio.open(path)
+    except (RasterioError, OSError) as exc:
+        raise InputError(f"{path}: not a readable raster ({one_line(exc)})") from None
+    if (cds.height, cds.width) != (ds.height, ds.width):
+        cds.close()
+        raise InputError(f"{path}: {cds.width} x {cds.height} px, the map is "
+                         f"{ds.width} x {ds.height}")
+    return cds
+
+
+def _chunk_pieces(core: np.ndarray, mask: np.ndarray | None, row0: int, conf: Any,
+                  cum: np.ndarray | None, k: int) -> _Pieces:
+    """The polygons of one chunk (rows ``row0..``) with their pixel-exact sums."""
+    import shapely
+
+    polys, vals = [], []
+    for g, v in shapes(core, mask=mask, connectivity=4, transform=Affine.translation(0, row0)):
+        polys.append(shapely.geometry.shape(g))     # the GeoJSON dicts are not kept: memory
+        vals.append(int(v))
+    n = len(polys)
+    geoms = np.empty(n, dtype=object)
+    geoms[:] = polys
+    values = np.array(vals, np.int64)
+    area = np.full(n, np.nan)
+    if cum is not None:
+        area[:] = [polygon_area_m2(p, cum) if v < k else np.nan
+                   for p, v in zip(geoms, values, strict=True)]
+    conf_sum, conf_n = np.zeros(n), np.zeros(n, np.int64)
+    if conf is not None and n:
+        rows = core.shape[0]
+        ids = rasterize(((g, i + 1) for i, g in enumerate(polys)),
+                        out_shape=core.shape, fill=0, dtype="int32",
+                        transform=Affine.translation(0, row0))
+        pct = conf.read(1, window=((row0, row0 + rows), (0, core.shape[1])))
+        ok = pct != CONF_NODATA
+        conf_sum = np.bincount(ids[ok], weights=pct[ok], minlength=n + 1)[1:]
+        conf_n = np.bincount(ids[ok], minlength=n + 1)[1:]
+    return _Pieces(values, geoms, area, conf_sum, conf_n)
+
+
+def _polygons(ds: Any, conf: Any, sink: _Sink, cum: np.ndarray | None, size: int, tol: float,
+              chunk_rows: int) -> int:
     """Feed ``sink`` the polygons of ``ds``, chunk by chunk (polygons cut by a chunk edge are
-    merged at the end); regions under ``size`` px are sieved first. Returns the pixels sieved."""
+    merged at the end); regions under ``size`` px are sieved first, boundaries simplified with
+    ``tol`` px. Returns the pixels sieved."""
     import shapely
 
     k = len(sink.classes)
-    edge: dict[int, list[Any]] = defaultdict(list)
+    edge: dict[int, list[_Pieces]] = defaultdict(list)
     sieved = 0
     for row0, rows in row_blocks(ds.height, chunk_rows):
-        top, bottom = max(0, row0 - size), min(ds.height, row0 + rows + size)
+        halo = size if size > 1 else 0
+        top, bottom = max(0, row0 - halo), min(ds.height, row0 + rows + halo)
         block = ds.read(1, window=((top, bottom), (0, ds.width)))
         valid = block < k
         if size > 1:
@@ -183,22 +315,36 @@ def _polygons(ds: Any, sink: _Sink, size: int, chunk_rows: int) -> int:
             block = kept
         core = block[row0 - top: row0 - top + rows]
         mask = valid[row0 - top: row0 - top + rows]
-        done = []
-        for geom, value in shapes(core, mask=mask, connectivity=4,
-                                  transform=Affine.translation(0, row0)):
-            poly = shapely.geometry.shape(geom)
-            _, ymin, _, ymax = poly.bounds
-            if (ymin == row0 and row0 > 0) or (ymax == row0 + rows < ds.height):
-                edge[int(value)].append(poly)      # cut by a chunk edge: merge later
-            else:
-                done.append((int(value), poly))
-        sink.add(done)
-    for value, pieces in edge.items():      # merged; vertices left on the cut dropped
-        merged = shapely.simplify(shapely.union_all(pieces), 0)
-        sink.add([(value, p) for p in shapely.get_parts(merged)])
+        # simplifying: nodata regions join the coverage so the map's edges move with it
+        pieces = _chunk_pieces(core, None if tol else mask, row0, conf, cum, k)
+        bounds = shapely.bounds(pieces.geoms).reshape(-1, 4)
+        cut = (((bounds[:, 1] == row0) & (row0 > 0))
+               | ((bounds[:, 3] == row0 + rows) & (row0 + rows < ds.height)))
+        if tol:
+            pieces.geoms = shapely.coverage_simplify(pieces.geoms, tol, simplify_boundary=False)
+        data = pieces.values < k
+        sink.add(pieces.take(data & ~cut))
+        cut_pieces = pieces.take(data & cut)
+        for value in np.unique(cut_pieces.values):
+            edge[int(value)].append(cut_pieces.take(cut_pieces.values == value))
+    for value, parts in edge.items():      # merged; vertices left on the cut dropped
+        sink.add(_merge(value, _Pieces.join(parts)))
     return sieved
 
 
-def _driver(path: Path) -> str:
-    return {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf",
-            ".shp": "ESRI Shapefile"}.get(path.suffix.lower(), "GPKG")
+def _merge(value: int, pieces: _Pieces) -> _Pieces:
+    """The polygons that pieces of one class cut by chunk edges form, with summed areas and
+    confidence (each piece found in the polygon containing a point inside it)."""
+    import shapely
+
+    merged = shapely.get_parts(shapely.simplify(shapely.union_all(pieces.geoms), 0))
+    inside, owner = shapely.STRtree(merged).query(shapely.point_on_surface(pieces.geoms),
+                                                  predicate="within")
+    if not np.array_equal(np.sort(inside), np.arange(len(pieces.values))):
+        raise RuntimeError("pieces cut by chunk edges do not merge into one polygon each")
+    owner = owner[np.argsort(inside)]
+    n = len(merged)
+    return _Pieces(np.full(n, value), merged,
+                   np.bincount(owner, weights=pieces.area, minlength=n),
+                   np.bincount(owner, weights=pieces.conf_sum, minlength=n),
+                   np.bincount(owner, weights=pieces.conf_n, minlength=n))

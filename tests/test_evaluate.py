@@ -459,3 +459,20 @@ def test_options_value_and_keywords_give_the_same_evaluation(tmp_path):
     assert len(overridden.classes) == 5
     with pytest.raises(ValueError, match="on must be"):
         EvalOptions(on="sideways")
+
+
+def test_stratified_estimates_match_the_published_olofsson_tables_for_every_class():
+    """All four classes against the published values (Olofsson et al. 2014, section 5 and
+    tables 8-10, as transcribed in the tests of boothmanrylan/accuracyAssessmentTools,
+    tests/test_olofsson.py): areas and 95 % half-widths in ha, accuracies to two decimals."""
+    s = stratified_estimate(OLOFSSON_N, OLOFSSON_PIXELS * 0.09)
+    assert [round(a) for a in s.area] == pytest.approx([21_158, 11_686, 285_770, 581_386],
+                                                       abs=10)
+    assert [Z95 * e for e in s.area_se] == pytest.approx([6_158, 3_756, 15_510, 16_282],
+                                                         abs=10)
+    assert [round(u, 2) for u in s.users_accuracy] == [0.88, 0.73, 0.93, 0.96]
+    assert [round(p, 2) for p in s.producers_accuracy] == [0.75, 0.85, 0.93, 0.96]
+    assert [round(Z95 * e, 2) for e in s.users_accuracy_se] == [0.07, 0.10, 0.04, 0.02]
+    assert round(s.producers_accuracy_se[0] * Z95, 2) == 0.21
+    assert round(s.overall_accuracy, 2) == 0.95
+    assert round(Z95 * s.overall_accuracy_se, 2) == 0.02

@@ -14,34 +14,42 @@ from .console import fail, setup_logging
 @click.command()
 @click.argument("map_path", metavar="MAP", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Polygons file: .gpkg (default: MAP with .gpkg), .geojson, .fgb or .shp.")
+              help="Polygons file, format by extension: .gpkg (default: MAP with .gpkg), "
+                   ".parquet (GeoParquet, where GDAL has the driver), .fgb, .geojson.")
 @click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
               metavar="HA",
               help="First sieve regions smaller than this (hectares) into their largest "
                    "neighbour.")
+@click.option("--simplify", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              metavar="METRES",
+              help="Simplify boundaries by about this distance, shared edges kept shared "
+                   "(0: pixel edges, exact).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")
-def vectorize(map_path: str, output: str | None, min_area: float, overwrite: bool,
-              as_json: bool, quiet: bool) -> None:
-    """Polygons of a class map, with fields class, class_id and area_ha.
+def vectorize(map_path: str, output: str | None, min_area: float, simplify: float,
+              overwrite: bool, as_json: bool, quiet: bool) -> None:
+    """Polygons of a class map, with fields class, class_id, area_ha and confidence.
 
     Regions are 4-connected; the map is polygonised in row chunks and regions cut by a chunk
     edge are merged, so the polygons do not depend on the chunks. area_ha is each polygon's
-    pixels times their ground area (on the ellipsoid for geographic maps). Needs the vector
-    extra: pip install 'lulc-edge[vector]'.
+    pixels times their ground area (on the ellipsoid for geographic maps); confidence (mean %
+    of the polygon's pixels) is there when MAP.confidence.tif is (run --confidence).
+    --simplify keeps neighbours meeting exactly; areas stay those of the pixels. Needs the
+    vector extra: pip install 'lulc-edge[vector]'.
 
     \b
     Examples:
       lulc-edge vectorize scene.lulc.tif                   # -> scene.lulc.gpkg
       lulc-edge vectorize scene.lulc.tif -o map.gpkg --min-area 0.5
+      lulc-edge vectorize scene.lulc.tif -o map.fgb --simplify 10
     """
     from ..vectorize import vectorize as run_vectorize
 
     setup_logging(0)
     out = output or str(Path(map_path).with_suffix(".gpkg"))
     try:
-        res = run_vectorize(map_path, out, min_area, overwrite)
+        res = run_vectorize(map_path, out, min_area, overwrite, simplify_m=simplify)
     except LulcEdgeError as exc:
         fail(str(exc))
     if as_json:
