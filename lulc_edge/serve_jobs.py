@@ -14,6 +14,7 @@ from typing import Any
 
 from rasterio.errors import RasterioError
 
+from .aoi import Area, area_window
 from .engine import Engine
 from .errors import LulcEdgeError, one_line
 from .files import write_atomic
@@ -57,6 +58,8 @@ def source_options(opts: dict[str, Any]) -> SourceOptions:
 def run_options(opts: dict[str, Any], size: int) -> RunOptions:
     """A job's run options; the run keeps what the ``size`` px pictures need."""
     run = {k: opts[k] for k in ("mode", "tile", "batch", "probs", "cog") if k in opts}
+    if opts.get("area") is not None:
+        run["area"] = Area.from_json(opts["area"])
     return with_pictures(RunOptions(confidence=opts.get("confidence", True), overwrite=True,
                                     resume=True, progress=False, **run), size)
 
@@ -166,9 +169,13 @@ class Jobs:
     def new(self, input_label: str, source: Path, options: dict[str, Any], upload: bool,
             jid: str) -> dict[str, Any]:
         """A queued job's document; a bad scene is refused now (400), as the CLI does."""
-        try:  # the size for progress
+        try:  # the size for progress (the area's, which must overlap the scene)
             with open_source(source, options=source_options(options)) as s:
                 pixels = s.width * s.height
+                if options.get("area") is not None:
+                    w = area_window(Area.from_json(options["area"]), s,
+                                    self.engine.contract.alignment)
+                    pixels = int(w.width * w.height)
         except LulcEdgeError as exc:
             raise ApiError(400, public_text(exc, source, input_label)) from None
         return {"id": jid, "status": "queued", "created": time.time(), "input": input_label,

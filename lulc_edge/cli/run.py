@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -18,12 +19,14 @@ from ..runfile import segment_file
 from ..spec import RunOptions
 from .console import fail, interrupted, setup_logging, warn, warn_cpus
 from .options import (
+    AREA,
     BATCH,
     ENGINE,
     OUTPUTS,
     RADIOMETRY,
     REPORT,
     TILING,
+    AreaArgs,
     BatchArgs,
     EngineArgs,
     OutputArgs,
@@ -37,9 +40,10 @@ from .preview import draw_pictures
 
 @click.command()
 @click.argument("inputs", nargs=-1, metavar="SCENE...")
-@use(OUTPUTS, ENGINE, TILING, RADIOMETRY, BATCH, REPORT)
+@use(OUTPUTS, ENGINE, TILING, RADIOMETRY, AREA, BATCH, REPORT)
 def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling: TilingArgs,
-        radiometry: RadiometryArgs, batch: BatchArgs, report: ReportArgs) -> None:
+        radiometry: RadiometryArgs, area: AreaArgs, batch: BatchArgs, report: ReportArgs
+        ) -> None:
     """Map Sentinel-2 scenes to georeferenced land-cover class maps.
 
     SCENE is a 13-band GeoTIFF (bands B1..B9, B8A, SCL, B11, B12 in the model's order, or
@@ -58,6 +62,7 @@ def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling
       lulc-edge run l1c_folder/ --scl-fill 4        # L1C has no SCL: say what to use
       lulc-edge run 'archive/*.zip' --out-dir maps/  # a batch; rerun to pick up failures
       lulc-edge run big.tif --resume                # after a crash or power cut
+      lulc-edge run scene.tif --aoi field.geojson   # only that area
     """
     setup_logging(report.verbose)
     if outputs.output == "":
@@ -65,7 +70,8 @@ def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling
     warn_cpus("--threads", engine.threads)
     warn_cpus("--workers", batch.workers if batch.workers > 1 else None)
     try:
-        plan = Plan(engine, _run_options(outputs, tiling, report), radiometry, outputs, report)
+        options = dataclasses.replace(_run_options(outputs, tiling, report), area=area.area())
+        plan = Plan(engine, options, radiometry, outputs, report)
         items = expand_inputs(inputs, batch.from_list)
         if len(items) > 1 or batch.out_dir is not None or batch.from_list is not None \
                 or batch.scheduler is not None:
