@@ -133,7 +133,8 @@ def parse_job_options(fields: dict[str, Any]) -> dict[str, Any]:
             continue
         opt = JOB_OPTIONS.get(key)
         if opt is None:
-            raise ValueError(f"unknown option {key!r} (known: {', '.join(JOB_OPTIONS)})")
+            raise ValueError(f"unknown option {key!r} (known: "
+                             f"{', '.join([*JOB_OPTIONS, *AREA_FIELDS])})")
         if value is not None and value != "":
             out[key] = opt.parse(value)
     return out
