@@ -26,7 +26,7 @@ from lulc_edge.sources import SourceOptions, open_source
 from lulc_edge.spec import RunOptions, RunSpec
 from lulc_edge.synthetic import BAND_NAMES, SceneSpec, generate
 
-from .conftest import run_cli, write_stack
+from .conftest import SHARED_DATA, needs_shared, run_cli, write_stack
 from .test_cli_messages import _band_files
 from .test_serve import Server
 
@@ -208,6 +208,21 @@ def test_an_area_in_a_folder_reads_fewer_pixels(tmp_path, engine, monkeypatch):
     # at the top) and the blocks under the last corner's sample (rows and columns 448..599)
     assert part == (2 + 1) * 64 * size + 2 * 64 * size + 152 * 152, part
     assert all(n == part for n in read["area"].values())
+
+
+@needs_shared
+def test_an_area_of_a_real_cog_folder_is_the_whole_map(engine, tmp_path):
+    """Real L2A COGs, one per band (10, 20 and 60 m bands resampled onto the grid): a lon/lat
+    box off the 4 px grid maps the whole map's pixels."""
+    folder = SHARED_DATA / "l2a-29RKH-20200219"
+    segment_file(folder, tmp_path / "whole.tif", engine=engine)
+    with open_source(folder) as src:
+        (x0, y1), (x1, y0) = src.transform * (517.3, 402.6), src.transform * (581.0, 455.0)
+        box = transform_bounds(src.crs, "EPSG:4326", x0, y0, x1, y1)
+    segment_file(folder, tmp_path / "area.tif", engine=engine, area=Area.from_bbox(box))
+    got, win, want = _offset(tmp_path / "area.tif", tmp_path / "whole.tif")
+    assert (win.col_off, win.row_off) == (516, 400)
+    np.testing.assert_array_equal(got, want)
 
 
 @pytest.fixture(scope="module")
