@@ -240,7 +240,8 @@ class CroppedSource(Source):
 
 class AreaMode(Mode):
     """``base``'s tiles of the whole scene (``height`` x ``width``) restricted to the area's
-    window, on the window's grid; pixels outside the area's polygon made nodata."""
+    window, on the window's grid; pixels outside the area's polygon made nodata. Planning
+    tells the scene the columns its tiles read (``Source.limit_columns``)."""
 
     def __init__(self, base: Mode, source: CroppedSource, engine: Engine) -> None:
         self.base, self.source, self.nodata = base, source, engine.contract.nodata.value
@@ -256,8 +257,12 @@ class AreaMode(Mode):
     def plan(self, height: int, width: int, tile: int, engine: Engine) -> list[Tile]:
         w, p = self.source.window, self.source.parent
         dr, dc = int(w.row_off), int(w.col_off)
+        tiles = self.base.plan(p.height, p.width, tile, engine, within=w)
+        # the columns the run reads: a stack read in strips decodes only those
+        p.limit_columns(min(int(t.read.col_off) for t in tiles),
+                        max(int(t.read.col_off + t.read.width) for t in tiles))
         return [Tile(t.index, _shift(t.core, dr, dc), _shift(t.read, dr, dc), t.windows)
-                for t in self.base.plan(p.height, p.width, tile, engine, within=w)]
+                for t in tiles]
 
     def block_sizes(self, tiles: list[Tile], engine: Engine) -> list[tuple[int, int]]:
         return self.base.block_sizes(tiles, engine)

@@ -210,6 +210,27 @@ def test_an_area_in_a_folder_reads_fewer_pixels(tmp_path, engine, monkeypatch):
     assert all(n == part for n in read["area"].values())
 
 
+def test_an_area_of_a_stack_reads_only_its_columns(tmp_path, engine, monkeypatch):
+    """A stack read in strips decodes only the block columns the area's tiles read (their
+    halo included), and maps the whole map's pixels."""
+    monkeypatch.setattr(strips, "MIN_STRIP_ROWS", 1)
+    bands, _, _ = generate(SceneSpec(width=600, height=600, seed=4))
+    stack = write_stack(tmp_path / "s.tif", bands, tiled=True, blockxsize=64, blockysize=64)
+    area = Area.from_bbox((X0 + 2800, Y0 - 3200, X0 + 3200, Y0 - 2800), UTM)
+    read = {}
+    for label, a in (("whole", None), ("area", area)):
+        with open_source(stack) as src:
+            assert src.in_strips
+            segment_file(src, tmp_path / f"{label}.tif", engine=engine, area=a)
+            read[label] = src._strips.pixels_read
+    assert read["whole"] == 600 * 600
+    # rows 280..319, columns 280..319 and a 24 px halo: block columns 256..383 of the two
+    # 64-row strips holding rows 256..343, and one strip read ahead
+    assert read["area"] == 3 * 64 * 128, read
+    got, _, want = _offset(tmp_path / "area.tif", tmp_path / "whole.tif")
+    np.testing.assert_array_equal(got, want)
+
+
 @needs_shared
 def test_an_area_of_a_real_cog_folder_is_the_whole_map(engine, tmp_path):
     """Real L2A COGs, one per band (10, 20 and 60 m bands resampled onto the grid): a lon/lat
