@@ -211,8 +211,9 @@ class StripReader(RowCache):
 
     def limit_columns(self, c0: int, c1: int) -> None:
         """Hold only columns ``c0..c1-1`` (widened to whole blocks) in the strips: all a run
-        of an area of interest reads. Only before the first strip is made (and not with
-        samples' blocks kept), else nothing changes."""
+        of an area of interest reads (a later read beyond them is read from the file on its
+        own). Only before the first strip is made (and not with samples' blocks kept), else
+        nothing changes."""
         if self._strips or self._parts:
             return
         bw = max(1, self.ds.block_shapes[0][1])
@@ -231,6 +232,11 @@ class StripReader(RowCache):
         if c1 < self.width:
             pieces.append(self._read_file(r0, r1, c1, self.width))
         return np.concatenate(pieces, axis=-1) if len(pieces) > 1 else block
+
+    def read(self, r0: int, r1: int, c0: int, c1: int, hold: bool = False) -> np.ndarray:
+        if c0 < self.col0 or c1 > self.col1:  # beyond the columns held (limit_columns)
+            return self._read_file(r0, r1, c0, c1)
+        return super().read(r0, r1, c0, c1, hold)
 
     def read_held(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         """``read`` for a sample taken before the pass: its strips are kept until the pass
