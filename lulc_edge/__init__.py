@@ -1,5 +1,6 @@
 """lulc_edge: TensorFlow-free, tiled ONNX inference of a Sentinel-2 land-cover U-Net."""
 
+from .aoi import Area
 from .engine import Engine, EngineOptions, bundled_model
 from .errors import (
     BackendError,
@@ -20,6 +21,7 @@ from .spec import RunOptions, RunSpec
 __version__ = "0.1.0"
 
 __all__ = [
+    "Area",
     "BackendError",
     "Engine",
     "EngineOptions",

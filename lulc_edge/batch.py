@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import sinks
+from .aoi import AreaMissError
 from .engine import Engine, EngineOptions
 from .errors import InputError, LulcEdgeError, OutputError, one_line
 from .journal import fingerprint_digest
@@ -124,7 +125,7 @@ def run_job(job: Job, engine: Engine, spec: RunSpec,
     version of the input and with the options that shape the outputs (``sinks.missing``);
     otherwise it is redone, with a warning saying why (a user who changed ``--confidence`` or
     ``--precision`` and reran the batch wants the maps those options make). A skipped map still
-    gets its ``--qml`` style.
+    gets its ``--qml`` style. A scene that misses the spec's area is skipped, with a note.
     """
     t0 = time.perf_counter()
     out = Path(job.output)
@@ -145,6 +146,9 @@ def run_job(job: Job, engine: Engine, spec: RunSpec,
         notes.append(f"{job.output}: existing output redone: {why}")
     try:
         res = segment_file(job.input, out, engine=engine, spec=spec, on_tile=on_tile)
+    except AreaMissError as exc:  # not an error: this scene has nothing of the area
+        return JobReport(job.input, job.output, "skipped", time.perf_counter() - t0,
+                         warnings=[f"{one_line(exc)}: skipped, no map written"])
     except (LulcEdgeError, OSError, ValueError) as exc:
         return JobReport(job.input, job.output, "failed", time.perf_counter() - t0,
                          error=one_line(exc))

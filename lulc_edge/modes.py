@@ -12,6 +12,7 @@ import os
 from collections import Counter
 
 import numpy as np
+from rasterio import windows
 
 from .contract import Contract
 from .engine import CUDA_BATCH, CUDA_TILE, Engine
@@ -48,7 +49,10 @@ class Mode:
         """What a tile edge must be a multiple of for this mode to plan it."""
         return int(getattr(contract, self.step))
 
-    def plan(self, height: int, width: int, tile: int, engine: Engine) -> list[Tile]:
+    def plan(self, height: int, width: int, tile: int, engine: Engine,
+             within: windows.Window | None = None) -> list[Tile]:
+        """The tiles of a ``height`` x ``width`` scene (only of its window ``within``: an
+        area of interest, in scene pixels, offsets multiples of the alignment)."""
         raise NotImplementedError
 
     def block_sizes(self, tiles: list[Tile], engine: Engine) -> list[tuple[int, int]]:
@@ -78,9 +82,10 @@ class Seamless(Mode):
             return int(os.environ["LULC_EDGE_TILE"])
         return super().default_tile(device)
 
-    def plan(self, height: int, width: int, tile: int, engine: Engine) -> list[Tile]:
+    def plan(self, height: int, width: int, tile: int, engine: Engine,
+             within: windows.Window | None = None) -> list[Tile]:
         c = engine.contract
-        return plan_seamless(height, width, tile, c.halo, c.alignment)
+        return plan_seamless(height, width, tile, c.halo, c.alignment, within)
 
     def block_sizes(self, tiles: list[Tile], engine: Engine) -> list[tuple[int, int]]:
         """Most frequent first (ties by size), from the whole plan, so a resumed run prepares
@@ -109,9 +114,10 @@ class Window(Mode):
     name = "window"
     step = "window_stride"
 
-    def plan(self, height: int, width: int, tile: int, engine: Engine) -> list[Tile]:
+    def plan(self, height: int, width: int, tile: int, engine: Engine,
+             within: windows.Window | None = None) -> list[Tile]:
         c = engine.contract
-        return plan_windows(height, width, tile, c.window_size, c.window_stride)
+        return plan_windows(height, width, tile, c.window_size, c.window_stride, within)
 
     def block_sizes(self, tiles: list[Tile], engine: Engine) -> list[tuple[int, int]]:
         size = engine.contract.window_size

@@ -7,11 +7,13 @@ the same range in the message.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
+from .aoi import DEFAULT_CRS, Area
 from .contract import Contract
 from .modes import MODES
 from .sources import RESAMPLINGS, SCL_MAX
@@ -100,13 +102,39 @@ def check_tile_step(tile: int | None, mode: str | None, contract: Contract) -> N
         raise ValueError(f"option tile: expected a multiple of {step} in {mode} mode, got {tile}")
 
 
+#: A job's area of interest (lulc_edge.aoi): ``bbox`` ([minx, miny, maxx, maxy] or its text)
+#: in ``bbox_crs``, or ``aoi`` (a GeoJSON geometry, Feature or FeatureCollection, or its text)
+#: in ``aoi_crs`` (both default EPSG:4326); they make the job's ``area`` option.
+AREA_FIELDS = ("bbox", "bbox_crs", "aoi", "aoi_crs")
+
+
+def parse_area(fields: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``area`` (Area.to_json) of a job's area fields; None without any; ValueError."""
+    got = {k: fields[k] for k in AREA_FIELDS if fields.get(k) not in (None, "")}
+    if not got:
+        return None
+    if ("bbox" in got) == ("aoi" in got):
+        raise ValueError("option area: give bbox or aoi (one of them)")
+    if "bbox" in got:
+        return Area.from_bbox(got["bbox"], got.get("bbox_crs") or DEFAULT_CRS).to_json()
+    try:
+        return Area.from_geojson(got["aoi"], got.get("aoi_crs") or DEFAULT_CRS).to_json()
+    except (TypeError, json.JSONDecodeError, AttributeError) as exc:
+        raise ValueError(f"option aoi: expected a GeoJSON geometry ({exc})") from None
+
+
 def parse_job_options(fields: dict[str, Any]) -> dict[str, Any]:
     """A job's options from JSON or form fields, each checked; ValueError names the bad one."""
     out: dict[str, Any] = {}
+    if (area := parse_area(fields)) is not None:
+        out["area"] = area
     for key, value in fields.items():
+        if key in AREA_FIELDS:
+            continue
         opt = JOB_OPTIONS.get(key)
         if opt is None:
-            raise ValueError(f"unknown option {key!r} (known: {', '.join(JOB_OPTIONS)})")
+            raise ValueError(f"unknown option {key!r} (known: "
+                             f"{', '.join([*JOB_OPTIONS, *AREA_FIELDS])})")
         if value is not None and value != "":
             out[key] = opt.parse(value)
     return out

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import core, sinks
+from . import aoi, core, sinks
 from .engine import Engine
 from .errors import InputError, LulcEdgeError, OutputError
 from .gdalenv import open_for_run
@@ -74,15 +74,20 @@ def segment_file(
     on_tile: Callable[[int, int], None] | None = None,
     spec: RunSpec | None = None,
     extra_sinks: Sequence[sinks.Sink] = (),
+    area: aoi.Area | str | os.PathLike | Sequence[float] | None = None,
 ) -> RunResult:
     """Map one scene (file, band folder, product, or an opened ``Source``) to a class-map
     GeoTIFF and whatever else the registered sinks (and ``extra_sinks``) make.
 
     ``spec`` (or the older ``options`` and ``source_options``) says how; ``engine`` defaults to
     the spec's model. ``on_tile(done, pixels)`` is called after each tile inferred (for batch
-    progress). One run at a time writes an output: a second gets ``OutputError``.
+    progress). One run at a time writes an output: a second gets ``OutputError``. ``area``
+    (an ``aoi.Area``, a vector file, or a bbox in EPSG:4326; else the spec's) maps only the
+    area of interest: AreaMissError (an InputError) when it misses the scene.
     """
     spec = spec or RunSpec.of(None, None, options, source_options)
+    if area is not None:
+        spec = spec.replace(area=aoi.Area.of(area))
     engine = engine or Engine(spec.model, spec.engine)
     mode = get_mode(spec.run.mode)
     name = src.path if isinstance(src, Source) else os.fspath(src)
@@ -100,7 +105,8 @@ def segment_file(
 
 def _locked(run: _Run) -> RunResult:
     """segment_file's work, once the output's lock is held."""
-    with open_for_run(run.src, run.engine.contract.bands, run.spec.source) as source:
+    with open_for_run(run.src, run.engine.contract.bands, run.spec.source) as opened:
+        source, run.mode = aoi.restrict(opened, run.spec.run.area, run.mode, run.engine)
         fp = source.fingerprint()
         tiles = run.mode.plan(source.height, source.width, run.tile, run.engine)
         journal = Journal(journal_path(run.dst), _header(run, source, fp))

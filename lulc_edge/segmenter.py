@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from rasterio.windows import Window
 
+from .aoi import Area
 from .engine import Engine, EngineOptions
 from .errors import InputError, MissingSCLError
 from .modes import get_mode
@@ -140,7 +141,10 @@ class Segmenter:
 
     def segment_file(self, src: str | os.PathLike, dst: str | os.PathLike | None = None,
                      options: RunOptions | None = None,
-                     source_options: SourceOptions | None = None) -> RunResult:
-        """Map a scene file, band folder or product to a GeoTIFF (see :func:`segment_file`)."""
+                     source_options: SourceOptions | None = None, *,
+                     aoi: Area | str | os.PathLike | Sequence[float] | None = None
+                     ) -> RunResult:
+        """Map a scene file, band folder or product to a GeoTIFF (see :func:`segment_file`);
+        ``aoi``: only that area (an ``Area``, a vector file, or a bbox in EPSG:4326)."""
         return segment_file(src, dst, engine=self.engine, options=options,
-                            source_options=source_options)
+                            source_options=source_options, area=aoi)

@@ -15,6 +15,7 @@ from typing import Any
 
 from rasterio.errors import RasterioError
 
+from .aoi import Area, area_window
 from .engine import Engine
 from .errors import LulcEdgeError, one_line
 from .files import write_atomic
@@ -165,6 +166,10 @@ class Jobs:
         try:  # the size for progress
             with open_source(source, options=job_spec(options, 0).source) as s:
                 pixels = s.width * s.height
+                if options.get("area") is not None:
+                    w = area_window(Area.from_json(options["area"]), s,
+                                    self.engine.contract.alignment)
+                    pixels = int(w.width * w.height)
         except LulcEdgeError as exc:
             raise ApiError(400, public_text(exc, source, input_label)) from None
         return {"id": jid, "status": "queued", "created": time.time(), "input": input_label,

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .aoi import Area
 from .engine import EngineOptions
 from .sources import SourceOptions
 
@@ -39,6 +40,9 @@ class RunOptions:
     thumbnail: int = 0
     #: also write the QGIS style NAME.qml beside the map
     qml: bool = False
+    #: map only this area of interest (lulc_edge.aoi): its bounding window, outside a polygon
+    #: nodata; None: the whole scene
+    area: Area | None = None
 
 
 _PARTS = {"engine": EngineOptions, "run": RunOptions, "source": SourceOptions}
@@ -82,6 +86,7 @@ class RunSpec:
         for part in _PARTS:
             out.update(dataclasses.asdict(getattr(self, part)))
         out["bands"] = dict(self.source.bands) if self.source.bands is not None else None
+        out["area"] = self.run.area.to_json() if self.run.area is not None else None
         return out
 
     @classmethod
@@ -101,6 +106,8 @@ class RunSpec:
             _check_type(key, value, defaults[key])
         if values.get("bands") is not None:
             values["bands"] = {str(k): int(v) for k, v in dict(values["bands"]).items()}
+        if values.get("area") is not None:
+            values["area"] = Area.from_json(values["area"])
         return RunSpec().replace(**values)
 
     def shaping(self, model_sha256: str, precision: str) -> str:
@@ -108,7 +115,9 @@ class RunSpec:
         redoes an output made with others. Tile and batch sizes are not among them (maps never
         depend on them), nor the device (its precision, given as used, is)."""
         r, so = self.run, self.source
-        return json.dumps({
+        area = {"area": {k: v for k, v in r.area.to_json().items() if k != "label"}} \
+            if r.area is not None else {}
+        return json.dumps({**area,
             "model": model_sha256, "precision": precision, "mode": r.mode,
             "confidence": r.confidence, "probs": r.probs, "cog": r.cog,
             "bands": dict(so.bands) if so.bands else None, "boa_offset": so.boa_offset,
@@ -117,7 +126,7 @@ class RunSpec:
 
 def _check_type(key: str, value: Any, default: Any) -> None:
     """ValueError unless ``value`` has the type of the field's default (None where allowed)."""
-    if value is None or key == "bands":
+    if value is None or key in ("bands", "area"):
         if key == "bands" and value is not None and not isinstance(value, Mapping | list | tuple):
             raise ValueError(f"option bands: expected an object of band name -> index, "
                              f"got {value!r}")

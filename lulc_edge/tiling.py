@@ -40,11 +40,23 @@ class Tile:
         return int(self.read.height), int(self.read.width)
 
 
-def _starts(size: int, step: int) -> range:
-    return range(0, size, step)
+def _extent(height: int, width: int, within: Window | None, tile: int, step: int
+            ) -> tuple[int, int, int, int, int]:
+    """(r0, c0, r1, c1) of the part of the scene planned, and the tile: a small ``within``
+    (an area of interest, scene pixels, offsets multiples of ``step``) gets smaller tiles
+    (the maps never depend on them) so that its read blocks stay near its size."""
+    if within is None:
+        return 0, 0, height, width, tile
+    r0, c0 = int(within.row_off), int(within.col_off)
+    r1, c1 = r0 + int(within.height), c0 + int(within.width)
+    if r0 % step or c0 % step or r0 < 0 or c0 < 0 or r1 > height or c1 > width or \
+            r1 <= r0 or c1 <= c0:
+        raise ValueError(f"window {within} must lie in the scene, offsets multiples of {step}")
+    return r0, c0, r1, c1, min(tile, ceil_to(max(r1 - r0, c1 - c0), step))
 
 
-def plan_seamless(height: int, width: int, tile: int, halo: int, alignment: int) -> list[Tile]:
+def plan_seamless(height: int, width: int, tile: int, halo: int, alignment: int,
+                  within: Window | None = None) -> list[Tile]:
     """Tiles whose interiors reproduce a whole-scene run exactly, all read as one block shape.
 
     The scene is virtually padded with zeros to a multiple of ``alignment`` (what a whole-scene
@@ -55,6 +67,8 @@ def plan_seamless(height: int, width: int, tile: int, halo: int, alignment: int)
     wider margin on the inner side and the padded scene edge on the other, as a whole-scene run
     sees it. One shape per plan lets a backend serve every block from one compiled model (the
     same numbers for every tile, see backends.OpenVINOBackend) and batch any tiles together.
+    ``within``: plan only that window of the scene (an area of interest), in scene pixels:
+    blocks are those of the whole scene, so its pixels are the whole-scene run's.
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"empty scene {width}x{height}")
@@ -62,13 +76,14 @@ def plan_seamless(height: int, width: int, tile: int, halo: int, alignment: int)
         raise ValueError(f"tile size {tile} must be a positive multiple of {alignment}")
     if halo % alignment:
         raise ValueError(f"halo {halo} must be a multiple of {alignment}")
+    top, left, bottom, right, tile = _extent(height, width, within, tile, alignment)
     ph, pw = ceil_to(height, alignment), ceil_to(width, alignment)
     rh, rw = min(ph, tile + 2 * halo), min(pw, tile + 2 * halo)
     tiles: list[Tile] = []
-    for r0 in _starts(height, tile):
+    for r0 in range(top, bottom, tile):
         rr0 = min(max(0, r0 - halo), ph - rh)
-        for c0 in _starts(width, tile):
-            core = Window(c0, r0, min(tile, width - c0), min(tile, height - r0))
+        for c0 in range(left, right, tile):
+            core = Window(c0, r0, min(tile, right - c0), min(tile, bottom - r0))
             cc0 = min(max(0, c0 - halo), pw - rw)
             tiles.append(Tile(len(tiles), core, Window(cc0, rr0, rw, rh)))
     return tiles
@@ -89,23 +104,27 @@ def window_origins(size: int, window: int, stride: int) -> list[int]:
     return origins
 
 
-def plan_windows(height: int, width: int, tile: int, window: int, stride: int) -> list[Tile]:
+def plan_windows(height: int, width: int, tile: int, window: int, stride: int,
+                 within: Window | None = None) -> list[Tile]:
     """Tiles for the compatible mode: every pixel averages all windows that cover it.
 
     A pixel's average uses the same windows, in the same order, whatever the tile size, so the
-    result does not depend on tiling.
+    result does not depend on tiling. ``within``: plan only that window of the scene (offsets
+    multiples of 4), with the whole scene's windows: its pixels are the whole-scene run's.
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"empty scene {width}x{height}")
     if tile <= 0 or tile % stride:
         raise ValueError(f"tile size {tile} must be a positive multiple of the stride {stride}")
+    top, left, bottom, right, tile = _extent(height, width, within, tile, 1)
+    tile = ceil_to(tile, stride)
     oy, ox = window_origins(height, window, stride), window_origins(width, window, stride)
     tiles: list[Tile] = []
-    for r0 in _starts(height, tile):
-        r1 = min(height, r0 + tile)
+    for r0 in range(top, bottom, tile):
+        r1 = min(bottom, r0 + tile)
         ys = [o for o in oy if r0 - window < o < r1]
-        for c0 in _starts(width, tile):
-            c1 = min(width, c0 + tile)
+        for c0 in range(left, right, tile):
+            c1 = min(right, c0 + tile)
             xs = [o for o in ox if c0 - window < o < c1]
             read = Window(xs[0], ys[0], xs[-1] + window - xs[0], ys[-1] + window - ys[0])
             wins = tuple((y - ys[0], x - xs[0]) for y in ys for x in xs)

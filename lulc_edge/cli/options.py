@@ -16,10 +16,12 @@ from typing import Any
 import click
 
 from .. import options as opts
+from ..aoi import DEFAULT_CRS, Area
 from ..batch import SCHEDULER_ENV
 from ..budget import DEFAULT_MIN_AGREEMENT
 from ..devices import PRECISION_CHOICES
 from ..engine import CUDA_BATCH, CUDA_TILE, DEVICES, EngineOptions
+from ..errors import InputError
 from ..modes import DEFAULT_BATCH, DEFAULT_TILE, MODES
 from ..sources import RESAMPLINGS, SourceOptions
 from ..thumbnail import DEFAULT_SIZE as PREVIEW_SIZE
@@ -209,6 +211,41 @@ OUTPUTS = Group("outputs", OutputArgs, (
     click.option("--resume", is_flag=True, help="Continue an interrupted run from its journal."),
     click.option("--preview", is_flag=True,
                  help="Also write the pictures of each map (see lulc-edge preview)."),
+))
+
+
+# ---------------------------------------------------------------------------- area of interest
+@dataclass(frozen=True)
+class AreaArgs:
+    """The area of interest: a box (in ``bbox_crs``) or a vector file, or neither."""
+
+    bbox: str | None
+    bbox_crs: str
+    aoi: str | None
+
+    def area(self) -> Area | None:
+        """The Area; InputError (one line) for a bad box, both given, or an unreadable file."""
+        if self.bbox is not None and self.aoi is not None:
+            raise InputError(f"--bbox and --aoi {self.aoi} both give the area: give one")
+        if self.aoi is not None:
+            return Area.from_file(self.aoi)
+        if self.bbox is None:
+            return None
+        try:
+            return Area.from_bbox(self.bbox, self.bbox_crs)
+        except ValueError as exc:
+            raise InputError(f"--{exc}") from None
+
+
+AREA = Group("area", AreaArgs, (
+    click.option("--bbox", default=None, metavar="MINX,MINY,MAXX,MAXY",
+                 help="Map only this box (in --bbox-crs): its bounding window on the input's "
+                      "grid, every pixel as in the whole-scene map."),
+    click.option("--bbox-crs", default=DEFAULT_CRS, show_default=True, metavar="CRS",
+                 help="CRS of --bbox (EPSG:32633, ...)."),
+    click.option("--aoi", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+                 help="Map only this area: a vector file OGR reads (GeoJSON, GeoPackage...), "
+                      "any CRS; pixels outside its polygons are nodata."),
 ))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -81,6 +82,7 @@ def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling
       lulc-edge run --stac-api https://planetarycomputer.microsoft.com/api/stac/v1 \\
         --collection sentinel-2-l2a --bbox 10,45,10.1,45.1 --datetime 2024-07 \\
         --sign planetary_computer:sign --out-dir maps/
+      lulc-edge run scene.tif --aoi field.geojson   # only that area
     """
     setup_logging(report.verbose)
     if outputs.output == "":
@@ -88,7 +90,8 @@ def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling
     warn_cpus("--threads", engine.threads)
     warn_cpus("--workers", batch.workers if batch.workers > 1 else None)
     try:
-        plan = Plan(engine, _run_options(outputs, tiling, report), radiometry, outputs, report)
+        options = dataclasses.replace(_run_options(outputs, tiling, report), area=stac.area())
+        plan = Plan(engine, options, radiometry, outputs, report)
         use_signer(stac)
         found = searched(stac, batch.out_dir)
         items = expand([*(expand_inputs(inputs, batch.from_list)

@@ -15,49 +15,40 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+from rasterio.crs import CRS
 
 from .. import stac, urlio
 from ..batch import Job
 from ..errors import InputError, OutputError
 from ..sources.stac_item import PREFIX, is_stac, output_name, split
-from .options import Group
+from .options import AREA, AreaArgs, Group
 
 
 @dataclass(frozen=True)
-class StacArgs:
-    """A STAC API search (all None: no search) and the URL signer."""
+class StacArgs(AreaArgs):
+    """The area of interest (``AreaArgs``: --bbox, --bbox-crs, --aoi), a STAC API search
+    (``stac_api`` None: no search) and the URL signer. A search looks for items covering the
+    area; the maps are clipped to it."""
 
     stac_api: str | None
     collection: str | None
-    bbox: tuple[float, ...] | None
     datetime: str | None
     max_cloud: float | None
     sign: str | None
 
-
-def _bbox(_ctx: click.Context, _param: click.Parameter, text: str | None
-          ) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        box = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        box = ()
-    if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
-        raise click.BadParameter(f"expected W,S,E,N in degrees (west < east, south < north), "
-                                 f"got {text!r}")
-    return box
+    def search_bbox(self) -> tuple[float, float, float, float] | None:
+        """The area's bounds in lon/lat (what a STAC search takes), None without an area."""
+        area = self.area()
+        return None if area is None else area.bounds(CRS.from_epsg(4326))
 
 
-STAC = Group("stac", StacArgs, (
+STAC = Group("stac", StacArgs, AREA.options + (
     click.option("--stac-api", metavar="URL", default=None,
                  help="Search this STAC API and map every item found (needs --collection and "
                       "--out-dir), e.g. https://earth-search.aws.element84.com/v1 or "
                       "https://planetarycomputer.microsoft.com/api/stac/v1."),
     click.option("--collection", metavar="NAME", default=None,
                  help="Collection searched, e.g. sentinel-2-l2a."),
-    click.option("--bbox", metavar="W,S,E,N", default=None, callback=_bbox,
-                 help="Area searched, in degrees (EPSG:4326), e.g. -8.1,31.5,-7.9,31.7."),
     click.option("--datetime", metavar="A/B", default=None,
                  help="Dates searched (RFC 3339 interval), e.g. 2024-06-01/2024-08-31."),
     click.option("--max-cloud", type=click.FloatRange(0, 100), default=None,
@@ -80,9 +71,8 @@ def use_signer(args: StacArgs) -> None:
 
 def searched(args: StacArgs, out_dir: str | None) -> list[str]:
     """The inputs a ``--stac-api`` search finds, most recent first ([] without a search)."""
-    given = [n for n, v in (("--collection", args.collection), ("--bbox", args.bbox),
-                            ("--datetime", args.datetime), ("--max-cloud", args.max_cloud))
-             if v is not None]
+    given = [n for n, v in (("--collection", args.collection), ("--datetime", args.datetime),
+                            ("--max-cloud", args.max_cloud)) if v is not None]
     if args.stac_api is None:
         if given:
             raise click.UsageError(f"{', '.join(given)} describe a search: give --stac-api URL")
@@ -92,7 +82,8 @@ def searched(args: StacArgs, out_dir: str | None) -> list[str]:
     if out_dir is None:
         raise click.UsageError("--stac-api maps every item found: give --out-dir DIR")
     api = args.stac_api.rstrip("/")
-    found = stac.search(api, args.collection, args.bbox, args.datetime, args.max_cloud)
+    found = stac.search(api, args.collection, args.search_bbox(), args.datetime,
+                        args.max_cloud)
     if not found:
         raise InputError(f"{urlio.shown(api)}: no {args.collection} item found for this search")
     return [f"{PREFIX}{api}/collections/{args.collection}/items/{it.id}" for it in found]

@@ -136,6 +136,10 @@ class Source:
     def close(self) -> None:
         """Release the open datasets."""
 
+    def limit_columns(self, c0: int, c1: int) -> None:
+        """A run reads only columns ``c0..c1-1`` (an area of interest): a source reading in
+        strips of its own may hold only those. Nothing by default."""
+
     # -- shared --------------------------------------------------------------------------------
     def _start(self) -> None:
         """``_setup``, closing what it opened when it fails."""

@@ -158,6 +158,10 @@ class StackSource(Source):
     def band_locations(self) -> dict[str, tuple[str, int]]:
         return {b: (self.path, i) for b, i in self._index.items()}
 
+    def limit_columns(self, c0: int, c1: int) -> None:
+        if self._strips is not None:
+            self._strips.limit_columns(c0, c1)
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)

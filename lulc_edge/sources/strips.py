@@ -90,6 +90,8 @@ class RowCache:
         self._held: set[int] = set()
         self._lock = threading.Lock()
         self._last = -1
+        #: the first column strips hold (StripReader.limit_columns)
+        self.col0 = 0
 
     def _span(self, r0: int, r1: int) -> range:
         return range(r0 // self.rows, (r1 - 1) // self.rows + 1)
@@ -162,15 +164,21 @@ class RowCache:
         leading axes, e.g. bands). ``hold``: see ``request``."""
         futs = self.request(r0, r1, hold=hold)
         first = r0 // self.rows
+        c0, c1 = c0 - self.col0, c1 - self.col0  # strips hold columns from col0 on
         if len(futs) == 1:
             k0 = first * self.rows
-            return futs[0].result()[..., r0 - k0: r1 - k0, c0:c1]
-        parts = []
-        for i, fut in enumerate(futs):
-            k0 = (first + i) * self.rows
-            parts.append(fut.result()[..., max(r0, k0) - k0: min(r1, k0 + self.rows) - k0,
-                                      c0:c1])
-        return np.concatenate(parts, axis=-2)
+            out = futs[0].result()[..., r0 - k0: r1 - k0, c0:c1]
+        else:
+            parts = []
+            for i, fut in enumerate(futs):
+                k0 = (first + i) * self.rows
+                parts.append(fut.result()[..., max(r0, k0) - k0: min(r1, k0 + self.rows) - k0,
+                                          c0:c1])
+            out = np.concatenate(parts, axis=-2)
+        if c0 < 0 or out.shape[-1] != c1 - c0:
+            raise ValueError(f"columns {c0 + self.col0}..{c1 + self.col0} outside those the "
+                             "strips hold")
+        return out
 
 
 def strip_rows(ds: rasterio.io.DatasetReader) -> int:
@@ -188,6 +196,7 @@ class StripReader(RowCache):
                  indexes: int | list[int] = 1) -> None:
         super().__init__(strip_rows(ds), ds.height, self._decode, pool)
         self.ds, self.width, self.indexes = ds, ds.width, indexes
+        self.col1 = ds.width  # and columns col0..col1-1 (limit_columns)
         self._ds_lock = threading.Lock()  # GDAL handles are not thread-safe
         #: strip -> (c0, c1, its columns c0..c1-1) decoded early by ``read_direct``
         self._parts: dict[int, tuple[int, int, np.ndarray]] = {}
@@ -200,18 +209,34 @@ class StripReader(RowCache):
             self.pixels_read += (r1 - r0) * (c1 - c0)
             return self.ds.read(self.indexes, window=Window(c0, r0, c1 - c0, r1 - r0))
 
+    def limit_columns(self, c0: int, c1: int) -> None:
+        """Hold only columns ``c0..c1-1`` (widened to whole blocks) in the strips: all a run
+        of an area of interest reads (a later read beyond them is read from the file on its
+        own). Only before the first strip is made (and not with samples' blocks kept), else
+        nothing changes."""
+        if self._strips or self._parts:
+            return
+        bw = max(1, self.ds.block_shapes[0][1])
+        self.col0 = max(0, c0) // bw * bw
+        self.col1 = min(self.width, -(-c1 // bw) * bw)
+
     def _decode(self, k: int) -> np.ndarray:
         r0, r1 = k * self.rows, min((k + 1) * self.rows, self.height)
         self.decoded += 1
         part = self._parts.pop(k, None)
         if part is None:
-            return self._read_file(r0, r1, 0, self.width)
+            return self._read_file(r0, r1, self.col0, self.col1)
         c0, c1, block = part  # the rest of the strip around what a sample decoded
         pieces = [self._read_file(r0, r1, 0, c0)] if c0 > 0 else []
         pieces.append(block)
         if c1 < self.width:
             pieces.append(self._read_file(r0, r1, c1, self.width))
         return np.concatenate(pieces, axis=-1) if len(pieces) > 1 else block
+
+    def read(self, r0: int, r1: int, c0: int, c1: int, hold: bool = False) -> np.ndarray:
+        if c0 < self.col0 or c1 > self.col1:  # beyond the columns held (limit_columns)
+            return self._read_file(r0, r1, c0, c1)
+        return super().read(r0, r1, c0, c1, hold)
 
     def read_held(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         """``read`` for a sample taken before the pass: its strips are kept until the pass
