@@ -23,7 +23,7 @@ from .paths import check_output, default_output
 from .progress import Progress
 from .raster import FINGERPRINT_TAG, OPTIONS_TAG, Grid, write_error
 from .results import RunResult
-from .sources import Source, SourceOptions, check_input, is_remote
+from .sources import Source, check_input, is_remote
 from .spec import RunOptions, RunSpec
 from .tiling import Tile
 
@@ -70,7 +70,6 @@ def segment_file(
     *,
     engine: Engine | None = None,
     options: RunOptions | None = None,
-    source_options: SourceOptions | None = None,
     on_tile: Callable[[int, int], None] | None = None,
     spec: RunSpec | None = None,
     extra_sinks: Sequence[sinks.Sink] = (),
@@ -79,13 +78,13 @@ def segment_file(
     """Map one scene (file, band folder, product, or an opened ``Source``) to a class-map
     GeoTIFF and whatever else the registered sinks (and ``extra_sinks``) make.
 
-    ``spec`` (or the older ``options`` and ``source_options``) says how; ``engine`` defaults to
+    ``spec`` (or, for the run options alone, ``options``) says how; ``engine`` defaults to
     the spec's model. ``on_tile(done, pixels)`` is called after each tile inferred (for batch
     progress). One run at a time writes an output: a second gets ``OutputError``. ``area``
     (an ``aoi.Area``, a vector file, or a bbox in EPSG:4326; else the spec's) maps only the
     area of interest: AreaMissError (an InputError) when it misses the scene.
     """
-    spec = spec or RunSpec.of(None, None, options, source_options)
+    spec = spec or RunSpec.of(None, None, options)
     if area is not None:
         spec = spec.replace(area=aoi.Area.of(area))
     engine = engine or Engine(spec.model, spec.engine)

@@ -21,7 +21,7 @@ from .sources import (
     check_scl,
 )
 from .sources.windows import read_boundless, sample_windows
-from .spec import RunOptions
+from .spec import RunOptions, RunSpec
 from .stitch import Prediction
 from .stream import infer_plan
 
@@ -146,5 +146,5 @@ class Segmenter:
                      ) -> RunResult:
         """Map a scene file, band folder or product to a GeoTIFF (see :func:`segment_file`);
         ``aoi``: only that area (an ``Area``, a vector file, or a bbox in EPSG:4326)."""
-        return segment_file(src, dst, engine=self.engine, options=options,
-                            source_options=source_options, area=aoi)
+        return segment_file(src, dst, engine=self.engine,
+                            spec=RunSpec.of(None, None, options, source_options), area=aoi)

@@ -13,7 +13,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 import lulc_edge.sources.strips as bandread
-from lulc_edge import Engine, EngineOptions, RunOptions, segment_file
+from lulc_edge import Engine, EngineOptions, RunOptions, RunSpec, segment_file
 from lulc_edge.sources import SourceOptions, open_source
 
 from .conftest import SHARED_DATA, needs_shared, shared_params
@@ -141,8 +141,8 @@ def test_class_maps_of_direct_and_warped_reads_agree(tmp_path, name, monkeypatch
     for direct in (True, False):
         monkeypatch.setattr(bandread, "DIRECT_KERNEL", direct)
         out = tmp_path / f"{direct}.tif"
-        segment_file(folder, out, engine=engine, options=RunOptions(progress=False),
-                     source_options=_opts(folder))
+        segment_file(folder, out, engine=engine,
+                     spec=RunSpec(run=RunOptions(progress=False), source=_opts(folder)))
         with rasterio.open(out) as ds:
             maps.append(ds.read(1))
     assert (maps[0] == maps[1]).mean() >= 0.9999

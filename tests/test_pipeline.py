@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import rasterio
 
-from lulc_edge import RunOptions, SourceOptions, segment_file
+from lulc_edge import RunOptions, RunSpec, SourceOptions, segment_file
 from lulc_edge.raster import COMPLETE_TAG, confidence_path
 
 from .conftest import write_stack
@@ -176,8 +176,8 @@ def test_band_descriptions_and_explicit_mapping_reorder_bands(engine, make_scene
     plain = write_stack(tmp_path / "plain.tif", bands[order])
     mapping = {names[k]: i for i, k in enumerate(order, start=1)}
     out2 = tmp_path / "mapped.tif"
-    segment_file(plain, out2, engine=engine, options=RunOptions(progress=False),
-                 source_options=SourceOptions(bands=mapping))
+    segment_file(plain, out2, engine=engine, spec=RunSpec(
+        run=RunOptions(progress=False), source=SourceOptions(bands=mapping)))
     assert np.array_equal(_read(out2), _read(ref))
 
 

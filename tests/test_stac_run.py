@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio.warp import transform_bounds
 
 from lulc_edge import RunOptions, segment_file
 from lulc_edge.sources import fingerprint_of as input_fingerprint
@@ -162,14 +163,19 @@ def test_search_maps_every_item_found_most_recent_first(served, folder_map, tmp_
     for f in feats:
         served.json_route(f"/collections/sentinel-2-l2a/items/{f['id']}", lambda *_, f=f: f)
     out = tmp_path / "maps"
+    with rasterio.open(served.root / "scene" / "B02.tif") as ds:  # the search's area: the
+        box = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)  # scene, so its whole map
+    bbox = ",".join(f"{v:.6f}" for v in (box[0] - 0.01, box[1] - 0.01, box[2] + 0.01,
+                                           box[3] + 0.01))
     args = ("run", "--stac-api", served.base, "--collection", "sentinel-2-l2a",
-            "--bbox", "14,45,14.1,45.1", "--datetime", "2024-06-01/2024-08-31",
+            "--bbox", bbox, "--datetime", "2024-06-01/2024-08-31",
             "--max-cloud", "20", "--out-dir", out)
     res = run_cli(*args)
     assert res.returncode == 0, res.stderr
     lines = [ln.split()[-1] for ln in res.stderr.splitlines() if ln.startswith("done")]
     assert lines == [str(out / "newer.lulc.tif"), str(out / "older.lulc.tif")]
-    assert bodies[0]["bbox"] == [14.0, 45.0, 14.1, 45.1] and bodies[0]["collections"] == [
+    assert np.allclose(bodies[0]["bbox"], [float(v) for v in bbox.split(",")], atol=1e-3)
+    assert bodies[0]["collections"] == [
         "sentinel-2-l2a"] and bodies[0]["query"] == {"eo:cloud_cover": {"lte": 20.0}}
     for name in ("newer", "older"):
         assert np.array_equal(read_map(out / f"{name}.lulc.tif")[0], folder_map)
@@ -179,7 +185,7 @@ def test_search_maps_every_item_found_most_recent_first(served, folder_map, tmp_
     res = run_cli("run", "--stac-api", served.base, "--collection", "sentinel-2-l2a")
     assert res.returncode == 2 and "--out-dir" in res.stderr
     res = run_cli("run", "--bbox", "1,2,3", "x.tif")
-    assert res.returncode == 2 and "W,S,E,N" in res.stderr
+    assert res.returncode == 1 and "MINX,MINY,MAXX,MAXY" in res.stderr
 
 
 @pytest.mark.parametrize("fault", ["503", "429", "drop"])
