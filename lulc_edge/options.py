@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from .clouds import DEFAULT_BUFFER, CloudMask, check_buffer
 from .contract import Contract
 from .modes import MODES
 from .sources import RESAMPLINGS, SCL_MAX
@@ -84,11 +85,17 @@ SCL_FILL = Option("scl_fill", int, 0, SCL_MAX)
 BOA_OFFSET = Option("boa_offset", int, -2000, 2000)
 MODE = Option("mode", str, choices=tuple(MODES))
 RESAMPLING = Option("resampling", str, choices=RESAMPLINGS)
+CLOUD_MASK = Option("cloud_mask", bool)
+#: The largest cloud buffer any run may ask for; a run also needs it within the context its
+#: mode reads around a tile (``check_cloud_buffer``: 24 px seamless, 32 px window with the
+#: bundled model).
+CLOUD_BUFFER = Option("cloud_buffer", int, 0, 256)
+MASK_SNOW = Option("mask_snow", bool)
 
 #: The options a service job may carry, by their Python names.
 JOB_OPTIONS: dict[str, Option] = {o.name: o for o in (
     MODE, TILE, BATCH, Option("confidence", bool), Option("probs", bool), Option("cog", bool),
-    SCL_FILL, BOA_OFFSET, RESAMPLING)}
+    SCL_FILL, BOA_OFFSET, RESAMPLING, CLOUD_MASK, CLOUD_BUFFER, MASK_SNOW)}
 
 
 def check_tile_step(tile: int | None, mode: str | None, contract: Contract) -> None:
@@ -98,6 +105,15 @@ def check_tile_step(tile: int | None, mode: str | None, contract: Contract) -> N
     step = MODES[mode].tile_step(contract)
     if tile is not None and tile % step:
         raise ValueError(f"option tile: expected a multiple of {step} in {mode} mode, got {tile}")
+
+
+def check_cloud_buffer(buffer: int | None, mode: str | None, contract: Contract,
+                       enabled: bool = True) -> None:
+    """A cloud buffer within the context ``mode`` reads around each tile with this model
+    (the mask is then computed on the blocks already read); ValueError naming the most."""
+    mode = mode or "seamless"
+    mask = CloudMask(enabled, DEFAULT_BUFFER if buffer is None else buffer)
+    check_buffer(mask, MODES[mode].context(contract), mode)
 
 
 def parse_job_options(fields: dict[str, Any]) -> dict[str, Any]:

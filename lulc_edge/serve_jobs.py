@@ -14,10 +14,11 @@ from typing import Any
 
 from rasterio.errors import RasterioError
 
+from .clouds import CLOUD_CLASS
 from .engine import Engine
 from .errors import LulcEdgeError, one_line
 from .files import write_atomic
-from .options import check_tile_step, parse_job_options
+from .options import check_cloud_buffer, check_tile_step, parse_job_options
 from .preview import KINDS, with_pictures, write_previews
 from .results import RunResult
 from .runfile import segment_file
@@ -43,6 +44,8 @@ def parse_options(fields: dict[str, Any], engine: Engine) -> dict[str, Any]:
     try:
         out = parse_job_options(fields)
         check_tile_step(out.get("tile"), out.get("mode"), c)
+        check_cloud_buffer(out.get("cloud_buffer"), out.get("mode"), c,
+                           out.get("cloud_mask", True))
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     return out
@@ -56,7 +59,8 @@ def source_options(opts: dict[str, Any]) -> SourceOptions:
 
 def run_options(opts: dict[str, Any], size: int) -> RunOptions:
     """A job's run options; the run keeps what the ``size`` px pictures need."""
-    run = {k: opts[k] for k in ("mode", "tile", "batch", "probs", "cog") if k in opts}
+    run = {k: opts[k] for k in ("mode", "tile", "batch", "probs", "cog", "cloud_mask",
+                                "cloud_buffer", "mask_snow") if k in opts}
     return with_pictures(RunOptions(confidence=opts.get("confidence", True), overwrite=True,
                                     resume=True, progress=False, **run), size)
 
@@ -65,6 +69,14 @@ def class_percent(res_pixels: dict[str, int]) -> dict[str, float]:
     """Percent of all pixels per class (nodata included), 2 decimals, as the original app."""
     total = max(sum(res_pixels.values()), 1)
     return {k: round(100.0 * v / total, 2) for k, v in res_pixels.items()}
+
+
+def original_pixels(res_pixels: dict[str, int], nodata: str) -> dict[str, int]:
+    """Pixels per class under the original app's keys: Cloud pixels counted as ``nodata``
+    (the original's Unclassified), so its frontend keeps working unchanged."""
+    out = {k: v for k, v in res_pixels.items() if k != CLOUD_CLASS.name}
+    out[nodata] = out.get(nodata, 0) + res_pixels.get(CLOUD_CLASS.name, 0)
+    return out
 
 
 class Jobs:
@@ -208,7 +220,8 @@ def _result_doc(res: RunResult, warnings: list[str]) -> dict[str, Any]:
             "device": res.device, "precision": res.precision, "mode": res.mode,
             "tiles_total": res.tiles_total, "tiles_inferred": res.tiles_inferred,
             "class_pixels": res.class_pixels, "class_hectares": res.class_hectares,
-            "class_percent": class_percent(res.class_pixels), "warnings": warnings}
+            "class_percent": class_percent(res.class_pixels), "cloud_mask": res.cloud_mask,
+            "cloud_percent": res.cloud_percent, "warnings": warnings}
 
 
 def public_text(exc: BaseException | str, path: Path, label: str) -> str:

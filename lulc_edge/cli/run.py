@@ -19,12 +19,14 @@ from ..spec import RunOptions
 from .console import fail, interrupted, setup_logging, warn, warn_cpus
 from .options import (
     BATCH,
+    CLOUDS,
     ENGINE,
     OUTPUTS,
     RADIOMETRY,
     REPORT,
     TILING,
     BatchArgs,
+    CloudArgs,
     EngineArgs,
     OutputArgs,
     RadiometryArgs,
@@ -37,9 +39,10 @@ from .preview import draw_pictures
 
 @click.command()
 @click.argument("inputs", nargs=-1, metavar="SCENE...")
-@use(OUTPUTS, ENGINE, TILING, RADIOMETRY, BATCH, REPORT)
+@use(OUTPUTS, ENGINE, TILING, RADIOMETRY, CLOUDS, BATCH, REPORT)
 def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling: TilingArgs,
-        radiometry: RadiometryArgs, batch: BatchArgs, report: ReportArgs) -> None:
+        radiometry: RadiometryArgs, clouds: CloudArgs, batch: BatchArgs,
+        report: ReportArgs) -> None:
     """Map Sentinel-2 scenes to georeferenced land-cover class maps.
 
     SCENE is a 13-band GeoTIFF (bands B1..B9, B8A, SCL, B11, B12 in the model's order, or
@@ -65,7 +68,8 @@ def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling
     warn_cpus("--threads", engine.threads)
     warn_cpus("--workers", batch.workers if batch.workers > 1 else None)
     try:
-        plan = Plan(engine, _run_options(outputs, tiling, report), radiometry, outputs, report)
+        plan = Plan(engine, clouds.apply(_run_options(outputs, tiling, report)), radiometry,
+                    outputs, report)
         items = expand_inputs(inputs, batch.from_list)
         if len(items) > 1 or batch.out_dir is not None or batch.from_list is not None \
                 or batch.scheduler is not None:
@@ -182,5 +186,9 @@ def summary(res: RunResult) -> str:
         lines.append(f"  {name:<16}{n:>12d} px {100 * n / total:6.2f} %{area}")
     if res.area_note:
         lines.append(f"  ({res.area_note})")
+    if res.cloud_mask:
+        share = f": {res.cloud_percent:.2f} % of the pixels with data" \
+            if res.cloud_percent is not None else ""
+        lines.append(f"  clouds: {res.cloud_mask}{share}")
     return "\n".join(lines)
 
