@@ -146,24 +146,20 @@ def test_input_without_scl_is_not_masked_and_says_so(engine, cloudy, tmp_path):
     assert CLOUD_VALUE not in pred.classes
 
 
-class _Stop(KeyboardInterrupt):
-    pass
+def _interrupt_after(n: int):
+    """An iterator whose ``n``-th ``next`` raises KeyboardInterrupt (a per-tile callback)."""
+    yield from range(n - 1)
+    raise KeyboardInterrupt
 
 
 def test_resumed_run_gives_the_uninterrupted_masked_map(engine, cloudy, tmp_path):
     """The journal keeps masked tiles: a resumed map equals one run through."""
     src, _ = cloudy
     _, whole = _map(engine, src, tmp_path / "whole.tif", tile=64, confidence=True)
+    ticks = _interrupt_after(5)
     out = tmp_path / "r.tif"
-    seen: list[int] = []
-
-    def stop(_n: int, _px: int) -> None:
-        seen.append(1)
-        if len(seen) == 5:
-            raise _Stop()
-
-    with pytest.raises(KeyboardInterrupt):
-        segment_file(src, out, engine=engine, on_tile=stop,
+    with pytest.raises(KeyboardInterrupt):  # as Ctrl-C after 5 tiles
+        segment_file(src, out, engine=engine, on_tile=lambda n, px: next(ticks),
                      options=RunOptions(progress=False, tile=64, confidence=True))
     res, got = _map(engine, src, out, tile=64, confidence=True, resume=True)
     assert 0 < res.tiles_inferred < res.tiles_total
@@ -171,9 +167,9 @@ def test_resumed_run_gives_the_uninterrupted_masked_map(engine, cloudy, tmp_path
     assert np.array_equal(_read(confidence_path(out)),
                           _read(confidence_path(tmp_path / "whole.tif")))
     # other cloud settings: the journal is stale, the run starts over
-    seen.clear()
+    ticks = _interrupt_after(5)
     with pytest.raises(KeyboardInterrupt):
-        segment_file(src, out, engine=engine, on_tile=stop,
+        segment_file(src, out, engine=engine, on_tile=lambda n, px: next(ticks),
                      options=RunOptions(progress=False, tile=64, overwrite=True))
     res, got = _map(engine, src, out, tile=64, resume=True, overwrite=True, cloud_mask=False)
     assert res.tiles_inferred == res.tiles_total and any("clouds" in w for w in res.warnings)
@@ -249,3 +245,32 @@ def test_real_29rkh_cloud_pixels_are_masked(engine, tmp_path):
     assert np.array_equal(got[~want], plain[~want])
     assert res.class_pixels["Cloud"] == int(want.sum()) > 48952
     assert not math.isnan(res.cloud_percent) and 4 < res.cloud_percent < 100
+
+
+def test_service_job_and_predict_with_clouds(cloudy, tmp_path):
+    """A real server: a job's cloud options reach its run; /predict keeps the original's
+    keys, its Cloud pixels counted as Unclassified."""
+    from .test_serve import CLASSES, Server, upload
+
+    src, bands = cloudy
+    server = Server(tmp_path / "jobs")
+    try:
+        r = server.post("/jobs", files=upload(src), data={"cloud_buffer": "3"})
+        assert r.status_code == 202, r.text
+        doc = server.wait(r.json()["id"])
+        assert doc["status"] == "done", doc
+        assert doc["cloud_mask"].endswith("dilated 3 px (disc)") and doc["cloud_percent"] > 0
+        got = tmp_path / "got.tif"
+        got.write_bytes(server.get(doc["files"]["map"]).content)
+        classes = _read(got)
+        want = expected_mask(bands, CloudMask(buffer_px=3)) & (classes != 255)
+        assert np.array_equal(classes == CLOUD_VALUE, want)
+        assert doc["class_pixels"]["Cloud"] == int(want.sum())
+        bad = server.post("/jobs", files=upload(src), data={"cloud_buffer": "25"})
+        assert bad.status_code == 400 and "seamless mode reads 24 px" in bad.json()["error"]
+        pred = server.post("/predict", files=upload(src)).json()
+        assert list(pred["class_stats"]) == CLASSES
+        blank = (classes == 255) | expected_mask(bands)  # the default 10 px buffer
+        assert pred["class_stats"]["Unclassified"] == round(100 * blank.sum() / blank.size, 2)
+    finally:
+        server.stop()
