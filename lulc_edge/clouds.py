@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .contract import ClassInfo
+from .stitch import Prediction
+from .tiling import Tile
 
 #: SCL classes masked as cloud: no data, saturated/defective, cloud shadow, cloud medium and
 #: high probability, thin cirrus (ESA Sen2Cor scene classification).
@@ -157,3 +159,55 @@ def apply_cloud_mask(classes: np.ndarray, masked: np.ndarray, cloud_value: int =
     """The class map with ``cloud_value`` where ``masked`` (nodata pixels stay nodata)."""
     return np.where(masked & (classes != nodata), np.uint8(cloud_value), classes).astype(
         classes.dtype)
+
+
+def mask_prediction(res: Prediction, masked: np.ndarray, nodata: int = 255) -> Prediction:
+    """``res`` with the ``masked`` pixels (that have data) as Cloud: class ``CLOUD_VALUE``,
+    confidence 0 (as the graph gives at nodata), probabilities NaN (as the files' nodata)."""
+    hit = masked & (res.classes != nodata)
+    if not hit.any():
+        return res
+    conf = probs = None
+    if res.confidence is not None:
+        conf = np.where(hit, np.uint8(0), res.confidence)
+    if res.probabilities is not None:
+        probs = np.where(hit[None], np.float32(np.nan), res.probabilities)
+    return Prediction(apply_cloud_mask(res.classes, hit, CLOUD_VALUE, nodata), conf, probs)
+
+
+@dataclass(frozen=True)
+class TileMasker:
+    """The cloud mask step of a run, between inference and the sinks: each tile's prediction
+    masked from its read block's SCL (``scl_index`` in the model's band order)."""
+
+    mask: CloudMask
+    scl_index: int
+    nodata: int = 255
+
+    def __call__(self, tile: Tile, res: Prediction, block: np.ndarray) -> Prediction:
+        core = block_cloud_mask(block, self.scl_index, self.mask, tile.core_in_read)
+        return mask_prediction(res, core, self.nodata)
+
+
+def has_scl(band_names: tuple[str, ...], scl_fill: int | None) -> bool:
+    """Whether a source's SCL band is real (an input whose SCL was filled with ``--scl-fill``
+    has none, nor a model that takes no SCL)."""
+    return "SCL" in band_names and scl_fill is None
+
+
+def masker(mask: CloudMask, band_names: tuple[str, ...], scl_fill: int | None,
+           nodata: int = 255) -> TileMasker | None:
+    """The run's mask step, or None where nothing is masked (``--no-cloud-mask``, no real
+    SCL)."""
+    if not mask.enabled or not has_scl(band_names, scl_fill):
+        return None
+    return TileMasker(mask, list(band_names).index("SCL"), nodata)
+
+
+def check_buffer(mask: CloudMask, context: int, mode: str) -> None:
+    """ValueError unless the buffer fits in the context ``mode`` reads around each tile (the
+    mask of a tile is then computed on the block already read, exactly)."""
+    if needed_halo(mask) > context:
+        raise ValueError(f"--cloud-buffer {mask.buffer_px}: {mode} mode reads {context} px of "
+                         f"context around each tile with this model, a buffer needs as many "
+                         f"as its radius: use --cloud-buffer {context} or less")

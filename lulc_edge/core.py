@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .engine import Engine
 from .modes import Mode
 from .sinks import Sink
@@ -17,12 +19,16 @@ from .tiling import Tile
 @dataclass(frozen=True)
 class Plan:
     """The work of a run: its tiles in order, the batch, the graph outputs wanted, and the
-    tiles ``done`` by an interrupted run (index -> journal record), replayed, not inferred."""
+    tiles ``done`` by an interrupted run (index -> journal record), replayed, not inferred;
+    ``mask`` the step between inference and the sinks (the cloud mask: ``clouds.TileMasker``),
+    given each tile's prediction and read block. The sinks see its result, the journal too:
+    a replayed tile is already masked."""
 
     tiles: list[Tile]
     batch: int
     outputs: tuple[str, ...] = ("class",)
     done: Mapping[int, bytes] = field(default_factory=dict)
+    mask: Callable[[Tile, Prediction, np.ndarray], Prediction] | None = None
 
 
 def run(source: Source, engine: Engine, mode: Mode, sinks: Sequence[Sink], plan: Plan,
@@ -45,6 +51,8 @@ def run(source: Source, engine: Engine, mode: Mode, sinks: Sequence[Sink], plan:
                     on_tile(t, False)
         for t, res, block in infer_plan(engine, mode, source.read, todo, plan.outputs,
                                         plan.batch):
+            if plan.mask is not None:
+                res = plan.mask(t, res, block)
             feeder.put(t, res, block if bands else None)
             if on_tile is not None:
                 on_tile(t, True)

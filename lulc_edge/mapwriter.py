@@ -13,6 +13,7 @@ import rasterio.shutil
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from .clouds import CLOUD_VALUE
 from .contract import Contract
 from .errors import OutputError
 from .files import fsync_dir, fsync_file, partial_path, place
@@ -20,6 +21,7 @@ from .raster import (
     BLOCK,
     COMPLETE_TAG,
     CONFIDENCE_MEANING,
+    CONFIDENCE_NODATA,
     COUNTS_TAG,
     PROBS_NODATA,
     Grid,
@@ -61,16 +63,17 @@ class OutputWriter:
     """
 
     def __init__(self, final: Path, grid: Grid, contract: Contract, *, confidence: bool,
-                 probs: bool) -> None:
+                 probs: bool, clouds: bool = False) -> None:
         self.final = final
         self.contract = contract
+        self.clouds = clouds  # the map has the Cloud class (lulc_edge.clouds)
         self.classes = _File(final)
         self.conf = _File(confidence_path(final)) if confidence else None
         self.probs = _File(probs_path(final)) if probs else None
         try:
             self.classes.ds = rasterio.open(self.classes.tmp, "w",
                                             **class_profile(grid, contract))
-            self.classes.ds.write_colormap(1, colormap(contract))
+            self.classes.ds.write_colormap(1, colormap(contract, clouds))
             self.classes.ds.set_band_description(1, "class")
             if self.conf is not None:
                 self.conf.ds = rasterio.open(self.conf.tmp, "w",
@@ -92,16 +95,19 @@ class OutputWriter:
 
     def write(self, window: Window, classes: np.ndarray, confidence: np.ndarray | None = None,
               probs: np.ndarray | None = None) -> None:
-        """Write one core window of results (the graph's outputs, encoded for the files)."""
+        """Write one core window of results (the graph's outputs, encoded for the files):
+        Cloud pixels are nodata in the confidence and probabilities files."""
         nodata = self.contract.nodata.value
         try:
             self.classes.ds.write(classes, 1, window=window)
+            blank = (classes == nodata) | (classes == CLOUD_VALUE)
             if self.conf is not None and confidence is not None:
-                self.conf.ds.write(confidence_percent(confidence, classes, nodata), 1,
-                                   window=window)
+                pct = confidence_percent(confidence, classes, nodata)
+                pct[blank] = CONFIDENCE_NODATA
+                self.conf.ds.write(pct, 1, window=window)
             if self.probs is not None and probs is not None:
-                self.probs.ds.write(np.where(classes == nodata, np.float32(PROBS_NODATA),
-                                             probs), window=window)
+                self.probs.ds.write(np.where(blank, np.float32(PROBS_NODATA), probs),
+                                    window=window)
         except (RasterioError, OSError) as exc:
             raise self.write_error(exc) from None
 
@@ -118,7 +124,7 @@ class OutputWriter:
         """
         side = {k: v for k, v in tags.items() if k != COUNTS_TAG}
         try:
-            self.classes.ds.update_tags(**class_tags(self.contract), **tags)
+            self.classes.ds.update_tags(**class_tags(self.contract, self.clouds), **tags)
             if self.conf is not None:
                 self.conf.ds.update_tags(**side, LULC_EDGE_CONFIDENCE=CONFIDENCE_MEANING)
             if self.probs is not None:
@@ -144,7 +150,7 @@ class OutputWriter:
             place(tmp, final, sync=False)
         self._remove_stale()
         fsync_dir(self.final.parent)
-        write_pam(self.final, self.contract)
+        write_pam(self.final, self.contract, self.clouds)
 
     def _remove_stale(self) -> None:
         """Remove the confidence or probabilities file an earlier run left beside this map when

@@ -71,6 +71,11 @@ class Mode:
         """Warnings for a legal but bad tile size."""
         return []
 
+    def context(self, contract: Contract) -> int:
+        """Pixels every tile's read block holds around its core inside the scene (what a
+        per-tile step such as the cloud mask's dilation may look at)."""
+        raise NotImplementedError
+
 
 class Seamless(Mode):
     """Each tile read with the model's halo and inferred whole; its core kept (exact)."""
@@ -95,6 +100,9 @@ class Seamless(Mode):
 
     def group_size(self, batch: int) -> int:
         return batch
+
+    def context(self, contract: Contract) -> int:
+        return contract.halo
 
     def infer(self, engine: Engine, group: list[Tile], bands: np.ndarray,
               outputs: tuple[str, ...], batch: int) -> list[Prediction]:
@@ -122,6 +130,9 @@ class Window(Mode):
     def block_sizes(self, tiles: list[Tile], engine: Engine) -> list[tuple[int, int]]:
         size = engine.contract.window_size
         return [(size, size)]
+
+    def context(self, contract: Contract) -> int:
+        return contract.window_size - contract.window_stride
 
     def infer(self, engine: Engine, group: list[Tile], bands: np.ndarray,
               outputs: tuple[str, ...], batch: int) -> list[Prediction]:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from .aoi import DEFAULT_CRS, Area
+from .clouds import DEFAULT_BUFFER, CloudMask, check_buffer
 from .contract import Contract
 from .modes import MODES
 from .sources import RESAMPLINGS, SCL_MAX
@@ -86,11 +87,17 @@ SCL_FILL = Option("scl_fill", int, 0, SCL_MAX)
 BOA_OFFSET = Option("boa_offset", int, -2000, 2000)
 MODE = Option("mode", str, choices=tuple(MODES))
 RESAMPLING = Option("resampling", str, choices=RESAMPLINGS)
+CLOUD_MASK = Option("cloud_mask", bool)
+#: The largest cloud buffer any run may ask for; a run also needs it within the context its
+#: mode reads around a tile (``check_cloud_buffer``: 24 px seamless, 32 px window with the
+#: bundled model).
+CLOUD_BUFFER = Option("cloud_buffer", int, 0, 256)
+MASK_SNOW = Option("mask_snow", bool)
 
 #: The options a service job may carry, by their Python names.
 JOB_OPTIONS: dict[str, Option] = {o.name: o for o in (
     MODE, TILE, BATCH, Option("confidence", bool), Option("probs", bool), Option("cog", bool),
-    SCL_FILL, BOA_OFFSET, RESAMPLING)}
+    SCL_FILL, BOA_OFFSET, RESAMPLING, CLOUD_MASK, CLOUD_BUFFER, MASK_SNOW)}
 
 
 def check_tile_step(tile: int | None, mode: str | None, contract: Contract) -> None:
@@ -121,6 +128,15 @@ def parse_area(fields: dict[str, Any]) -> dict[str, Any] | None:
         return Area.from_geojson(got["aoi"], got.get("aoi_crs") or DEFAULT_CRS).to_json()
     except (TypeError, json.JSONDecodeError, AttributeError) as exc:
         raise ValueError(f"option aoi: expected a GeoJSON geometry ({exc})") from None
+
+
+def check_cloud_buffer(buffer: int | None, mode: str | None, contract: Contract,
+                       enabled: bool = True) -> None:
+    """A cloud buffer within the context ``mode`` reads around each tile with this model
+    (the mask is then computed on the blocks already read); ValueError naming the most."""
+    mode = mode or "seamless"
+    mask = CloudMask(enabled, DEFAULT_BUFFER if buffer is None else buffer)
+    check_buffer(mask, MODES[mode].context(contract), mode)
 
 
 def parse_job_options(fields: dict[str, Any]) -> dict[str, Any]:

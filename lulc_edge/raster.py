@@ -57,8 +57,8 @@ class Grid:
 CONFIDENCE_NODATA = 255
 #: What the confidence file holds, in its tags and in the README.
 CONFIDENCE_MEANING = ("round(100 x probability of the chosen class), percent 0..100; "
-                      f"{CONFIDENCE_NODATA} = nodata (where the class map is nodata)")
-#: Nodata of the probabilities file (float32): NaN where the class map is nodata.
+                      f"{CONFIDENCE_NODATA} = nodata (where the class map is nodata or Cloud)")
+#: Nodata of the probabilities file (float32): NaN where the class map is nodata or Cloud.
 PROBS_NODATA = float("nan")
 
 

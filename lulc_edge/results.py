@@ -28,6 +28,10 @@ class RunResult:
     area_note: str | None = None
     warnings: list[str] = field(default_factory=list)
     products: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: how clouds were masked, in words (the map's LULC_EDGE_CLOUD_MASK tag)
+    cloud_mask: str = ""
+    #: percent of the pixels with data masked as Cloud; None where nothing was masked
+    cloud_percent: float | None = None
 
     @property
     def pixels(self) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import aoi, core, sinks
+from . import aoi, clouds, core, sinks
 from .engine import Engine
 from .errors import InputError, LulcEdgeError, OutputError
 from .gdalenv import open_for_run
@@ -58,6 +58,9 @@ class _Run:
     extra: Sequence[sinks.Sink]
     t0: float = field(default_factory=time.perf_counter)
     warnings: list[str] = field(default_factory=list)
+    #: the cloud mask step (None: nothing masked) and how clouds were masked, in words
+    masker: clouds.TileMasker | None = None
+    clouds: str = ""
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -98,6 +101,10 @@ def segment_file(
     batch = spec.run.batch if spec.run.batch is not None else mode.default_batch(engine.device)
     run = _Run(src, name, dst_path, spec, engine, mode, tile, batch, on_tile, extra_sinks)
     run.warnings += check_tiling(spec.run, tile, batch, engine.contract.halo)
+    try:
+        clouds.check_buffer(spec.run.clouds, mode.context(engine.contract), mode.name)
+    except ValueError as exc:
+        raise LulcEdgeError(str(exc)) from None
     with OutputLock(dst_path):
         return _locked(run)
 
@@ -107,11 +114,17 @@ def _locked(run: _Run) -> RunResult:
     with open_for_run(run.src, run.engine.contract.bands, run.spec.source) as opened:
         source, run.mode = aoi.restrict(opened, run.spec.run.area, run.mode, run.engine)
         fp = source.fingerprint()
+        scl_fill = source.radiometry.scl_fill
+        run.masker = clouds.masker(run.spec.run.clouds, source.band_names, scl_fill,
+                                   run.engine.contract.nodata.value)
+        run.clouds = clouds.describe(run.spec.run.clouds,
+                                     clouds.has_scl(source.band_names, scl_fill))
         tiles = run.mode.plan(source.height, source.width, run.tile, run.engine)
         journal = Journal(journal_path(run.dst), _header(run, source, fp))
         ctx = sinks.RunContext(run.name, run.dst, run.spec, run.engine, source,
                                Grid(source.width, source.height, source.crs, source.transform),
-                               tiles, _replay(run, journal, len(tiles)), journal)
+                               tiles, _replay(run, journal, len(tiles)), journal,
+                               run.masker is not None)
         made = sinks.build(run.spec)
         made.update({getattr(s, "name", "") or type(s).__name__: s for s in run.extra})
         try:
@@ -151,7 +164,7 @@ def _feed(run: _Run, ctx: sinks.RunContext, fed: list[sinks.Sink]) -> int:
         if inferred and run.on_tile is not None:
             run.on_tile(1, px)
 
-    plan = core.Plan(ctx.tiles, run.batch, run.outputs, ctx.done)
+    plan = core.Plan(ctx.tiles, run.batch, run.outputs, ctx.done, run.masker)
     n = core.run(ctx.source, run.engine, run.mode, fed, plan, on_tile)
     bar.close()
     return n
@@ -164,7 +177,7 @@ def _header(run: _Run, source: Source, fp: dict[str, list[int]]) -> dict[str, ob
             else str(Path(run.name).resolve()), "model": e.contract.sha256, "device": e.device,
             "precision": e.precision, "mode": run.spec.run.mode, "tile": run.tile,
             "width": source.width, "height": source.height,
-            "outputs": list(run.outputs),
+            "outputs": list(run.outputs), "clouds": run.clouds,
             "source": source.tags(), "input_files": fp}
 
 
@@ -208,7 +221,7 @@ def _run_tags(run: _Run, source: Source) -> dict[str, str]:
         "LULC_EDGE_WEIGHTS": c.trained_on, "LULC_EDGE_PRECISION": e.precision,
         "LULC_EDGE_MODEL_PRECISION": c.precision, "LULC_EDGE_DEVICE": e.device,
         "LULC_EDGE_MODE": run.spec.run.mode, "LULC_EDGE_TILE": str(run.tile),
-        "LULC_EDGE_HALO": str(c.halo),
+        "LULC_EDGE_HALO": str(c.halo), clouds.CLOUD_MASK_TAG: run.clouds,
     }
     tags.update({k if k.startswith("LULC_EDGE_") else f"LULC_EDGE_SOURCE_{k}": v
                  for k, v in source.tags().items()})
@@ -224,10 +237,15 @@ def _result(run: _Run, ctx: sinks.RunContext, made: dict[str, sinks.Sink], infer
         run.warnings.append(f"{run.name}: no valid pixel (all zero, NaN or nodata): the map "
                             f"is 100 % {c.nodata.name}")
     names = {cls.value: cls.name for cls in (*c.classes, c.nodata)}
+    share = None
+    if run.masker is not None:
+        names[clouds.CLOUD_VALUE] = clouds.CLOUD_CLASS.name
+        with_data = grid.width * grid.height - int(areas.counts[c.nodata.value])
+        share = round(100.0 * int(areas.counts[clouds.CLOUD_VALUE]) / max(with_data, 1), 4)
     return RunResult(
         input=run.name, output=str(run.dst), width=grid.width, height=grid.height,
         seconds=time.perf_counter() - run.t0, device=run.engine.device,
         precision=run.engine.precision, mode=run.spec.run.mode, tiles_total=len(ctx.tiles),
         tiles_inferred=inferred, class_pixels={n: int(areas.counts[v]) for v, n in names.items()},
         class_hectares=areas.named_hectares(names), area_note=areas.note(),
-        warnings=run.warnings, products=products)
+        warnings=run.warnings, products=products, cloud_mask=run.clouds, cloud_percent=share)

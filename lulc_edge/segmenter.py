@@ -9,6 +9,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from .aoi import Area
+from .clouds import CloudMask, check_buffer, masker
 from .engine import Engine, EngineOptions
 from .errors import InputError, MissingSCLError
 from .modes import get_mode
@@ -84,22 +85,30 @@ class Segmenter:
 
     def predict(self, bands: np.ndarray, *, mode: str = "seamless", tile: int | None = None,
                 batch: int | None = None, confidence: bool = False,
-                probabilities: bool = False, scl_fill: int | None = None) -> Prediction:
+                probabilities: bool = False, scl_fill: int | None = None,
+                clouds: CloudMask | bool = True) -> Prediction:
         """Map an in-memory (13, H, W) stack in the model's band order (uint16 DN), through the
         same read-ahead, batched, overlapped path as :func:`segment_file`. Its SCL band is
         checked as files' are (MissingSCLError when it is 0 on every valid pixel sampled);
-        ``scl_fill`` replaces it with that class where any band has data, as --scl-fill does."""
+        ``scl_fill`` replaces it with that class where any band has data, as --scl-fill does.
+        Clouds are masked as files' are, except with ``scl_fill``: ``clouds`` True is the CLI's
+        default mask, False none, a ``CloudMask`` its own (Cloud is ``clouds.CLOUD_VALUE``)."""
         arr = _as_uint16(bands, len(self.contract.bands))
         _, h, w = arr.shape
         read = self._scl_reader(arr, scl_fill)
         kind = get_mode(mode)
+        clouds = clouds if isinstance(clouds, CloudMask) else CloudMask(enabled=bool(clouds))
+        check_buffer(clouds, kind.context(self.contract), kind.name)
+        mask = masker(clouds, self.contract.bands, scl_fill, self.contract.nodata.value)
         tiles = kind.plan(h, w, tile or kind.default_tile(self.engine.device), self.engine)
         outputs = output_names(confidence, probabilities)
         classes = np.empty((h, w), np.uint8)
         conf = np.empty((h, w), np.uint8) if confidence else None
         probs = np.empty((self.contract.n_classes, h, w), np.float32) if probabilities else None
         nbatch = batch or kind.default_batch(self.engine.device)
-        for t, res, _ in infer_plan(self.engine, kind, read, tiles, outputs, nbatch):
+        for t, res, block in infer_plan(self.engine, kind, read, tiles, outputs, nbatch):
+            if mask is not None:
+                res = mask(t, res, block)
             rs = slice(int(t.core.row_off), int(t.core.row_off + t.core.height))
             cs = slice(int(t.core.col_off), int(t.core.col_off + t.core.width))
             classes[rs, cs] = res.classes

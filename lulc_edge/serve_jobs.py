@@ -16,10 +16,11 @@ from typing import Any
 from rasterio.errors import RasterioError
 
 from .aoi import Area, area_window
+from .clouds import CLOUD_CLASS
 from .engine import Engine
 from .errors import LulcEdgeError, one_line
 from .files import write_atomic
-from .options import check_tile_step, parse_job_options
+from .options import check_cloud_buffer, check_tile_step, parse_job_options
 from .preview import KINDS, with_pictures, write_previews
 from .results import RunResult
 from .runfile import segment_file
@@ -45,6 +46,8 @@ def parse_options(fields: dict[str, Any], engine: Engine) -> dict[str, Any]:
     try:
         out = parse_job_options(fields)
         check_tile_step(out.get("tile"), out.get("mode"), c)
+        check_cloud_buffer(out.get("cloud_buffer"), out.get("mode"), c,
+                           out.get("cloud_mask", True))
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     return out
@@ -63,6 +66,14 @@ def class_percent(res_pixels: dict[str, int]) -> dict[str, float]:
     """Percent of all pixels per class (nodata included), 2 decimals, as the original app."""
     total = max(sum(res_pixels.values()), 1)
     return {k: round(100.0 * v / total, 2) for k, v in res_pixels.items()}
+
+
+def original_pixels(res_pixels: dict[str, int], nodata: str) -> dict[str, int]:
+    """Pixels per class under the original app's keys: Cloud pixels counted as ``nodata``
+    (the original's Unclassified), so its frontend keeps working unchanged."""
+    out = {k: v for k, v in res_pixels.items() if k != CLOUD_CLASS.name}
+    out[nodata] = out.get(nodata, 0) + res_pixels.get(CLOUD_CLASS.name, 0)
+    return out
 
 
 class Jobs:
@@ -206,7 +217,8 @@ def public(doc: dict[str, Any]) -> dict[str, Any]:
 
 #: What a job's document keeps of its run's result (the paths are the server's own).
 _RESULT_KEYS = ("width", "height", "seconds", "device", "precision", "mode", "tiles_total",
-                "tiles_inferred", "class_pixels", "class_hectares", "area_note")
+                "tiles_inferred", "class_pixels", "class_hectares", "area_note", "cloud_mask",
+                "cloud_percent")
 
 
 def _result_doc(res: RunResult, warnings: list[str]) -> dict[str, Any]:

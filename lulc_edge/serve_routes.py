@@ -25,7 +25,15 @@ from .preview import pictures, png_bytes, two_panels, with_pictures
 from .raster import is_complete
 from .runfile import segment_file
 from .scenes import list_scenes
-from .serve_jobs import FILES, Jobs, class_percent, parse_options, public, public_text
+from .serve_jobs import (
+    FILES,
+    Jobs,
+    class_percent,
+    original_pixels,
+    parse_options,
+    public,
+    public_text,
+)
 from .spec import RunOptions
 from .uploads import NO_FILE, ApiError, Form, receive_body, receive_form
 
@@ -124,7 +132,8 @@ class Service:
         b64 = {k: base64.b64encode(png_bytes(pics[k])).decode("ascii")
                for k in ("mask", "overlay", "annotated")}
         return {"segmentation_mask": b64["mask"], "overlay": b64["overlay"],
-                "annotated": b64["annotated"], "class_stats": class_percent(res.class_pixels)}
+                "annotated": b64["annotated"], "class_stats": class_percent(
+                    original_pixels(res.class_pixels, self.engine.contract.nodata.name))}
 
     async def create_job(self, request: Request) -> Response:
         self.jobs.check_room()

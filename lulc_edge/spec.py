@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .aoi import Area
+from .clouds import DEFAULT_BUFFER, CloudMask
 from .engine import EngineOptions
 from .sources import SourceOptions
 
@@ -43,6 +44,16 @@ class RunOptions:
     #: map only this area of interest (lulc_edge.aoi): its bounding window, outside a polygon
     #: nodata; None: the whole scene
     area: Area | None = None
+    #: SCL cloud, shadow, cirrus and defective pixels as Cloud (``lulc_edge.clouds``), the
+    #: mask dilated by ``cloud_buffer`` px; snow and ice too with ``mask_snow``
+    cloud_mask: bool = True
+    cloud_buffer: int = DEFAULT_BUFFER
+    mask_snow: bool = False
+
+    @property
+    def clouds(self) -> CloudMask:
+        """The cloud mask these options ask for."""
+        return CloudMask(self.cloud_mask, self.cloud_buffer, self.mask_snow)
 
 
 _PARTS = {"engine": EngineOptions, "run": RunOptions, "source": SourceOptions}
@@ -121,7 +132,8 @@ class RunSpec:
             "model": model_sha256, "precision": precision, "mode": r.mode,
             "confidence": r.confidence, "probs": r.probs, "cog": r.cog,
             "bands": dict(so.bands) if so.bands else None, "boa_offset": so.boa_offset,
-            "scl_fill": so.scl_fill, "resampling": so.resampling}, sort_keys=True)
+            "scl_fill": so.scl_fill, "resampling": so.resampling,
+            "clouds": [r.cloud_buffer, r.mask_snow] if r.cloud_mask else None}, sort_keys=True)
 
 
 def _check_type(key: str, value: Any, default: Any) -> None:

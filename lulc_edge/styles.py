@@ -6,35 +6,45 @@ from collections.abc import Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from .clouds import CLOUD_CLASS
 from .contract import ClassInfo, Contract
 from .files import write_atomic
 
 
-def colormap(contract: Contract) -> dict[int, tuple[int, int, int, int]]:
-    """Class colours plus nodata (black, transparent) as a GDAL colour table."""
-    cmap = {c.value: (*c.rgb, 255) for c in contract.classes}
+def map_classes(contract: Contract, clouds: bool = False) -> tuple[ClassInfo, ...]:
+    """The values a class map holds besides nodata: the model's classes, then Cloud (254,
+    white) when the run masks clouds."""
+    return (*contract.classes, *((CLOUD_CLASS,) if clouds else ()))
+
+
+def colormap(contract: Contract, clouds: bool = False) -> dict[int, tuple[int, int, int, int]]:
+    """Class colours (Cloud's too when masking) plus nodata (black, transparent) as a GDAL
+    colour table."""
+    cmap = {c.value: (*c.rgb, 255) for c in map_classes(contract, clouds)}
     cmap[contract.nodata.value] = (*contract.nodata.rgb, 0)
     return cmap
 
 
-def class_tags(contract: Contract) -> dict[str, str]:
+def class_tags(contract: Contract, clouds: bool = False) -> dict[str, str]:
     """Tags naming the classes, so the file explains itself without the model."""
-    tags = {f"CLASS_{c.value}": c.name for c in contract.classes}
+    tags = {f"CLASS_{c.value}": c.name for c in map_classes(contract, clouds)}
     tags[f"CLASS_{contract.nodata.value}"] = contract.nodata.name
     return tags
 
 
-def pam_xml(contract: Contract) -> str:
+def pam_xml(contract: Contract, clouds: bool = False) -> str:
     """GDAL PAM (.aux.xml) text naming the classes of band 1: category names, a thematic
     raster attribute table (value, name, colour) that GDAL and QGIS read back, and a colour
     table of the classes alone. A GeoTIFF palette has 256 entries (TIFF stores 2^bits), which
     QGIS lists as a 256-row legend; GDAL prefers this sidecar's table, so QGIS lists the
-    classes, named by the category names (nodata is drawn transparent either way)."""
-    last = max(c.value for c in contract.classes)
-    rgba = {c.value: (*c.rgb, 255) for c in contract.classes}
+    classes, named by the category names (nodata is drawn transparent either way); Cloud
+    among them when ``clouds``."""
+    classes = map_classes(contract, clouds)
+    last = max(c.value for c in classes)
+    rgba = {c.value: (*c.rgb, 255) for c in classes}
     table = "".join('<Entry c1="{}" c2="{}" c3="{}" c4="{}"/>'.format(*rgba.get(v, (0, 0, 0, 0)))
                     for v in range(last + 1))
-    names = {c.value: c.name for c in (*contract.classes, contract.nodata)}
+    names = {c.value: c.name for c in (*classes, contract.nodata)}
     cats = "".join(f"<Category>{escape(names.get(v, ''))}</Category>" if v in names
                    else "<Category />" for v in range(max(names) + 1))
     fields = [("Value", 0, 5), ("Class_Name", 2, 2), ("Red", 0, 6), ("Green", 0, 7),
@@ -44,7 +54,7 @@ def pam_xml(contract: Contract) -> str:
     rows = "".join(
         f'<Row index="{i}"><F>{c.value}</F><F>{escape(c.name)}</F>'
         + "".join(f"<F>{v}</F>" for v in c.rgb) + "</Row>"
-        for i, c in enumerate((*contract.classes, contract.nodata)))
+        for i, c in enumerate((*classes, contract.nodata)))
     return ('<PAMDataset>\n  <PAMRasterBand band="1">\n'
             "    <ColorInterp>Palette</ColorInterp>\n"
             f"    <CategoryNames>{cats}</CategoryNames>\n"
@@ -53,10 +63,10 @@ def pam_xml(contract: Contract) -> str:
             "</GDALRasterAttributeTable>\n  </PAMRasterBand>\n</PAMDataset>\n")
 
 
-def write_pam(final: Path, contract: Contract) -> None:
+def write_pam(final: Path, contract: Contract, clouds: bool = False) -> None:
     """Write ``final.aux.xml``: GeoTIFF has no tag for category names, GDAL keeps them in this
     sidecar (as GDAL's own SetCategoryNames would)."""
-    write_atomic(final.with_name(final.name + ".aux.xml"), pam_xml(contract))
+    write_atomic(final.with_name(final.name + ".aux.xml"), pam_xml(contract, clouds))
 
 
 def qml_style(classes: Sequence[ClassInfo], nodata: ClassInfo | None = None) -> str:

@@ -40,7 +40,7 @@ def test_run_writes_default_output_and_summary(make_scene, tmp_path):
     assert doc["output"] == str(out) and out.exists()
     assert sum(doc["class_pixels"].values()) == 100 * 90
     assert set(doc["class_pixels"]) == {"Barren_Land", "Built-up_Area", "Crop", "Forest",
-                                        "Water", "Unclassified"}
+                                        "Water", "Cloud", "Unclassified"}
     # without --json: a human summary with areas
     proc = run_cli("run", src, "-o", tmp_path / "b.tif", "-q")
     assert proc.returncode == 0 and proc.stdout == ""

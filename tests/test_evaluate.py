@@ -424,7 +424,7 @@ def test_readme_example_samples_stratified_on_the_example_map(tmp_path):
     samples = ROOT / "examples" / "data" / "example-samples.csv"
     out = tmp_path / "example.lulc.tif"
     res = CliRunner().invoke(main, ["run", str(scene), "-o", str(out), "--device", "cpu",
-                                    "--precision", "fp32", "-q"])
+                                    "--precision", "fp32", "--no-cloud-mask", "-q"])
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(main, ["evaluate", str(out), str(samples), "--stratified", "--json"])
     assert res.exit_code == 0, res.output

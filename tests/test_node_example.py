@@ -106,7 +106,8 @@ def _python_map(engine: Engine, scene: Path, out: Path) -> tuple[np.ndarray, dic
         h, w = src.height, src.width
     align = engine.contract.alignment
     tile = -(-max(h, w, align) // align) * align  # one tile covers the whole scene
-    segment_file(scene, out, engine=engine, options=RunOptions(tile=tile, progress=False))
+    segment_file(scene, out, engine=engine,  # the graph alone masks no cloud
+                 options=RunOptions(tile=tile, progress=False, cloud_mask=False))
     with rasterio.open(out) as ds:
         info = {"transform": ds.transform.to_gdal(), "epsg": ds.crs.to_epsg() if ds.crs else None}
         return ds.read(1), info

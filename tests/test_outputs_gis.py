@@ -17,6 +17,7 @@ from rasterio.rio.main import main_group as rio
 from rasterio.transform import from_origin
 
 from lulc_edge.cli import main
+from lulc_edge.clouds import CLOUD_VALUE
 from lulc_edge.raster import CONFIDENCE_NODATA, OPTIONS_TAG, confidence_path, probs_path
 
 from .conftest import SHARED_DATA, write_stack
@@ -67,7 +68,7 @@ def test_confidence_nodata_is_never_a_confidence(scene, tmp_path):
         assert ds.descriptions == ("confidence",) and ds.units == ("%",)
         assert "percent" in ds.tags()["LULC_EDGE_CONFIDENCE"]
         masked = ds.read(1, masked=True)
-    nodata = classes == 255
+    nodata = (classes == 255) | (classes == CLOUD_VALUE)    # Cloud has no confidence either
     assert nodata.any() and (~nodata).any()
     assert (conf[nodata] == 255).all()                       # real nodata reads as nodata
     assert conf[~nodata].max() <= 100 and conf[~nodata].min() >= 20  # 5 classes: p >= 1/5
@@ -78,7 +79,7 @@ def test_probabilities_declare_nan_nodata_where_the_map_has_none(scene, tmp_path
     out = tmp_path / "m.tif"
     assert cli("run", scene, "-o", out, "--probs", *FAST)[0] == 0
     with rasterio.open(out) as ds:
-        nodata = ds.read(1) == 255
+        nodata = np.isin(ds.read(1), (255, CLOUD_VALUE))  # Cloud has no probabilities either
     with rasterio.open(probs_path(out)) as ds:
         assert all(math.isnan(v) for v in ds.nodatavals)
         probs = ds.read()
@@ -88,7 +89,7 @@ def test_probabilities_declare_nan_nodata_where_the_map_has_none(scene, tmp_path
 
 def test_colour_table_lists_the_classes_only(scene, tmp_path):
     out = tmp_path / "m.tif"
-    assert cli("run", scene, "-o", out, *FAST)[0] == 0
+    assert cli("run", scene, "-o", out, "--no-cloud-mask", *FAST)[0] == 0  # Cloud: test_cloud_maps
     colours = [(0xF4, 0xA4, 0x60), (0xDC, 0x14, 0x3C), (0xFF, 0xFF, 0), (0, 0x80, 0), (0, 0, 0xFF)]
     with rasterio.open(out) as ds:  # GDAL prefers the .aux.xml table: what QGIS lists
         cmap = ds.colormap(1)
@@ -212,6 +213,6 @@ def test_real_l2a_tile_confidence_is_valid_wherever_the_map_is(tmp_path):
     assert code == 0, err
     with rasterio.open(out) as ds:
         assert ds.colorinterp == (ColorInterp.palette,)
-        valid = int((ds.read(1) != 255).sum())
+        valid = int((~np.isin(ds.read(1), (255, CLOUD_VALUE))).sum())
     with rasterio.open(confidence_path(out)) as ds:
         assert ds.read(1, masked=True).count() == valid > 0

@@ -10,6 +10,7 @@ import pytest
 import rasterio
 
 from lulc_edge import RunOptions, RunSpec, SourceOptions, segment_file
+from lulc_edge.clouds import CLOUD_VALUE
 from lulc_edge.raster import COMPLETE_TAG, confidence_path
 
 from .conftest import write_stack
@@ -41,7 +42,7 @@ def test_class_map_does_not_depend_on_tile_size(engine, make_scene, tmp_path):
 def test_whole_scene_tile_equals_one_graph_run(engine, model_path, make_scene, tmp_path):
     src, bands, _ = make_scene(200, 148)  # multiple of 4: no padding needed
     out = tmp_path / "o.tif"
-    _run(engine, src, out, tile=1024)
+    _run(engine, src, out, tile=1024, cloud_mask=False)  # the graph masks no cloud
     sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     (direct,) = sess.run(["class"], {"bands": bands[None]})
     assert np.array_equal(_read(out), direct[0])
@@ -56,7 +57,7 @@ def test_every_pixel_is_predicted_and_nodata_is_255(engine, make_scene, tmp_path
         empty = ~bands.any(axis=0)
         assert (got[empty] == 255).all()
         assert (got[~empty] != 255).all()  # including the last partial rows and columns
-        assert set(np.unique(got[~empty])) <= {0, 1, 2, 3, 4}
+        assert set(np.unique(got[~empty])) <= {0, 1, 2, 3, 4, CLOUD_VALUE}
 
 
 def test_window_mode_is_tile_independent_and_covers_edges(engine, make_scene, tmp_path):
@@ -68,7 +69,7 @@ def test_window_mode_is_tile_independent_and_covers_edges(engine, make_scene, tm
         maps.append(_read(out))
         with rasterio.open(tmp_path / f"w{tile}.probs.tif") as ds:
             p = ds.read()
-        valid = bands.any(axis=0)
+        valid = bands.any(axis=0) & (maps[-1] != CLOUD_VALUE)  # Cloud: NaN as nodata
         assert np.allclose(p.sum(axis=0)[valid], 1.0, atol=1e-4)  # an average of softmaxes
     assert all(np.array_equal(m, maps[0]) for m in maps)
 
@@ -77,7 +78,7 @@ def test_window_mode_matches_the_original_apps_average(engine, make_scene, tmp_p
     """Where the original app predicted, window mode gives its averaged-probability argmax."""
     src, bands, _ = make_scene(160, 128)
     out = tmp_path / "w.tif"
-    _run(engine, src, out, mode="window", probs=True)
+    _run(engine, src, out, mode="window", probs=True, cloud_mask=False)  # as the original's
     h, w = 128, 160
     acc = np.zeros((5, h, w), np.float64)
     cnt = np.zeros((h, w))

@@ -198,8 +198,9 @@ def test_map_is_gis_ready(tmp_path, engine, cog):
     assert any(np.array_equal(ov, full[r::2, c::2]) for r in (0, 1) for c in (0, 1))
     cats, rat = gdal_band_names(out)
     assert cats[:5] == ["Barren_Land", "Built-up_Area", "Crop", "Forest", "Water"]
-    assert cats[255] == "Unclassified" and set(cats[5:255]) == {""}
-    assert rat == ["Barren_Land", "Built-up_Area", "Crop", "Forest", "Water", "Unclassified"]
+    assert cats[255] == "Unclassified" and set(cats[5:254]) == {""} and cats[254] == "Cloud"
+    assert rat == ["Barren_Land", "Built-up_Area", "Crop", "Forest", "Water", "Cloud",
+                   "Unclassified"]
     assert not list(tmp_path.glob(".*"))  # no temporaries left
 
 

@@ -42,7 +42,7 @@ def test_each_manifest_entry_maps(entry, tmp_path):
         assert ds.crs is not None and ds.count == 1
     valid = cls != 255
     assert valid.mean() > 0.5  # real data: mostly valid pixels
-    assert set(np.unique(cls[valid])) <= {0, 1, 2, 3, 4}
+    assert set(np.unique(cls[valid])) <= {0, 1, 2, 3, 4, 254}  # 254: Cloud (SCL)
     assert sum(doc["class_pixels"].values()) == cls.size
     assert "LULC_EDGE_SOURCE_BAND_SOURCES" in tags or "LULC_EDGE_SOURCE_INPUT" in tags
     if extra:

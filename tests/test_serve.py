@@ -19,6 +19,8 @@ import pytest
 import rasterio
 
 from lulc_edge import RunOptions, segment_file
+from lulc_edge.clouds import CLOUD_VALUE
+from lulc_edge.serve_jobs import class_percent, original_pixels
 from lulc_edge.synthetic import SceneSpec, write_scene
 from tests.conftest import ROOT
 
@@ -163,13 +165,13 @@ def test_predict_is_a_drop_in_for_the_original(server, reference):
     assert r.status_code == 200, r.text
     doc = r.json()
     assert set(doc) == {"segmentation_mask", "overlay", "annotated", "class_stats"}
-    assert list(doc["class_stats"]) == CLASSES
-    assert doc["class_stats"] == pct
+    assert list(doc["class_stats"]) == CLASSES  # the original's keys: Cloud counts as nodata
+    assert doc["class_stats"] == class_percent(original_pixels(res.class_pixels, CLASSES[-1]))
     assert all(round(v, 2) == v for v in doc["class_stats"].values())
     assert abs(sum(doc["class_stats"].values()) - 100) < 0.05
     mask = np.asarray(decode_png(doc["segmentation_mask"]).convert("RGB"))
     lut = {0: (244, 164, 96), 1: (220, 20, 60), 2: (255, 255, 0), 3: (0, 128, 0),
-           4: (0, 0, 255), 255: (0, 0, 0)}
+           4: (0, 0, 255), 255: (0, 0, 0), CLOUD_VALUE: (255, 255, 255)}
     for v, rgb in lut.items():  # the map part shows the run's classes in the contract colours
         np.testing.assert_array_equal(mask[:512, :512][classes == v], np.array(rgb, np.uint8)
                                       [None].repeat((classes == v).sum(), 0))
@@ -299,7 +301,8 @@ def test_job_from_data_root(server, reference):
 
 
 def test_concurrent_predicts_are_correct_and_memory_stays_flat(server, reference):
-    _, pct, _ = reference
+    res, _, _ = reference
+    pct = class_percent(original_pixels(res.class_pixels, CLASSES[-1]))  # Cloud: Unclassified
     assert server.post("/predict", files=upload(EXAMPLE)).status_code == 200  # warm up
     before = server.rss_mb()
     results: list[tuple[int, dict]] = []

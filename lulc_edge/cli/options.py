@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import click
@@ -19,11 +19,13 @@ from .. import options as opts
 from ..aoi import DEFAULT_CRS, Area
 from ..batch import SCHEDULER_ENV
 from ..budget import DEFAULT_MIN_AGREEMENT
+from ..clouds import DEFAULT_BUFFER
 from ..devices import PRECISION_CHOICES
 from ..engine import CUDA_BATCH, CUDA_TILE, DEVICES, EngineOptions
 from ..errors import InputError
 from ..modes import DEFAULT_BATCH, DEFAULT_TILE, MODES
 from ..sources import RESAMPLINGS, SourceOptions
+from ..spec import RunOptions
 from ..thumbnail import DEFAULT_SIZE as PREVIEW_SIZE
 
 #: Ranges of the numeric options, checked by click when the command line is parsed.
@@ -178,6 +180,42 @@ RADIOMETRY = Group("radiometry", RadiometryArgs, (
                  show_default=True,
                  help="Resampling of 20/60 m bands to the 10 m grid (SCL is always nearest)."),
 ))
+
+
+# ---------------------------------------------------------------------------- clouds
+@dataclass(frozen=True)
+class CloudArgs:
+    """The SCL cloud mask (lulc_edge.clouds)."""
+
+    no_cloud_mask: bool
+    cloud_buffer: int
+    mask_snow: bool
+
+    def apply(self, options: RunOptions) -> RunOptions:
+        """``options`` with these settings."""
+        return replace(options, cloud_mask=not self.no_cloud_mask,
+                       cloud_buffer=self.cloud_buffer, mask_snow=self.mask_snow)
+
+
+CLOUDS = Group("clouds", CloudArgs, (
+    click.option("--no-cloud-mask", is_flag=True,
+                 help="Keep the model's classes everywhere (default: pixels whose SCL says "
+                      "no data, defective, cloud shadow, cloud or cirrus become Cloud, 254)."),
+    click.option("--cloud-buffer", type=opts.CLOUD_BUFFER.click_type(), default=DEFAULT_BUFFER,
+                 show_default=True, metavar="PX",
+                 help="Grow the cloud mask by PX pixels (SCL misses cloud edges and shadows); "
+                      "at most the context a tile is read with: 24 px seamless, 32 px window "
+                      "with the bundled model."),
+    click.option("--mask-snow", is_flag=True, help="Also mask SCL snow and ice (11) as Cloud."),
+))
+
+
+@dataclass(frozen=True)
+class SceneArgs(CloudArgs, RadiometryArgs):
+    """How a scene's bands are taken (radiometry) and its SCL used (the cloud mask)."""
+
+
+SCENE = Group("scene", SceneArgs, RADIOMETRY.options + CLOUDS.options)
 
 
 # ---------------------------------------------------------------------------- outputs

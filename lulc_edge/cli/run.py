@@ -22,14 +22,15 @@ from .options import (
     BATCH,
     ENGINE,
     OUTPUTS,
-    RADIOMETRY,
     REPORT,
+    SCENE,
     TILING,
     BatchArgs,
     EngineArgs,
     OutputArgs,
     RadiometryArgs,
     ReportArgs,
+    SceneArgs,
     TilingArgs,
     use,
 )
@@ -47,9 +48,9 @@ from .stac_inputs import (
 
 @click.command()
 @click.argument("inputs", nargs=-1, metavar="SCENE...")
-@use(OUTPUTS, ENGINE, TILING, RADIOMETRY, BATCH, STAC, REPORT)
+@use(OUTPUTS, ENGINE, TILING, SCENE, BATCH, STAC, REPORT)
 def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling: TilingArgs,
-        radiometry: RadiometryArgs, batch: BatchArgs, stac: StacArgs,
+        scene: SceneArgs, batch: BatchArgs, stac: StacArgs,
         report: ReportArgs) -> None:
     """Map Sentinel-2 scenes to georeferenced land-cover class maps.
 
@@ -91,7 +92,7 @@ def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling
     warn_cpus("--workers", batch.workers if batch.workers > 1 else None)
     try:
         options = dataclasses.replace(_run_options(outputs, tiling, report), area=stac.area())
-        plan = Plan(engine, options, radiometry, outputs, report)
+        plan = Plan(engine, scene.apply(options), scene, outputs, report)
         use_signer(stac)
         found = searched(stac, batch.out_dir)
         items = expand([*(expand_inputs(inputs, batch.from_list)
@@ -211,5 +212,9 @@ def summary(res: RunResult) -> str:
         lines.append(f"  {name:<16}{n:>12d} px {100 * n / total:6.2f} %{area}")
     if res.area_note:
         lines.append(f"  ({res.area_note})")
+    if res.cloud_mask:
+        share = f": {res.cloud_percent:.2f} % of the pixels with data" \
+            if res.cloud_percent is not None else ""
+        lines.append(f"  clouds: {res.cloud_mask}{share}")
     return "\n".join(lines)
 

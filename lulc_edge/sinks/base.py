@@ -33,6 +33,8 @@ class RunContext:
     #: tiles finished by an interrupted run (index -> journal record): fed again, not inferred
     done: dict[int, bytes] = field(default_factory=dict)
     journal: Journal | None = None
+    #: whether the run masks clouds (the map then has the Cloud class, ``lulc_edge.clouds``)
+    clouds: bool = False
 
 
 class Sink:

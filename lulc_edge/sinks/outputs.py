@@ -12,7 +12,7 @@ from ..mapwriter import OutputWriter
 from ..raster import COUNTS_TAG, FINGERPRINT_TAG, OPTIONS_TAG, class_counts, verify_output
 from ..spec import RunSpec
 from ..stitch import Prediction
-from ..styles import write_qml
+from ..styles import map_classes, write_qml
 from ..thumbnail import TrueColour
 from ..tiling import Tile
 from .base import RunContext, Sink
@@ -28,7 +28,8 @@ class Maps(Sink):
     def open(self, ctx: RunContext) -> None:
         self.cog = ctx.spec.run.cog
         self.out = OutputWriter(ctx.dst, ctx.grid, ctx.engine.contract,
-                                confidence=ctx.spec.run.confidence, probs=ctx.spec.run.probs)
+                                confidence=ctx.spec.run.confidence, probs=ctx.spec.run.probs,
+                                clouds=ctx.clouds)
 
     def add(self, tile: Tile, result: Prediction, bands: np.ndarray | None = None) -> None:
         self.out.write(tile.core, result.classes, result.confidence, result.probabilities)
@@ -52,7 +53,7 @@ class Style(Sink):
 
     def finish(self, tags: dict[str, str]) -> None:
         c = self.ctx.engine.contract
-        write_qml(self.ctx.dst, c.classes, c.nodata)
+        write_qml(self.ctx.dst, map_classes(c, self.ctx.clouds), c.nodata)
 
 
 class Resume(Sink):
