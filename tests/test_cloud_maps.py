@@ -18,7 +18,7 @@ from lulc_edge.contract import MODEL_BANDS
 from lulc_edge.errors import LulcEdgeError
 from lulc_edge.preview import read_map
 from lulc_edge.raster import OPTIONS_TAG, confidence_path, probs_path
-from lulc_edge.serve_jobs import parse_options, run_options
+from lulc_edge.serve_jobs import job_spec, parse_options
 from lulc_edge.sources import open_source
 from lulc_edge.spec import RunSpec
 from lulc_edge.synthetic import SCL_INDEX, SceneSpec, generate
@@ -138,9 +138,8 @@ def test_input_without_scl_is_not_masked_and_says_so(engine, cloudy, tmp_path):
     with rasterio.open(tmp_path / "f.tif") as ds:
         assert "no SCL" in ds.tags()[CLOUD_MASK_TAG] and "CLASS_254" not in ds.tags()
         got = ds.read(1)
-    plain = segment_file(src, tmp_path / "p.tif", engine=engine,
-                         options=RunOptions(progress=False, cloud_mask=False),
-                         source_options=SourceOptions(scl_fill=4))
+    plain = segment_file(src, tmp_path / "p.tif", engine=engine, spec=RunSpec(
+        run=RunOptions(progress=False, cloud_mask=False), source=SourceOptions(scl_fill=4)))
     assert "Cloud" not in plain.class_pixels and np.array_equal(got, _read(tmp_path / "p.tif"))
     pred = Segmenter(engine=engine).predict(l1c, scl_fill=4)
     assert CLOUD_VALUE not in pred.classes
@@ -197,7 +196,7 @@ def test_service_jobs_take_the_cloud_options(engine):
     opts = parse_options({"cloud_mask": "false", "cloud_buffer": "5", "mask_snow": "true"},
                          engine)
     assert opts == {"cloud_mask": False, "cloud_buffer": 5, "mask_snow": True}
-    run = run_options(opts, 64)
+    run = job_spec(opts, 64).run
     assert (run.cloud_mask, run.cloud_buffer, run.mask_snow) == (False, 5, True)
     for bad, word in [({"cloud_buffer": "-1"}, "option cloud_buffer: expected an integer from "
                        "0 to 256"), ({"cloud_buffer": 30}, "seamless mode reads 24 px"),
