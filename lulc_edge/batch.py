@@ -125,11 +125,15 @@ def run_job(job: Job, engine: Engine, spec: RunSpec,
     version of the input and with the options that shape the outputs (``sinks.missing``);
     otherwise it is redone, with a warning saying why (a user who changed ``--confidence`` or
     ``--precision`` and reran the batch wants the maps those options make). A skipped map still
-    gets its ``--qml`` style. A scene that misses the spec's area is skipped, with a note.
+    gets its ``--qml`` style. A scene that misses the spec's area is skipped, with a note. A
+    scene an interrupted batch (a power cut, a killed Dask worker) left half done continues from
+    its journal (unless ``overwrite``): rerunning a batch is how a batch is resumed.
     """
     t0 = time.perf_counter()
     out = Path(job.output)
     notes = []
+    if not spec.run.overwrite:
+        spec = spec.replace(resume=True)
     if out.is_file() and not spec.run.overwrite:
         expect = {FINGERPRINT_TAG: fingerprint_digest(fingerprint_of(job.input)),
                   OPTIONS_TAG: spec.shaping(engine.contract.sha256, engine.precision)}

@@ -166,3 +166,31 @@ def test_batch_reports_carry_the_thumbnail_for_previews(three_scenes, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["done"] == 3
     assert all((out / f"{p.stem}.lulc.overlay.png").stat().st_size > 0 for p in paths)
+
+
+def test_a_batch_continues_a_scene_an_interruption_left_half_done(engine, make_scene, tmp_path):
+    """Rerunning a batch resumes it: a scene whose run was interrupted (a power cut, a killed
+    Dask worker whose task is retried) continues from its journal instead of being refused or
+    started over, and its map equals an uninterrupted one."""
+    from lulc_edge import RunOptions, RunSpec, segment_file
+    from lulc_edge.batch import Job, run_job
+
+    src, _, _ = make_scene(256, 192)
+    spec = RunSpec(run=RunOptions(tile=64, progress=False))
+    whole = segment_file(src, tmp_path / "whole.tif", engine=engine, spec=spec)
+    out = tmp_path / "maps" / "scene.lulc.tif"
+    out.parent.mkdir()
+    seen = iter(range(4))
+
+    def stop_after_four(_n: int, _px: int) -> None:
+        if next(seen, None) is None:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        segment_file(src, out, engine=engine, spec=spec, on_tile=stop_after_four)
+    assert journal_path(out).is_file() and not out.exists()
+    rep = run_job(Job(str(src), str(out)), engine, spec)
+    assert rep.status == "done", rep.error
+    assert 0 < rep.result.tiles_inferred < whole.tiles_total
+    with rasterio.open(out) as got, rasterio.open(tmp_path / "whole.tif") as ref:
+        assert np.array_equal(got.read(1), ref.read(1))
