@@ -278,7 +278,8 @@ class AreaArgs:
 AREA = Group("area", AreaArgs, (
     click.option("--bbox", default=None, metavar="MINX,MINY,MAXX,MAXY",
                  help="Map only this box (in --bbox-crs): its bounding window on the input's "
-                      "grid, every pixel as in the whole-scene map."),
+                      "grid, every pixel as in the whole-scene map; with --stac-api also the "
+                      "area searched."),
     click.option("--bbox-crs", default=DEFAULT_CRS, show_default=True, metavar="CRS",
                  help="CRS of --bbox (EPSG:32633, ...)."),
     click.option("--aoi", type=click.Path(dir_okay=False), default=None, metavar="FILE",
