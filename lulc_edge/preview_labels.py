@@ -73,7 +73,8 @@ def largest_regions(view: MapView) -> list[Region]:
         found, counts = np.unique(ids[mask], return_counts=True)
         region = ids == found[np.argmax(counts)]
         row, col = deepest(region)
-        mean_conf = float(np.nanmean(conf[region])) if conf is not None else None
+        known = conf[region][np.isfinite(conf[region])] if conf is not None else np.empty(0)
+        mean_conf = float(known.mean()) if known.size else None  # Cloud has no confidence
         out.append(Region(c, (row + 0.5) * step, (col + 0.5) * step,
                           int(counts.max()) * step * step, mean_conf))
     return out

@@ -17,6 +17,7 @@ from lulc_edge.clouds import CLOUD_MASK_TAG, CLOUD_VALUE, DEFAULT_BUFFER, CloudM
 from lulc_edge.contract import MODEL_BANDS
 from lulc_edge.errors import LulcEdgeError
 from lulc_edge.preview import read_map
+from lulc_edge.preview_labels import largest_regions
 from lulc_edge.raster import OPTIONS_TAG, confidence_path, probs_path
 from lulc_edge.serve_jobs import job_spec, parse_options
 from lulc_edge.sources import open_source
@@ -106,6 +107,9 @@ def test_cloud_is_named_in_every_output(cloudy, tmp_path):
     view = read_map(out)  # the pictures' legend and statistics
     assert [c.name for c in view.legend][-2:] == ["Cloud", "Unclassified"]
     assert view.pixels["Cloud"] == int(cloud.sum()) and view.percent["Cloud"] > 0
+    regions = {r.cls.name: r.confidence for r in largest_regions(view)}  # annotated labels
+    assert regions["Cloud"] is None and all(0 < regions[c.name] <= 1
+                                            for c in view.legend[:-2] if c.name in regions)
     table = run_cli("run", src, "-o", tmp_path / "t.tif", "--device", "cpu", "--threads", "2")
     assert table.returncode == 0, table.stderr
     assert "  Cloud  " in table.stdout and "clouds: SCL 0,1,3,8,9,10 as Cloud" in table.stdout
