@@ -216,7 +216,8 @@ def item_fingerprint(item: ItemBands) -> dict[str, list[Any]]:
     """What a resume or a batch's skip check compares to know an item's files are the same:
     per band file, ``[size, ETag, Last-Modified]`` for a URL (one one-byte request each,
     :func:`lulc_edge.urlio.remote_fingerprint`; ``s3://`` and the like: the URL alone) and
-    what :func:`lulc_edge.journal.fingerprint` gives a local file, keyed by the href without
+    what :func:`lulc_edge.sources.fingerprint.file_fingerprint` gives a local file, keyed by the
+    href without
     its query."""
     out: dict[str, list[Any]] = {}
     for href in sorted(set(item.hrefs.values())):

@@ -21,8 +21,6 @@ reason in the output's tags; the fingerprint is :func:`lulc_edge.stac.item_finge
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -99,10 +97,6 @@ class StacItemSource(BandFolderSource):
         super()._setup()
         self._tags.update(self.item.tags)  # the item's id, datetime, full band URLs
         self._tags["BOA_OFFSET_SOURCE"] = self.item.boa_reason
-        # in the resume journal's header too: a band file changed since an interrupted run
-        # (another ETag) makes --resume start over instead of mixing two versions
-        fp = json.dumps(self.fingerprint(), sort_keys=True).encode()
-        self._tags["STAC_FILES_FINGERPRINT"] = hashlib.sha256(fp).hexdigest()[:32]
 
     def _open_band(self, path: str, label: str) -> rasterio.io.DatasetReader:
         if not is_url(path):
