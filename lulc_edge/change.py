@@ -27,10 +27,10 @@ from rasterio.windows import Window
 
 from .areas import AreaSum
 from .contract import ClassInfo
-from .errors import InputError, OutputError
+from .errors import InputError
 from .files import partial_path, place, write_atomic
-from .raster import BLOCK, COMPLETE_TAG, write_cause
-from .styles import pam_xml
+from .raster import BLOCK, COMPLETE_TAG, write_error
+from .styles import class_tags, colormap, pam_xml
 from .zonal import map_classes, open_map, row_blocks
 
 #: Change code of no comparison (nodata or Cloud in either map).
@@ -168,27 +168,25 @@ def _write(out: Path, a: Any, b: Any, names: tuple[str, ...], tags: dict[str, st
     """Write the change map to a temporary name and rename it into place; its counts."""
     k, tmp = len(names), partial_path(out)
     areas = AreaSum(a.crs, a.transform)
-    legend = change_legend(names, _colours(b, names))
+    # the change codes as a contract's classes and nodata: the styles module's colour table,
+    # class tags and GDAL PAM (category names, attribute table) serve them as they serve maps
+    pam = SimpleNamespace(classes=tuple(change_legend(names, _colours(b, names))),
+                          nodata=NOT_COMPARED)
     try:
         with rasterio.open(tmp, "w", **_profile(a)) as dst:
-            dst.write_colormap(1, {**{c.value: (*c.rgb, 255) for c in legend},
-                                   NODATA: (0, 0, 0, 0)})
+            dst.write_colormap(1, colormap(pam))  # type: ignore[arg-type]
             dst.set_band_description(1, "change")
             for row0, rows in row_blocks(a.height, block_rows):
                 win = Window(0, row0, a.width, rows)
                 block = codes(a.read(1, window=win), b.read(1, window=win), k)
                 dst.write(block, 1, window=win)
                 areas.add(block, row0)
-            dst.update_tags(**{f"CLASS_{c.value}": c.name for c in legend},
-                            **{f"CLASS_{NODATA}": NOT_COMPARED.name}, **tags)
+            dst.update_tags(**class_tags(pam), **tags)  # type: ignore[arg-type]
             dst.update_tags(**{COMPLETE_TAG: "1"})
         place(tmp, out)
     except (RasterioError, OSError) as exc:
         tmp.unlink(missing_ok=True)
-        raise OutputError(f"{out}: cannot write output ({write_cause(exc)})") from None
-    # GDAL's category names and attribute table (QGIS lists the codes by name); pam_xml reads
-    # only a contract's classes and nodata
-    pam = SimpleNamespace(classes=tuple(legend), nodata=NOT_COMPARED)
+        raise write_error(out, exc) from None
     write_atomic(out.with_name(out.name + ".aux.xml"), pam_xml(pam))  # type: ignore[arg-type]
     return areas
 
