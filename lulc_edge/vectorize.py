@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.errors import RasterioError
 from rasterio.features import rasterize, shapes, sieve
@@ -253,10 +252,7 @@ def _open_confidence(map_path: Path, ds: Any) -> Any:
     path = confidence_path(map_path)
     if not path.is_file():
         return None
-    try:
-        cds = rasterio.open(path)
-    except (RasterioError, OSError) as exc:
-        raise InputError(f"{path}: not a readable raster ({one_line(exc)})") from None
+    cds = open_map(path)
     if (cds.height, cds.width) != (ds.height, ds.width):
         cds.close()
         raise InputError(f"{path}: {cds.width} x {cds.height} px, the map is "
