@@ -162,16 +162,13 @@ def class_areas(map_path: str | Path, zones: str | Path | None = None, field: st
     with open_map(map_path) as ds:
         classes = map_classes(ds)
         k = len(classes)
-        keys: list[str] = []
-        groups: list[list[tuple[dict[str, Any], tuple[float, ...]]]] = []
+        by_key: dict[str, list[tuple[dict[str, Any], tuple[float, ...]]]] = {}
         if zones is not None:
             feats = read_features(zones, field, crs or ds.crs).to_crs(ds.crs)
             for geom, value in zip(feats.geometries, feats.values, strict=True):
-                key = str(value)
-                if key not in keys:
-                    keys.append(key)
-                    groups.append([])
-                groups[keys.index(key)].append((geom, bounds(geom)))
+                by_key.setdefault(str(value), []).append((geom, bounds(geom)))
+        keys, groups = list(by_key), list(by_key.values())
+        boxes = [[b for _, b in group] for group in groups]
         no_area = area_reason(ds.crs, ds.transform)
         counts = np.zeros((len(keys) + 1, k + 1), np.int64)
         ha = None if no_area else np.zeros((len(keys) + 1, k + 1))
@@ -183,7 +180,7 @@ def class_areas(map_path: str | Path, zones: str | Path | None = None, field: st
                     mask = None
                     if z:
                         group = groups[z - 1]
-                        hits = overlapping([b for _, b in group], box)
+                        hits = overlapping(boxes[z - 1], box)
                         if not hits:
                             continue
                         mask = burn([(group[i][0], 1) for i in hits], ds.transform, row0, rows,
