@@ -71,9 +71,14 @@ def setup_logging(verbose: int) -> None:
     root.setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
 
 
+def error(msg: str) -> None:
+    """``lulc-edge: error: MSG`` on stderr (a batch goes on after it)."""
+    click.echo(f"lulc-edge: error: {msg}", err=True)
+
+
 def fail(msg: str) -> NoReturn:
     """``lulc-edge: error: MSG`` on stderr, exit 1."""
-    click.echo(f"lulc-edge: error: {msg}", err=True)
+    error(msg)
     sys.exit(1)
 
 

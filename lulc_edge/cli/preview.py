@@ -9,7 +9,7 @@ import click
 
 from ..errors import LulcEdgeError
 from ..preview import write_previews
-from .console import fail
+from .console import error, fail
 from .options import PREVIEW_SIZE, SIZE
 
 
@@ -23,7 +23,7 @@ def draw_pictures(map_path: str | Path, scene: str | None, quiet: bool,
     except LulcEdgeError as exc:
         if fatal:
             fail(str(exc))
-        click.echo(f"lulc-edge: error: {exc}", err=True)
+        error(str(exc))
         return
     if not quiet:
         for p in paths.values():

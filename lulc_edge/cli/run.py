@@ -17,7 +17,7 @@ from ..preview import has_pictures, with_pictures
 from ..results import RunResult
 from ..runfile import segment_file
 from ..spec import RunOptions, RunSpec
-from .console import fail, interrupted, setup_logging, warn, warn_cpus
+from .console import error, fail, interrupted, setup_logging, warn, warn_cpus
 from .options import (
     BATCH,
     ENGINE,
@@ -190,7 +190,7 @@ def _show(rep: JobReport, plan: Plan) -> None:
     """A batch's line for one scene as it finishes; its pictures, unless all are there."""
     quiet = plan.report.quiet or plan.report.as_json
     if rep.status == "failed":
-        click.echo(f"lulc-edge: error: {rep.error}", err=True)
+        error(str(rep.error))
     else:
         for w in rep.warnings:
             warn(w)
