@@ -122,7 +122,7 @@ def _json(tree: _Tree, name: str) -> object | None:
 
 def _folder_metadata(tree: _Tree, folder: str, label: str) -> ProductMetadata:
     """Metadata in ``folder``: MTD_MSIL*.xml, STAC item.json (or other STAC json), tileInfo.json."""
-    here = [n for n in tree.names if str(PurePosixPath(n).parent) == folder]
+    here = _files_in(tree, folder)
     by_name = {PurePosixPath(n).name: n for n in here}
     for mtd in ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml"):
         if mtd in by_name:
