@@ -47,7 +47,7 @@ def preview(map_path: str, scene: str | None, out_dir: str | None, size: int, qm
     mask       class colours, nodata black, legend with names and %
     overlay    true colour (B4/B3/B2, 2-98 % stretch), classes blended at 50 %, legend
     annotated  true colour, each class labelled at its largest region (mean confidence
-               when the map has a confidence band)
+               when the map has a confidence file)
     stats      bars of class areas in % and ha
     """
     draw_pictures(map_path, scene, quiet, out_dir, size, qml=qml)
