@@ -18,9 +18,18 @@ Pixels with no valid observation are nodata (255) and counted (``Accumulator.emp
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
+
+from .clouds import CLOUD_VALUE
+from .engine import Engine
+from .modes import Mode
+from .sources import Source
+from .stitch import Prediction
+from .stream import infer_plan
+from .tiling import Tile
 
 #: Composite rules (``--rule``).
 RULES = ("mean", "mode")
@@ -97,3 +106,68 @@ class Accumulator:
         classes = np.where(none, NODATA, cls).astype(np.uint8)
         conf = np.where(none, NODATA, np.floor(np.clip(top, 0, 1) * 100 + 0.5)).astype(np.uint8)
         return CompositeTile(classes, conf, self.n_valid.copy(), self.n_total.copy())
+
+
+class CompositePrediction(Prediction):
+    """A composite tile as the sinks take it: classes, confidence (the graph's scale,
+    round(255 x p)), the mean probabilities (when asked for), ``counts`` (2, h, w) uint16:
+    n_valid and n_total. ``arrays`` is what the resume journal records."""
+
+    def __init__(self, tile: CompositeTile, mean: np.ndarray | None = None) -> None:
+        conf = np.where(tile.confidence == NODATA, 0,
+                        (tile.confidence.astype(np.uint16) * 255 + 50) // 100).astype(np.uint8)
+        super().__init__(tile.classes, conf, mean)
+        self.counts = np.stack([tile.n_valid, tile.n_total])
+
+    def arrays(self) -> list[np.ndarray]:
+        return [self.classes, self.confidence, self.counts,
+                *([] if self.probabilities is None else [self.probabilities])]
+
+    @classmethod
+    def from_record(cls, payload: bytes, tile: Tile, n_classes: int) -> CompositePrediction:
+        """A tile back from its journal record (``arrays``)."""
+        h, w = int(tile.core.height), int(tile.core.width)
+        buf, n = memoryview(payload), h * w
+        classes = np.frombuffer(buf[:n], np.uint8).reshape(h, w)
+        conf = np.frombuffer(buf[n: 2 * n], np.uint8).reshape(h, w)
+        counts = np.frombuffer(buf[2 * n: 6 * n], np.uint16).reshape(2, h, w)
+        mean = np.frombuffer(buf[6 * n:], np.float32).reshape(n_classes, h, w) \
+            if len(buf) > 6 * n else None
+        out = cls.__new__(cls)
+        Prediction.__init__(out, classes, conf, mean)
+        out.counts = counts
+        return out
+
+
+#: What a scene's tile is asked of the graph: nodata comes with the class, the rest is summed.
+_OUTPUTS = ("class", "probabilities")
+
+
+def composite_tiles(scenes: Sequence[Source], engine: Engine, mode: Mode, tiles: list[Tile],
+                    batch: int, rule: str = "mean", probs: bool = False,
+                    mask: Sequence[Callable[[Tile, Prediction, np.ndarray], Prediction] | None]
+                    = ()) -> list[CompositePrediction]:
+    """The composite of ``tiles`` (one row of the target grid, say) over ``scenes`` (all on
+    that grid): scene after scene, each tile read and inferred once through the run's own path
+    (``stream.infer_plan``), masked by the scene's ``mask`` step (clouds) and summed into one
+    accumulator per tile; each scene's cached strips dropped after its pass, so memory is the
+    tiles' accumulators whatever the number of scenes. The mean probabilities too with
+    ``probs``."""
+    k, nodata = engine.contract.n_classes, engine.contract.nodata.value
+    accs = {t.index: Accumulator(k, (int(t.core.height), int(t.core.width)), rule)
+            for t in tiles}
+    for i, scene in enumerate(scenes):
+        step = mask[i] if i < len(mask) else None
+        todo = [t for t in tiles if getattr(scene, "overlaps", bool)(t.core)]
+        for t, pred, block in infer_plan(engine, mode, scene.read, todo, _OUTPUTS, batch):
+            if step is not None:
+                pred = step(t, pred, block)
+            observed = pred.classes != nodata
+            accs[t.index].add(pred.probabilities, observed & (pred.classes != CLOUD_VALUE),
+                              observed)
+        scene.drop_cache()
+    out = []
+    for t in tiles:
+        acc = accs.pop(t.index)
+        out.append(CompositePrediction(acc.result(), acc.mean() if probs else None))
+    return out

@@ -121,10 +121,10 @@ def _locked(run: _Run) -> RunResult:
                                      clouds.has_scl(source.band_names, scl_fill))
         tiles = run.mode.plan(source.height, source.width, run.tile, run.engine)
         journal = Journal(journal_path(run.dst), _header(run, source, fp))
+        done = replay_tiles(journal, run.spec.run, run.name, run.dst, len(tiles), run.warnings)
         ctx = sinks.RunContext(run.name, run.dst, run.spec, run.engine, source,
                                Grid(source.width, source.height, source.crs, source.transform),
-                               tiles, _replay(run, journal, len(tiles)), journal,
-                               run.masker is not None)
+                               tiles, done, journal, run.masker is not None)
         made = sinks.build(run.spec)
         made.update({getattr(s, "name", "") or type(s).__name__: s for s in run.extra})
         try:
@@ -181,18 +181,19 @@ def _header(run: _Run, source: Source, fp: dict[str, list[int]]) -> dict[str, ob
             "source": source.tags(), "input_files": fp}
 
 
-def _replay(run: _Run, journal: Journal, n_tiles: int) -> dict[int, bytes]:
+def replay_tiles(journal: Journal, options: RunOptions, name: str, dst: Path, n_tiles: int,
+                 warnings: list[str]) -> dict[int, bytes]:
     """The resume policy: the finished tiles of an interrupted run with --resume (none when
-    its journal is stale: then a warning says why); without --resume or --overwrite such a
-    run is refused, so its finished tiles are not lost."""
-    if run.spec.run.resume:
+    its journal is stale: then a warning in ``warnings`` says why); without --resume or
+    --overwrite such a run is refused, so its finished tiles are not lost."""
+    if options.resume:
         done = dict(journal.replay())
-        stale = _stale_journal(journal, run.name)
+        stale = _stale_journal(journal, name)
         if stale:
-            run.warnings.append(stale)
+            warnings.append(stale)
         return done
-    if not run.spec.run.overwrite and (left := journal.finished()):
-        raise OutputError(f"{run.dst}: an interrupted run of this command left {left} of "
+    if not options.overwrite and (left := journal.finished()):
+        raise OutputError(f"{dst}: an interrupted run of this command left {left} of "
                           f"{n_tiles} tiles finished ({journal.path.name}): run it with "
                           "--resume to continue, or with --overwrite to start over")
     return {}

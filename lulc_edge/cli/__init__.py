@@ -1,7 +1,8 @@
 """lulc_edge.cli: the ``lulc-edge`` command, a thin click layer over the Python API.
 
-One module per command (run, info, preview, serve, evaluate, stats, vectorize, change), the options
-they share in :mod:`lulc_edge.cli.options`, what they print in :mod:`lulc_edge.cli.console`.
+One module per command (run, composite, info, preview, serve, evaluate, stats, vectorize,
+change), the options they share in :mod:`lulc_edge.cli.options`, what they print in
+:mod:`lulc_edge.cli.console`.
 A new command is a module with a ``click.command`` and a line in ``COMMANDS``.
 """
 
@@ -15,6 +16,7 @@ import click
 
 from .. import __version__
 from .change import change
+from .composite import composite
 from .console import EXIT_INTERRUPTED, _shown, showwarning
 from .evaluate import evaluate
 from .info import info
@@ -26,7 +28,7 @@ from .stats import stats
 from .vectorize import vectorize
 
 #: The commands, in the order ``lulc-edge -h`` lists them.
-COMMANDS = (run, info, preview, serve, evaluate, stats, vectorize, change)
+COMMANDS = (run, composite, info, preview, serve, evaluate, stats, vectorize, change)
 
 __all__ = ["COMMANDS", "TILE_RANGE", "_shown", "main", "run"]
 
@@ -61,6 +63,7 @@ def main() -> None:
     \b
     lulc-edge run SCENE.tif               map a 13-band GeoTIFF to SCENE.lulc.tif
     lulc-edge run S2_PRODUCT.SAFE         a product folder, .zip or per-band folder works too
+    lulc-edge composite A B C -o S.tif    one map of several dates (clouds left out) or tiles
     lulc-edge info                        the bundled model, its provenance, the devices here
     lulc-edge preview MAP.tif             pictures of a map (PNG) and its QGIS style
     lulc-edge serve                       the web page and the original app's HTTP API

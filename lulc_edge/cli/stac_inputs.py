@@ -69,8 +69,9 @@ def use_signer(args: StacArgs) -> None:
         os.environ[urlio.SIGN_ENV] = args.sign
 
 
-def searched(args: StacArgs, out_dir: str | None) -> list[str]:
-    """The inputs a ``--stac-api`` search finds, most recent first ([] without a search)."""
+def searched(args: StacArgs, out_dir: str | None, need_out_dir: bool = True) -> list[str]:
+    """The inputs a ``--stac-api`` search finds, most recent first ([] without a search);
+    ``need_out_dir``: each becomes its own map, so --out-dir must say where."""
     given = [n for n, v in (("--collection", args.collection), ("--datetime", args.datetime),
                             ("--max-cloud", args.max_cloud)) if v is not None]
     if args.stac_api is None:
@@ -79,7 +80,7 @@ def searched(args: StacArgs, out_dir: str | None) -> list[str]:
         return []
     if args.collection is None:
         raise click.UsageError("--stac-api needs --collection (e.g. sentinel-2-l2a)")
-    if out_dir is None:
+    if out_dir is None and need_out_dir:
         raise click.UsageError("--stac-api maps every item found: give --out-dir DIR")
     api = args.stac_api.rstrip("/")
     found = stac.search(api, args.collection, args.search_bbox(), args.datetime,

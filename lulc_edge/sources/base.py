@@ -140,6 +140,11 @@ class Source:
         """A run reads only columns ``c0..c1-1`` (an area of interest): a source reading in
         strips of its own may hold only those. Nothing by default."""
 
+    def drop_cache(self) -> None:
+        """Drop what the source holds for its sequential pass (decoded strips): a composite
+        moving on to another scene keeps memory flat in the number of scenes. The next read
+        decodes again what it needs."""
+
     # -- shared --------------------------------------------------------------------------------
     def _start(self) -> None:
         """``_setup``, closing what it opened when it fails."""

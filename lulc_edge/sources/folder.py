@@ -142,6 +142,10 @@ class BandFolderSource(Source):
                 band.request(window)
         return {b: band.read(window, sample, hold) for b, band in self._bands.items()}
 
+    def drop_cache(self) -> None:
+        for band in getattr(self, "_bands", {}).values():
+            band.clear()
+
     def close(self) -> None:
         for name in ("_resampler", "_pool"):
             pool = getattr(self, name, None)

@@ -299,6 +299,11 @@ class GridBand:
             res[~ok] = self._fill()
         return res
 
+    def clear(self) -> None:
+        """Drop the decoded strips and resampled chunks (``Source.drop_cache``)."""
+        for cache in {id(c): c for c in (self._out, self._strips) if c is not None}.values():
+            cache.clear()
+
     def close(self) -> None:
         if self._vrt is not None:
             self._vrt.close()

@@ -162,6 +162,10 @@ class StackSource(Source):
         if self._strips is not None:
             self._strips.limit_columns(c0, c1)
 
+    def drop_cache(self) -> None:
+        if self._strips is not None:
+            self._strips.clear()
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)

@@ -153,6 +153,13 @@ class RowCache:
         if not self._pins[k]:
             del self._pins[k]
 
+    def clear(self) -> None:
+        """Drop every strip not pinned (``Source.drop_cache``); later reads make them again."""
+        with self._lock:
+            for k in [k for k in self._strips if k not in self._pins]:
+                del self._strips[k]
+            self._last = -1
+
     def release(self, r0: int, r1: int) -> None:
         """Unpin what ``request(r0, r1, pin=True)`` pinned."""
         with self._lock:
