@@ -110,13 +110,15 @@ class Accumulator:
 
 class CompositePrediction(Prediction):
     """A composite tile as the sinks take it: classes, confidence (the graph's scale,
-    round(255 x p)), the mean probabilities (when asked for), ``counts`` (2, h, w) uint16:
+    round(255 x p) of the chosen class's mean probability), the mean probabilities (when
+    asked for, ``keep_mean``), ``counts`` (2, h, w) uint16:
     n_valid and n_total. ``arrays`` is what the resume journal records."""
 
-    def __init__(self, tile: CompositeTile, mean: np.ndarray | None = None) -> None:
-        conf = np.where(tile.confidence == NODATA, 0,
-                        (tile.confidence.astype(np.uint16) * 255 + 50) // 100).astype(np.uint8)
-        super().__init__(tile.classes, conf, mean)
+    def __init__(self, tile: CompositeTile, mean: np.ndarray, keep_mean: bool = False) -> None:
+        chosen = np.where(tile.classes == NODATA, 0, tile.classes).astype(np.intp)
+        top = np.nan_to_num(np.take_along_axis(mean, chosen[None], axis=0)[0])
+        conf = np.where(tile.classes == NODATA, 0, np.floor(np.clip(top, 0, 1) * 255 + 0.5))
+        super().__init__(tile.classes, conf.astype(np.uint8), mean if keep_mean else None)
         self.counts = np.stack([tile.n_valid, tile.n_total])
 
     def arrays(self) -> list[np.ndarray]:
@@ -169,5 +171,5 @@ def composite_tiles(scenes: Sequence[Source], engine: Engine, mode: Mode, tiles:
     out = []
     for t in tiles:
         acc = accs.pop(t.index)
-        out.append(CompositePrediction(acc.result(), acc.mean() if probs else None))
+        out.append(CompositePrediction(acc.result(), acc.mean(), probs))
     return out

@@ -57,16 +57,19 @@ def composite_rows(scheduler: str, names: Sequence[str], spec: RunSpec, rule: st
     run_id = uuid.uuid4().hex[:8]
     quiet = spec.replace(progress=False)
     try:
-        futs: dict[Any, list[Tile]] = {
-            client.submit(row_task, list(names), quiet, rule, grid, row, batch,
-                          key=f"lulc-edge-composite-{run_id}-{i}", retries=TASK_RETRIES,
-                          pure=False): row for i, row in enumerate(rows)}
-        for fut in dask_completed(list(futs)):
-            try:
-                preds = fut.result()
-            except Exception as exc:  # noqa: BLE001 - every worker that ran it died, or an input
-                raise LulcEdgeError(f"a composite task failed on the cluster "
-                                    f"({type(exc).__name__}: {one_line(exc)})") from None
-            yield from zip(futs[fut], preds, strict=True)
+        with client.as_current():
+            futs: dict[Any, list[Tile]] = {
+                client.submit(row_task, list(names), quiet, rule, grid, row, batch,
+                              key=f"lulc-edge-composite-{run_id}-{i}", retries=TASK_RETRIES,
+                              pure=False): row for i, row in enumerate(rows)}
+            for fut in dask_completed(list(futs)):
+                try:
+                    preds = fut.result()
+                except LulcEdgeError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every worker that ran it died
+                    raise LulcEdgeError(f"a composite task failed on the cluster "
+                                        f"({type(exc).__name__}: {one_line(exc)})") from None
+                yield from zip(futs[fut], preds, strict=True)
     finally:
         client.close()

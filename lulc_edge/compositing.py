@@ -176,6 +176,11 @@ class _Job:
                                      "count as clear observations)")
         fp = _fingerprint(used)
         tiles = self.mode.plan(grid.height, grid.width, self.tile, self.engine)
+        for s in used:  # the columns each scene is read in: a strip reader decodes only those
+            mine = [t.read for t in tiles if s.overlaps(t.core)]
+            if mine:
+                s.limit_columns(min(int(w.col_off) for w in mine),
+                                max(int(w.col_off + w.width) for w in mine))
         journal = Journal(journal_path(self.dst), self.header(grid, used, fp, described))
         done = replay_tiles(journal, self.spec.run, used[0].path, self.dst, len(tiles),
                             self.warnings)

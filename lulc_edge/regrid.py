@@ -86,7 +86,7 @@ def utm_zone(area: Area) -> str:
 def target_grid(sources: Sequence[Source], crs: str | None = None, res: float | None = None,
                 area: Area | None = None, alignment: int = 1) -> TargetGrid:
     """The grid scenes are put on (see the module's doc); ``alignment``: the grid's offset
-    from the first scene's origin and its size are multiples of it (the model's alignment, so
+    from the first scene's origin is a multiple of it (the model's alignment, so
     tiling changes no pixel). InputError when a scene has no CRS or the area misses them."""
     first = grid_of(sources[0])
     want = CRS.from_user_input(crs) if crs else \
@@ -103,8 +103,8 @@ def target_grid(sources: Sequence[Source], crs: str | None = None, res: float | 
         x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
     left = ox + math.floor((x0 - ox) / step + 1e-9) * step
     top = oy - math.floor((oy - y1) / step + 1e-9) * step
-    width = math.ceil((x1 - left) / step - 1e-9) * alignment
-    height = math.ceil((top - y0) / step - 1e-9) * alignment
+    width = math.ceil((x1 - left) / r - 1e-9)
+    height = math.ceil((top - y0) / r - 1e-9)
     if width <= 0 or height <= 0:
         raise InputError("the area of interest is empty on the target grid")
     return TargetGrid(want.to_string(), (r, 0.0, left, 0.0, -r, top), width, height)
@@ -138,6 +138,20 @@ class RegriddedSource(Source):
         return f.col_off < window.col_off + window.width and f.col_off + f.width > \
             window.col_off and f.row_off < window.row_off + window.height and \
             f.row_off + f.height > window.row_off
+
+    def limit_columns(self, c0: int, c1: int) -> None:
+        """Tell the scene the columns of the grid a run reads (an area, or a mosaic where the
+        scene covers part of the grid): a scene reading in strips then decodes only those."""
+        p = self.parent
+        if self.shift is not None:
+            p.limit_columns(c0 + self.shift[1], c1 + self.shift[1])
+            return
+        win = Window(c0, 0, c1 - c0, self.height)
+        box = transform_bounds(self.crs, p.crs, *window_bounds(win, self.transform),
+                               densify_pts=21)
+        src = from_bounds(*box, transform=p.transform)
+        p.limit_columns(math.floor(src.col_off) - _PAD,
+                        math.ceil(src.col_off + src.width) + _PAD)
 
     def read(self, window: Window) -> np.ndarray:
         if self.shift is not None:

@@ -75,3 +75,36 @@ def test_worker_killed_mid_batch_loses_no_scene(cluster, scenes, tmp_path):
                                                                  for r in reports]
     for r in reports:
         assert is_complete(Path(r.output)) and _read(r.output).shape == (120, 128)
+
+
+def test_composite_rows_on_the_cluster_survive_a_killed_worker(cluster, make_scene, tmp_path):
+    """A composite's rows of tiles as tasks: a worker killed after the first row lands, its
+    rows rerun elsewhere, the composite equal to the one made here."""
+    from lulc_edge.compositing import composite_file
+    from lulc_edge.sinks.counts import counts_path
+
+    paths = [str(make_scene(256, 192, seed=s, name=f"c{s}.tif")[0]) for s in (1, 2, 3)]
+    spec = RunSpec.of(engine=EngineOptions(device="cpu", threads=1),
+                      run=RunOptions(progress=False, tile=64))
+    local = composite_file(paths, tmp_path / "local.tif", spec=spec)
+    client = distributed.Client(cluster.scheduler_address, set_as_default=False)
+    try:
+        pids = client.run(os.getpid)
+    finally:
+        client.close()
+    killed = []
+
+    def kill_one(_n):
+        if not killed:
+            pid = next(iter(pids.values()))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    remote = composite_file(paths, tmp_path / "dask.tif", spec=spec,
+                            scheduler=cluster.scheduler_address, on_tile=kill_one)
+    assert killed and remote.tiles_inferred == local.tiles_inferred == 12
+    assert np.array_equal(_read(tmp_path / "dask.tif"), _read(tmp_path / "local.tif"))
+    with rasterio.open(counts_path(tmp_path / "dask.tif")) as a, \
+            rasterio.open(counts_path(tmp_path / "local.tif")) as b:
+        assert np.array_equal(a.read(), b.read())
+    assert remote.class_pixels == local.class_pixels
