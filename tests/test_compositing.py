@@ -258,3 +258,69 @@ def test_changed_input_starts_the_composite_over(make_scene, tmp_path):
     fresh = tmp_path / "fresh.tif"
     assert run_cli("composite", *paths, "-o", fresh, "--tile", "64", "-q").returncode == 0
     np.testing.assert_array_equal(_read(out), _read(fresh))
+
+
+def test_readme_season_example(tmp_path):
+    """The README's example: three cloudy dates of the example scene, each cloud filled from the
+    two other dates (n_valid 2 there), the summary printed."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "examples" / "season_dates.py"
+    sys_argv = sys.argv
+    try:
+        sys.argv = [str(script), str(tmp_path / "season")]
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = sys_argv
+    dates = sorted((tmp_path / "season").glob("date-*.tif"))
+    assert len(dates) == 3
+    out = tmp_path / "season" / "summer.tif"
+    r = run_cli("composite", *dates, "-o", out, "--device", "cpu", "--precision", "fp32")
+    assert r.returncode == 0, r.stderr
+    assert "3 scenes, rule mean" in r.stdout and "no clear observation" in r.stdout
+    counts = _read(counts_path(out), None)
+    assert (counts[0][80:200, 320:450] == 2).all()  # under date 1's cloud
+    assert (counts[1][80:200, 320:450] == 3).all()
+
+
+def test_stac_search_composite(tmp_path):
+    """``composite --stac-api``: the items a search finds composited (two dates of one scene
+    served on 127.0.0.1), clouds left nodata, the interior as the folder's own map."""
+    from rasterio.warp import transform_bounds
+
+    from tests.httpserver import FileServer
+    from tests.test_sources import make_folder
+    from tests.test_stac_run import collection
+
+    root = tmp_path / "www"
+    make_folder(root / "scene", size=96)
+    with FileServer(root) as served:
+        feats = collection(served)["features"]
+        served.json_route("/search", lambda *_: {"type": "FeatureCollection",
+                                                  "features": feats, "links": []})
+        for f in feats:
+            served.json_route(f"/collections/sentinel-2-l2a/items/{f['id']}",
+                              lambda *_, f=f: f)
+        with rasterio.open(root / "scene" / "B02.tif") as ds:
+            box = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
+        bbox = ",".join(f"{v:.6f}" for v in box)
+        out = tmp_path / "season.tif"
+        r = run_cli("composite", "--stac-api", served.base, "--collection", "sentinel-2-l2a",
+                    "--bbox", bbox, "--datetime", "2024-06-01/2024-08-31", "-o", out,
+                    "--json")
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        assert [s.rsplit("/", 1)[-1] for s in doc["scenes"]] == ["newer", "older"]
+        folder = tmp_path / "folder.tif"
+        assert run_cli("run", root / "scene", "-o", folder, "--boa-offset", "-1000",
+                       "-q").returncode == 0
+    got, ref = _read(out), _read(folder)
+    counts = _read(counts_path(out), None)
+    assert counts[1].max() == 2
+    with rasterio.open(out) as a, rasterio.open(folder) as b:
+        dx = round((b.transform.c - a.transform.c) / 10)
+        dy = round((a.transform.f - b.transform.f) / 10)
+    inner = got[dy + 24: dy + 72, dx + 24: dx + 72]
+    np.testing.assert_array_equal(inner, np.where(ref == 254, 255, ref)[24:72, 24:72])
