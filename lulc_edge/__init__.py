@@ -1,6 +1,7 @@
 """lulc_edge: TensorFlow-free, tiled ONNX inference of a Sentinel-2 land-cover U-Net."""
 
 from .aoi import Area
+from .compositing import CompositeOptions, CompositeResult, composite_file
 from .engine import Engine, EngineOptions, bundled_model
 from .errors import (
     BackendError,
@@ -23,6 +24,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Area",
     "BackendError",
+    "CompositeOptions",
+    "CompositeResult",
     "Engine",
     "EngineOptions",
     "InputError",
@@ -39,6 +42,7 @@ __all__ = [
     "Segmenter",
     "SourceOptions",
     "bundled_model",
+    "composite_file",
     "open_source",
     "segment_file",
 ]
