@@ -14,7 +14,7 @@ import rasterio
 from lulc_edge.journal import journal_path
 from lulc_edge.raster import verify_output
 
-from .conftest import run_cli, run_cli_process
+from .conftest import interrupt_after, run_cli, run_cli_process
 
 pyogrio = pytest.importorskip("pyogrio")
 shapely = pytest.importorskip("shapely")
@@ -146,14 +146,8 @@ def test_resume_finishes_the_map_then_writes_its_polygons(engine, make_scene, tm
     src, _, _ = make_scene(256, 192)
     out, poly = tmp_path / "map.tif", tmp_path / "map.fgb"
     spec = RunSpec(run=RunOptions(tile=64, progress=False, vector=str(poly)))
-    seen = iter(range(4))
-
-    def stop_after_four(_n: int, _px: int) -> None:
-        if next(seen, None) is None:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        segment_file(src, out, engine=engine, spec=spec, on_tile=stop_after_four)
+        segment_file(src, out, engine=engine, spec=spec, on_tile=interrupt_after(4))
     assert journal_path(out).is_file() and not out.exists() and not poly.exists()
     res = run_cli("run", src, "-o", out, "--tile", "64", "--vector", poly, "--resume",
                   "--json", "-q", *CPU)
