@@ -46,14 +46,12 @@ def _options(spec: RunSpec) -> dict[str, float]:
 
 def _check(dst: Path, spec: RunSpec) -> None:
     """Refuse, before anything is mapped, polygons that could not be written: no vector extra,
-    an unknown format, the map's own name, an existing file (without ``overwrite`` or
+    an unknown format (a .tif too: never the map's name), an existing file (without ``overwrite`` or
     ``resume``), a missing or read-only folder."""
     from ..vectorize import check_output
 
     path = vector_path(dst, str(spec.run.vector))
     check_output(path, _options(spec)["simplify_m"], who="--vector")
-    if path.resolve() == dst.resolve():
-        raise OutputError(f"{path}: --vector would overwrite the map")
     if path.exists() and not (spec.run.overwrite or spec.run.resume):
         raise OutputError(f"{path}: exists (use --overwrite to replace it)")
     if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
