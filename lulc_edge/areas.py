@@ -79,19 +79,12 @@ def row_pixel_areas_m2(crs: CRS | None, transform: Affine, height: int,
     return a * a / 2.0 * dlon * np.abs(np.diff(q))
 
 
-def class_hectares(counts_per_row: np.ndarray, crs: CRS | None, transform: Affine,
-                   row_off: int = 0) -> np.ndarray | None:
-    """Hectares per class from pixel counts per row (shape ``(rows, classes)``)."""
-    areas = row_pixel_areas_m2(crs, transform, counts_per_row.shape[0], row_off)
-    if areas is None:
-        return None
-    return (counts_per_row.astype(np.float64) * areas[:, None]).sum(axis=0) / M2_PER_HA
-
-
 class AreaSum:
     """Pixels and ground area (m^2) of each value 0..255 of a uint8 raster, summed block by
-    block as the blocks go by (a run's tiles, a map's strips): a lat/lon grid weights each row
-    by its own area, so class areas of a map in EPSG:4326 are those on the ellipsoid."""
+    block as the blocks go by: a lat/lon grid weights each row by its own area, so class areas
+    of a map in EPSG:4326 are those on the ellipsoid. The one count of class areas: a run's
+    (tile by tile: RunResult, service jobs), the pictures' and ``lulc-edge stats``' (per zone,
+    with a mask) all add their blocks here."""
 
     def __init__(self, crs: CRS | None, transform: Affine) -> None:
         self.crs, self.transform = crs, transform
@@ -101,13 +94,19 @@ class AreaSum:
         self.counts = np.zeros(256, np.int64)
         self._m2 = np.zeros(256, np.float64)
 
-    def add(self, values: np.ndarray, row_off: int) -> None:
-        """Count a (rows, cols) block whose first row is ``row_off`` of the grid."""
-        self.counts += np.bincount(values.ravel(), minlength=256)
-        if self.by_row:
-            areas = row_pixel_areas_m2(self.crs, self.transform, values.shape[0], row_off)
-            self._m2 += np.bincount(values.ravel(), weights=np.repeat(areas, values.shape[1]),
-                                    minlength=256)
+    def add(self, values: np.ndarray, row_off: int, mask: np.ndarray | None = None) -> None:
+        """Count a (rows, cols) block whose first row is ``row_off`` of the grid (only the
+        pixels where ``mask`` is true, when given: a zone)."""
+        if not self.by_row:
+            self.counts += np.bincount((values if mask is None else values[mask]).ravel(),
+                                       minlength=256)
+            return
+        rows = values.shape[0]  # pixels per row and value, then each row's area
+        idx = values.astype(np.int32) + (256 * np.arange(rows, dtype=np.int32))[:, None]
+        per_row = np.bincount((idx if mask is None else idx[mask]).ravel(),
+                              minlength=rows * 256).reshape(rows, 256)
+        self.counts += per_row.sum(axis=0)
+        self._m2 += row_pixel_areas_m2(self.crs, self.transform, rows, row_off) @ per_row
 
     def hectares(self) -> np.ndarray | None:
         """Hectares of each value 0..255, or None when the grid has no area (``reason``)."""

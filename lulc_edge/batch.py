@@ -31,6 +31,7 @@ from .progress import Progress
 from .raster import FINGERPRINT_TAG, OPTIONS_TAG
 from .results import JobReport
 from .runfile import segment_file
+from .sinks.vector import check_batch
 from .sources import fingerprint_of, is_remote
 from .spec import RunSpec
 from .styles import qml_path, write_qml
@@ -89,8 +90,11 @@ def _list_item(line: str) -> str:
     return re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip()
 
 
-def plan_jobs(inputs: Sequence[str], out_dir: str | None, output: str | None = None) -> list[Job]:
-    """Pair inputs with outputs; refuse two inputs that would write the same file."""
+def plan_jobs(inputs: Sequence[str], out_dir: str | None, output: str | None = None,
+              vector: str | None = None) -> list[Job]:
+    """Pair inputs with outputs; refuse two inputs that would write the same file (a map, or
+    the polygons file ``vector`` names: a batch's is an extension, ".gpkg")."""
+    check_batch(vector, len(inputs))
     if output is not None and len(inputs) > 1:
         raise OutputError(f"{output}: -o names one output, but {len(inputs)} inputs were given; "
                           "use --out-dir")
@@ -125,7 +129,8 @@ def run_job(job: Job, engine: Engine, spec: RunSpec,
     version of the input and with the options that shape the outputs (``sinks.missing``);
     otherwise it is redone, with a warning saying why (a user who changed ``--confidence`` or
     ``--precision`` and reran the batch wants the maps those options make). A skipped map still
-    gets its ``--qml`` style. A scene that misses the spec's area is skipped, with a note. A
+    gets its ``--qml`` style, and its polygons where they are missing or outdated
+    (``sinks.remake``, with a note). A scene that misses the spec's area is skipped, with a note. A
     scene an interrupted batch (a power cut, a killed Dask worker) left half done continues from
     its journal (unless ``overwrite``): rerunning a batch is how a batch is resumed.
     """
@@ -142,9 +147,10 @@ def run_job(job: Job, engine: Engine, spec: RunSpec,
             try:
                 if spec.run.qml and not qml_path(out).is_file():
                     write_qml(out, engine.contract.classes, engine.contract.nodata)
+                notes += sinks.remake(out, spec, expect)
             except LulcEdgeError as exc:
                 return JobReport(job.input, job.output, "failed", error=one_line(exc))
-            return JobReport(job.input, job.output, "skipped")
+            return JobReport(job.input, job.output, "skipped", warnings=notes)
         # an incomplete, damaged or outdated output is replaced
         spec = spec.replace(overwrite=True)
         notes.append(f"{job.output}: existing output redone: {why}")
@@ -182,6 +188,7 @@ def run_local(jobs: Sequence[Job], spec: RunSpec, workers: int = 1,
               on_report: Callable[[JobReport], None] | None = None) -> list[JobReport]:
     """Run jobs one after another with all threads (workers=1) or in worker processes, each
     handed the spec."""
+    check_batch(spec.run.vector, len(jobs))
     quiet = spec.replace(progress=False)
     reports: list[JobReport] = []
     bar = Progress(len(jobs), "scenes", spec.run.progress, unit="scenes")
@@ -221,6 +228,7 @@ def run_dask(jobs: Sequence[Job], scheduler: str, spec: RunSpec,
     worker process loads the model once (cached per process) and reuses it; a task whose worker
     dies is rerun elsewhere by Dask. Idempotence and per-input reports are as for local runs.
     """
+    check_batch(spec.run.vector, len(jobs))
     try:
         from distributed import Client
     except ImportError:

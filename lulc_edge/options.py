@@ -8,6 +8,7 @@ the same range in the message.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +33,8 @@ class Option:
 
     name: str
     kind: type
-    low: int | None = None
-    high: int | None = None
+    low: float | None = None
+    high: float | None = None
     choices: tuple[str, ...] = ()
 
     def allowed(self) -> str:
@@ -42,6 +43,9 @@ class Option:
             return "one of " + ", ".join(self.choices)
         if self.kind is bool:
             return "true or false"
+        if self.kind is float:
+            return f"a number of at least {self.low:g}" if self.high is None \
+                else f"a number from {self.low:g} to {self.high:g}"
         return f"an integer from {self.low} to {self.high}"
 
     def parse(self, value: Any) -> Any:
@@ -61,6 +65,8 @@ class Option:
         """The click type that checks the same range on the command line."""
         if self.choices:
             return click.Choice(self.choices)
+        if self.kind is float:
+            return click.FloatRange(self.low, self.high)
         return click.IntRange(self.low, self.high)
 
 
@@ -75,6 +81,9 @@ def _convert(kind: type, value: Any) -> Any:
         if isinstance(value, bool) or (isinstance(value, float) and value != int(value)):
             return None
         return int(value)
+    if kind is float:
+        out = None if isinstance(value, bool) else float(value)
+        return out if out is not None and math.isfinite(out) else None
     return value if isinstance(value, str) else None
 
 
@@ -93,6 +102,9 @@ CLOUD_MASK = Option("cloud_mask", bool)
 #: bundled model).
 CLOUD_BUFFER = Option("cloud_buffer", int, 0, 256)
 MASK_SNOW = Option("mask_snow", bool)
+#: The polygons' sieve (hectares) and simplification (metres): ``vectorize``, ``run --vector``.
+VECTOR_MIN_AREA = Option("vector_min_area", float, 0)
+VECTOR_SIMPLIFY = Option("vector_simplify", float, 0)
 
 #: The options a service job may carry, by their Python names.
 JOB_OPTIONS: dict[str, Option] = {o.name: o for o in (

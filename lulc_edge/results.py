@@ -7,10 +7,16 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 
+def json_products(products: dict[str, Any]) -> dict[str, Any]:
+    """The products that say themselves as JSON (``as_dict``), by sink name."""
+    return {k: p.as_dict() for k, p in products.items() if hasattr(p, "as_dict")}
+
+
 @dataclass
 class RunResult:
     """What a run did: sizes, time, per-class pixel counts and areas; ``products`` holds what
-    sinks hand back in memory (``thumbnail``: the B4/B3/B2 thumbnail), left out of JSON."""
+    sinks hand back (``thumbnail``: the B4/B3/B2 thumbnail, left out of JSON; ``vector``: the
+    polygons file and its features, in JSON by its ``as_dict``)."""
 
     input: str
     output: str
@@ -43,9 +49,10 @@ class RunResult:
         return self.products.get("thumbnail")
 
     def as_dict(self) -> dict[str, Any]:
-        """The result as JSON-ready values (products left out)."""
+        """The result as JSON-ready values, with the products that have an ``as_dict``."""
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "products"}
         d["pixels"] = self.pixels
+        d.update(json_products(self.products))
         return d
 
 
@@ -88,8 +95,10 @@ class JobReport:
         return self.result.true_colour if self.result else None
 
     def as_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready values, as a batch's ``--json`` lists it."""
-        return {"input": self.input, "output": self.output, "status": self.status,
+        """The report as JSON-ready values, as a batch's ``--json`` lists it (with its run's
+        products that have an ``as_dict``: ``vector``)."""
+        made = json_products(self.result.products) if self.result else {}
+        return {**made, "input": self.input, "output": self.output, "status": self.status,
                 "seconds": self.seconds, "pixels": self.pixels,
                 "class_pixels": self.class_pixels, "class_hectares": self.class_hectares,
                 "area_note": self.area_note, "tiles_inferred": self.tiles_inferred,

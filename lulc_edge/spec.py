@@ -49,6 +49,13 @@ class RunOptions:
     cloud_mask: bool = True
     cloud_buffer: int = DEFAULT_BUFFER
     mask_snow: bool = False
+    #: also write the map's polygons (``lulc_edge.vectorize``, the ``vector`` sink): a file, or
+    #: an extension (".gpkg") for NAME.gpkg beside each map (a batch's form); None: none.
+    #: ``vector_min_area`` (ha) and ``vector_simplify`` (m) as vectorize's options. They shape
+    #: the polygons, not the map: not in ``RunSpec.shaping`` (the file records them).
+    vector: str | None = None
+    vector_min_area: float = 0.0
+    vector_simplify: float = 0.0
 
     @property
     def clouds(self) -> CloudMask:

@@ -28,15 +28,12 @@ from .areas import M2_PER_HA, area_reason, row_pixel_areas_m2
 from .errors import InputError, OutputError, one_line
 from .files import partial_path, place
 from .raster import confidence_path
+from .vectorfile import PolygonWriter, output_driver
 from .vectors import VECTOR_HINT
 from .zonal import map_classes, open_map, row_blocks
 
 #: Rows polygonised at once.
 CHUNK_ROWS = 1024
-#: Output formats by extension (OGR driver names); anything else is refused (Shapefiles too:
-#: several files, which cannot appear at once under their final names).
-DRIVERS = {".gpkg": "GPKG", ".parquet": "Parquet", ".geoparquet": "Parquet",
-           ".fgb": "FlatGeobuf", ".geojson": "GeoJSON", ".json": "GeoJSON"}
 #: Confidence rasters' nodata (uint8 percent 0..100).
 CONF_NODATA = 255
 
@@ -53,8 +50,14 @@ class VectorizeResult:
     confidence: bool = False
     vertices: int = 0
 
+    @property
+    def features(self) -> int:
+        """Polygons written, all classes."""
+        return sum(self.polygons)
+
     def as_dict(self) -> dict[str, Any]:
-        return {"output": self.output, "sieved_pixels": self.sieved_pixels,
+        return {"output": self.output, "features": self.features,
+                "sieved_pixels": self.sieved_pixels,
                 "confidence": self.confidence, "vertices": self.vertices,
                 "classes": {n: {"polygons": self.polygons[i],
                                 "hectares": None if self.hectares is None else self.hectares[i]}
@@ -108,93 +111,6 @@ def _pixels_for(what: str, option: str, amount: float, ds: Any) -> float:
     return amount * M2_PER_HA / mean if what == "ha" else amount / float(np.sqrt(mean))
 
 
-def output_driver(path: str | Path) -> str:
-    """The OGR driver that writes ``path`` (by extension); OutputError naming the file when
-    the extension is unknown or this GDAL cannot write that format."""
-    import pyogrio
-
-    p = Path(path)
-    driver = DRIVERS.get(p.suffix.lower())
-    if driver is None:
-        raise OutputError(f"{p}: unknown vector format {p.suffix or '(no extension)'!r} "
-                          f"(use {', '.join(sorted(set(DRIVERS)))})")
-    if "w" not in pyogrio.list_drivers().get(driver, ""):
-        raise OutputError(f"{p}: this GDAL ({pyogrio.__gdal_version_string__}) has no "
-                          f"{driver} driver; write .gpkg or .fgb instead")
-    return driver
-
-
-class _Sink:
-    """Polygons (pixel coordinates) to the output file: map coordinates and fields; appended
-    chunk by chunk where the driver can append, else kept (as WKB) until :meth:`close`."""
-
-    def __init__(self, path: Path, driver: str, ds: Any, classes: tuple[str, ...],
-                 confidence: bool) -> None:
-        import pyogrio
-
-        self.path, self.driver, self.classes, self.confidence = path, driver, classes, confidence
-        self.crs = ds.crs.to_wkt() if ds.crs else None
-        t = ds.transform
-        self.coeffs = [t.a, t.b, t.d, t.e, t.c, t.f]
-        self.layer = path.name.split(".")[0] or "classes"
-        self.append = "a" in pyogrio.list_drivers()[driver]
-        self.buffer: list[tuple[np.ndarray, list[np.ndarray]]] = []
-        self.written = False
-        self.polygons = np.zeros(len(classes), np.int64)
-        self.hectares = np.zeros(len(classes))
-        self.vertices = 0
-
-    def add(self, pieces: _Pieces) -> None:
-        import shapely
-
-        if not len(pieces.values):
-            return
-        values = pieces.values.astype(np.int32)
-        area = pieces.area / M2_PER_HA
-        np.add.at(self.polygons, values, 1)
-        np.add.at(self.hectares, values, np.nan_to_num(area))
-        self.vertices += int(shapely.get_num_coordinates(pieces.geoms).sum())
-        wkb = np.array(shapely.to_wkb(_to_map(pieces.geoms, self.coeffs)), dtype=object)
-        fields = [np.array([self.classes[v] for v in values], dtype=object), values, area]
-        if self.confidence:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                fields.append(np.where(pieces.conf_n > 0,
-                                       pieces.conf_sum / np.maximum(pieces.conf_n, 1), np.nan))
-        if self.append:
-            self._write(wkb, fields)
-        else:
-            self.buffer.append((wkb, fields))
-
-    def close(self) -> None:
-        if self.buffer:
-            wkb = np.concatenate([w for w, _ in self.buffer])
-            fields = [np.concatenate(col) for col in zip(*(f for _, f in self.buffer),
-                                                          strict=True)]
-            self._write(wkb, fields)
-        elif not self.written:
-            empty = [np.array([], dtype=object), np.array([], np.int32), np.array([])]
-            self._write(np.array([], dtype=object),
-                        empty + ([np.array([])] if self.confidence else []))
-
-    def _write(self, wkb: np.ndarray, fields: list[np.ndarray]) -> None:
-        import pyogrio
-
-        names = ["class", "class_id", "area_ha"] + (["confidence"] if self.confidence else [])
-        pyogrio.raw.write(self.path, wkb, geometry_type="Polygon", crs=self.crs,
-                          driver=self.driver, layer=self.layer, field_data=fields,
-                          fields=names, append=self.written)
-        self.written = True
-
-
-def _to_map(geoms: np.ndarray, coeffs: list[float]) -> np.ndarray:
-    """Pixel-coordinate geometries in map coordinates."""
-    import shapely
-
-    a, b, d, e, xoff, yoff = coeffs
-    return shapely.transform(geoms, lambda c: np.column_stack(
-        (a * c[:, 0] + b * c[:, 1] + xoff, d * c[:, 0] + e * c[:, 1] + yoff)))
-
-
 def vectorize(map_path: str | Path, output: str | Path, min_area_ha: float = 0.0,
               overwrite: bool = False, chunk_rows: int = CHUNK_ROWS,
               simplify_m: float = 0.0) -> VectorizeResult:
@@ -205,17 +121,8 @@ def vectorize(map_path: str | Path, output: str | Path, min_area_ha: float = 0.0
     ``simplify_m`` > 0 simplifies the boundaries (metres; shared edges stay shared); areas and
     confidence stay those of the pixels. The file appears under its name only when complete
     (OutputError when it exists, unless ``overwrite``)."""
-    try:
-        import pyogrio  # noqa: F401 - checked here: the extra may be missing
-        import shapely
-    except ImportError as exc:
-        raise InputError(f"vectorize needs the vector extra ({exc.name} missing): "
-                         f"{VECTOR_HINT}") from None
     out = Path(output)
-    driver = output_driver(out)
-    if simplify_m > 0 and not hasattr(shapely, "coverage_simplify"):
-        raise InputError(f"--simplify needs shapely >= 2.1 (this is {shapely.__version__}): "
-                         "pip install -U shapely")
+    driver = check_output(out, simplify_m)
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: exists (use --overwrite)")
     tmp = partial_path(out, ".partial" + out.suffix)
@@ -228,7 +135,8 @@ def vectorize(map_path: str | Path, output: str | Path, min_area_ha: float = 0.0
         areas = row_pixel_areas_m2(ds.crs, ds.transform, ds.height)
         cum = None if areas is None else np.concatenate([[0.0], np.cumsum(areas)])
         tmp.unlink(missing_ok=True)
-        sink = _Sink(tmp, driver, ds, classes, conf is not None)
+        sink = PolygonWriter(tmp, driver, ds, classes, conf is not None,
+                             {"min_area_ha": min_area_ha, "simplify_m": simplify_m})
         try:
             sieved = _polygons(ds, conf, sink, cum, max(size, 1), tol, chunk_rows)
             sink.close()
@@ -239,12 +147,31 @@ def vectorize(map_path: str | Path, output: str | Path, min_area_ha: float = 0.0
         except Exception as exc:  # noqa: BLE001 - OGR errors of any kind: one line, no partial
             tmp.unlink(missing_ok=True)
             raise OutputError(f"{out}: cannot write ({one_line(exc)})") from None
+        except BaseException:  # interrupted: no partial file either
+            tmp.unlink(missing_ok=True)
+            raise
         finally:
             if conf is not None:
                 conf.close()
     return VectorizeResult(str(out), classes, tuple(int(n) for n in sink.polygons),
                            None if cum is None else tuple(float(h) for h in sink.hectares),
                            sieved, conf is not None, sink.vertices)
+
+
+def check_output(output: Path, simplify_m: float = 0.0, who: str = "vectorize") -> str:
+    """The OGR driver that writes ``output``, once the vector extra (and, to simplify, a
+    shapely that can) is there: checked before a run maps anything. InputError or OutputError
+    naming what is missing."""
+    try:
+        import pyogrio  # noqa: F401 - checked here: the extra may be missing
+        import shapely
+    except ImportError as exc:
+        raise InputError(f"{who} needs the vector extra ({exc.name} missing): "
+                         f"{VECTOR_HINT}") from None
+    if simplify_m > 0 and not hasattr(shapely, "coverage_simplify"):
+        raise InputError(f"--simplify needs shapely >= 2.1 (this is {shapely.__version__}): "
+                         "pip install -U shapely")
+    return output_driver(output)
 
 
 def _open_confidence(map_path: Path, ds: Any) -> Any:
@@ -290,8 +217,8 @@ def _chunk_pieces(core: np.ndarray, mask: np.ndarray | None, row0: int, conf: An
     return _Pieces(values, geoms, area, conf_sum, conf_n)
 
 
-def _polygons(ds: Any, conf: Any, sink: _Sink, cum: np.ndarray | None, size: int, tol: float,
-              chunk_rows: int) -> int:
+def _polygons(ds: Any, conf: Any, sink: PolygonWriter, cum: np.ndarray | None, size: int,
+              tol: float, chunk_rows: int) -> int:
     """Feed ``sink`` the polygons of ``ds``, chunk by chunk (polygons cut by a chunk edge are
     merged at the end); regions under ``size`` px are sieved first, boundaries simplified with
     ``tol`` px. Returns the pixels sieved."""

@@ -2,8 +2,10 @@
 
 The map is read in full-width row blocks (bounded memory on a whole 10980 x 10980 tile); each
 zone is burnt onto the block's grid (pixel centres inside the polygon count, so overlapping
-zones each get their pixels), and pixel counts per row become hectares with the ground area of
-each row (:mod:`lulc_edge.areas`: on the ellipsoid for geographic CRSs).
+zones each get their pixels), and each block is added to each zone's ``areas.AreaSum``: pixel
+counts per row become hectares with the ground area of each row (on the ellipsoid for
+geographic CRSs). That sum is the one count of class areas: a run's (RunResult, the service's
+jobs) and the pictures' add their blocks to it as well, so their numbers are these.
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 
-from .areas import area_reason, class_hectares
+from .areas import AreaSum
 from .errors import InputError, one_line
 from .vectors import bounds, burn, overlapping, read_features, window_bounds
 
@@ -62,19 +63,6 @@ def map_classes(ds: Any) -> tuple[str, ...]:
     from .engine import bundled_model, load_contract
 
     return tuple(c.name for c in load_contract(bundled_model()).classes)
-
-
-def tally(values: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndarray:
-    """Pixels per row and class of a block of map values, shape (rows, k + 1): the last
-    column counts values outside 0..k-1 (nodata, clouds...); ``mask`` keeps some pixels."""
-    cls = values.astype(np.int32)
-    cls[(cls < 0) | (cls > k)] = k
-    rows = values.shape[0]
-    idx = cls
-    idx += np.arange(rows, dtype=np.int32)[:, None] * (k + 1)
-    if mask is not None:
-        idx = idx[mask]
-    return np.bincount(idx.ravel(), minlength=rows * (k + 1)).reshape(rows, k + 1)
 
 
 @dataclass(frozen=True)
@@ -145,10 +133,12 @@ class ClassAreas:
         return "\n".join(lines) + "\n"
 
 
-def _zone(name: str, counts: np.ndarray, ha: np.ndarray | None) -> ZoneAreas:
-    k = counts.size - 1
-    return ZoneAreas(name, tuple(int(n) for n in counts[:k]),
-                     None if ha is None else tuple(float(h) for h in ha[:k]), int(counts[k]))
+def _zone(name: str, acc: AreaSum, k: int) -> ZoneAreas:
+    """A zone's areas from its sum: values outside the ``k`` classes count as nodata."""
+    ha = acc.hectares()
+    return ZoneAreas(name, tuple(int(n) for n in acc.counts[:k]),
+                     None if ha is None else tuple(float(h) for h in ha[:k]),
+                     int(acc.counts[k:].sum()))
 
 
 def class_areas(map_path: str | Path, zones: str | Path | None = None, field: str = "name",
@@ -169,9 +159,7 @@ def class_areas(map_path: str | Path, zones: str | Path | None = None, field: st
                 by_key.setdefault(str(value), []).append((geom, bounds(geom)))
         keys, groups = list(by_key), list(by_key.values())
         boxes = [[b for _, b in group] for group in groups]
-        no_area = area_reason(ds.crs, ds.transform)
-        counts = np.zeros((len(keys) + 1, k + 1), np.int64)
-        ha = None if no_area else np.zeros((len(keys) + 1, k + 1))
+        sums = [AreaSum(ds.crs, ds.transform) for _ in range(len(keys) + 1)]
         try:
             for row0, rows in row_blocks(ds.height, block_rows):
                 values = ds.read(1, window=((row0, row0 + rows), (0, ds.width)))
@@ -185,13 +173,9 @@ def class_areas(map_path: str | Path, zones: str | Path | None = None, field: st
                             continue
                         mask = burn([(group[i][0], 1) for i in hits], ds.transform, row0, rows,
                                     ds.width) > 0
-                    per_row = tally(values, k, mask)
-                    counts[z] += per_row.sum(axis=0)
-                    if ha is not None:
-                        ha[z] += class_hectares(per_row, ds.crs, ds.transform, row0)
+                    sums[z].add(values, row0, mask)
         except (RasterioError, OSError) as exc:
             raise InputError(f"{map_path}: cannot read ({one_line(exc)})") from None
-    whole = _zone(WHOLE, counts[0], None if ha is None else ha[0])
-    return ClassAreas(str(map_path), classes, whole,
-                      tuple(_zone(key, counts[i + 1], None if ha is None else ha[i + 1])
-                            for i, key in enumerate(keys)), no_area)
+    return ClassAreas(str(map_path), classes, _zone(WHOLE, sums[0], k),
+                      tuple(_zone(key, sums[i + 1], k) for i, key in enumerate(keys)),
+                      sums[0].reason)

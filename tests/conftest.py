@@ -179,3 +179,14 @@ def start_cli(*args: str | os.PathLike, **kw) -> subprocess.Popen:
     kw.setdefault("stderr", subprocess.PIPE)
     return subprocess.Popen([*CLI, *map(str, args)], text=True, preexec_fn=_default_sigint, **kw)
 
+
+def interrupt_after(tiles: int) -> Callable[[int, int], None]:
+    """An ``on_tile`` callback that raises KeyboardInterrupt after ``tiles`` inferred tiles, as
+    Ctrl-C would: the run keeps its journal for --resume."""
+    seen = iter(range(tiles))
+
+    def on_tile(_n: int, _px: int) -> None:
+        if next(seen, None) is None:
+            raise KeyboardInterrupt
+
+    return on_tile

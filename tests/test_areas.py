@@ -5,7 +5,7 @@ import pytest
 from affine import Affine
 from rasterio.crs import CRS
 
-from lulc_edge.areas import area_reason, class_hectares, row_pixel_areas_m2
+from lulc_edge.areas import AreaSum, area_reason, row_pixel_areas_m2
 
 
 def test_projected_pixel_area_is_the_pixel_size():
@@ -29,9 +29,9 @@ def test_geographic_rows_shrink_with_latitude_and_hectares_sum_rows():
     crs, tr = CRS.from_epsg(4326), Affine(0.0001, 0, 10, 0, -0.0001, 60.001)
     areas = row_pixel_areas_m2(crs, tr, 10)
     assert np.all(np.diff(areas) > 0)         # northern hemisphere: rows grow southwards
-    counts = np.zeros((10, 2), dtype=np.int64)
-    counts[:, 1] = 3
-    ha = class_hectares(counts, crs, tr)
+    acc = AreaSum(crs, tr)
+    acc.add(np.ones((10, 3), np.uint8), 0)
+    ha = acc.hectares()
     assert ha[0] == 0 and ha[1] == pytest.approx(3 * areas.sum() / 10_000)
 
 

@@ -19,7 +19,7 @@ from lulc_edge.files import partial_path
 from lulc_edge.journal import journal_path
 from lulc_edge.raster import COMPLETE_TAG
 
-from .conftest import run_cli, run_cli_process, start_cli
+from .conftest import interrupt_after, run_cli, run_cli_process, start_cli
 
 
 def _read(path):
@@ -180,14 +180,8 @@ def test_a_batch_continues_a_scene_an_interruption_left_half_done(engine, make_s
     whole = segment_file(src, tmp_path / "whole.tif", engine=engine, spec=spec)
     out = tmp_path / "maps" / "scene.lulc.tif"
     out.parent.mkdir()
-    seen = iter(range(4))
-
-    def stop_after_four(_n: int, _px: int) -> None:
-        if next(seen, None) is None:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        segment_file(src, out, engine=engine, spec=spec, on_tile=stop_after_four)
+        segment_file(src, out, engine=engine, spec=spec, on_tile=interrupt_after(4))
     assert journal_path(out).is_file() and not out.exists()
     rep = run_job(Job(str(src), str(out)), engine, spec)
     assert rep.status == "done", rep.error

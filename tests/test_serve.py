@@ -223,6 +223,27 @@ def test_routes_answer_json_errors(server):
         assert b"Service" not in r.content  # never the package's code
 
 
+def test_a_job_and_its_pictures_say_the_class_areas_lulc_edge_stats_says(server, tmp_path):
+    """One count of class areas (areas.AreaSum): a job's result and the pictures of its map
+    give, class by class, the pixels and hectares ``lulc-edge stats`` gives for that map."""
+    from lulc_edge.preview import read_map
+    from tests.conftest import run_cli
+
+    r = server.post("/jobs", files=upload(EXAMPLE), data={"tile": "256"})
+    doc = server.wait(r.json()["id"])
+    assert doc["status"] == "done", doc
+    got = tmp_path / "job.tif"
+    got.write_bytes(server.get(doc["files"]["map"]).content)
+    stats = json.loads(run_cli("stats", got, "--json").stdout)["whole_map"]
+    view = read_map(got)
+    assert list(stats["classes"]) == CLASSES[:-1]
+    for name, c in stats["classes"].items():
+        assert doc["class_pixels"][name] == view.pixels[name] == c["pixels"] > 0
+        assert doc["class_hectares"][name] == view.hectares[name] == round(c["hectares"], 4)
+    others = sum(v for k, v in doc["class_pixels"].items() if k not in stats["classes"])
+    assert others == stats["nodata_pixels"]
+
+
 def test_upload_filename_cannot_traverse(server, tmp_path):
     evil = "../../../../tmp/lulc-edge-evil.tif"
     target = Path("/tmp/lulc-edge-evil.tif")

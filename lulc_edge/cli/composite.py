@@ -14,18 +14,17 @@ from ..spec import RunSpec
 from .console import fail, interrupted, setup_logging, warn, warn_cpus
 from .options import (
     ENGINE,
-    OUTPUTS,
     REPORT,
     SCENE,
     TILING,
     EngineArgs,
     Group,
-    OutputArgs,
     ReportArgs,
     SceneArgs,
     TilingArgs,
     use,
 )
+from .options_output import OUTPUTS, OutputArgs
 from .preview import draw_pictures
 from .run import _run_options
 from .stac_inputs import STAC, StacArgs, expand, searched, use_signer

@@ -218,40 +218,6 @@ class SceneArgs(CloudArgs, RadiometryArgs):
 SCENE = Group("scene", SceneArgs, RADIOMETRY.options + CLOUDS.options)
 
 
-# ---------------------------------------------------------------------------- outputs
-@dataclass(frozen=True)
-class OutputArgs:
-    output: str | None
-    confidence: bool
-    probs: bool
-    qml: bool
-    cog: bool
-    overwrite: bool
-    resume: bool
-    preview: bool
-
-
-OUTPUTS = Group("outputs", OutputArgs, (
-    click.option("-o", "--output", type=click.Path(dir_okay=False),
-                 help="Output GeoTIFF (default: SCENE.lulc.tif beside the input; a STAC "
-                      "item's: <item id>.lulc.tif in the working directory)."),
-    click.option("--confidence", is_flag=True,
-                 help="Also write SCENE.lulc.confidence.tif: the chosen class's probability in "
-                      "percent (0-100; 255 = nodata)."),
-    click.option("--probs", is_flag=True,
-                 help="Also write SCENE.lulc.probs.tif (float32 per class; NaN = nodata)."),
-    click.option("--qml", is_flag=True,
-                 help="Also write SCENE.lulc.qml, the QGIS style (class names, colours) QGIS "
-                      "loads with the map."),
-    click.option("--cog", is_flag=True, help="Write Cloud-Optimized GeoTIFFs (GDAL COG driver)."),
-    click.option("--overwrite", is_flag=True,
-                 help="Replace an existing output, or start over after an interrupted run."),
-    click.option("--resume", is_flag=True, help="Continue an interrupted run from its journal."),
-    click.option("--preview", is_flag=True,
-                 help="Also write the pictures of each map (see lulc-edge preview)."),
-))
-
-
 # ---------------------------------------------------------------------------- area of interest
 @dataclass(frozen=True)
 class AreaArgs:

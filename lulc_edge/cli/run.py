@@ -21,19 +21,18 @@ from .console import error, fail, interrupted, setup_logging, warn, warn_cpus
 from .options import (
     BATCH,
     ENGINE,
-    OUTPUTS,
     REPORT,
     SCENE,
     TILING,
     BatchArgs,
     EngineArgs,
-    OutputArgs,
     RadiometryArgs,
     ReportArgs,
     SceneArgs,
     TilingArgs,
     use,
 )
+from .options_output import OUTPUTS, OutputArgs
 from .preview import draw_pictures
 from .stac_inputs import (
     STAC,
@@ -61,7 +60,8 @@ def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling
     GeoTIFF with the input's grid, a colour table, class names in its tags and nodata 255.
 
     Several inputs (or --out-dir, --from-list, globs) make a batch: finished outputs are
-    skipped, a bad input is reported and the rest go on, the exit code says if any failed.
+    skipped (missing polygons are made from the finished map), a bad input is reported and
+    the rest go on, the exit code says if any failed.
     An ItemCollection is a batch of its items, most recent first; --stac-api searches a STAC
     API and maps each item found to DIR/<item id>.lulc.tif (a STAC item's map is named after
     its id). Item radiometry (BOA offset) is decided from the item and recorded in the map's
@@ -84,6 +84,8 @@ def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling
         --collection sentinel-2-l2a --bbox 10,45,10.1,45.1 --datetime 2024-07 \\
         --sign planetary_computer:sign --out-dir maps/
       lulc-edge run scene.tif --aoi field.geojson   # only that area
+      lulc-edge run scene.tif --vector scene.gpkg --min-area 0.5   # and its polygons
+      lulc-edge run 'archive/*.zip' --out-dir maps/ --vector .gpkg  # maps/NAME.lulc.gpkg
     """
     setup_logging(report.verbose)
     if outputs.output == "":
@@ -107,10 +109,10 @@ def run(inputs: tuple[str, ...], outputs: OutputArgs, engine: EngineArgs, tiling
 
 
 def _run_options(outputs: OutputArgs, tiling: TilingArgs, report: ReportArgs) -> RunOptions:
-    options = RunOptions(mode=tiling.mode, tile=tiling.tile, batch=tiling.batch,
-                         confidence=outputs.confidence, probs=outputs.probs, cog=outputs.cog,
-                         overwrite=outputs.overwrite, resume=outputs.resume, qml=outputs.qml,
-                         progress=False if report.quiet else None)
+    options = outputs.apply(RunOptions(
+        mode=tiling.mode, tile=tiling.tile, batch=tiling.batch, confidence=outputs.confidence,
+        probs=outputs.probs, cog=outputs.cog, overwrite=outputs.overwrite, resume=outputs.resume,
+        qml=outputs.qml, progress=False if report.quiet else None))
     if outputs.preview:  # each run keeps its scene's thumbnail: no second read of the scene
         options = with_pictures(options)  # Pillow checked before mapping, not after
     return options
@@ -157,8 +159,8 @@ def _run_batch(items: list[str], plan: Plan, batch: BatchArgs) -> None:
     """Each input to its own map; one line per scene, the counts at the end, exit 1 if any
     failed."""
     report, reported = plan.report, set()
-    jobs = name_jobs(plan_jobs(items, batch.out_dir, plan.outputs.output), batch.out_dir,
-                     plan.outputs.output)
+    jobs = name_jobs(plan_jobs(items, batch.out_dir, plan.outputs.output,
+                               plan.spec.run.vector), batch.out_dir, plan.outputs.output)
     t0 = time.perf_counter()
 
     def show(rep: JobReport) -> None:
@@ -212,6 +214,8 @@ def summary(res: RunResult) -> str:
         lines.append(f"  {name:<16}{n:>12d} px {100 * n / total:6.2f} %{area}")
     if res.area_note:
         lines.append(f"  ({res.area_note})")
+    if (vector := res.products.get("vector")) is not None:
+        lines.append(f"  polygons: {vector.output} ({vector.features} features)")
     if res.cloud_mask:
         share = f": {res.cloud_percent:.2f} % of the pixels with data" \
             if res.cloud_percent is not None else ""

@@ -9,21 +9,16 @@ import click
 
 from ..errors import LulcEdgeError
 from .console import fail, setup_logging
+from .options_output import FORMATS, MIN_AREA, SIMPLIFY
 
 
 @click.command()
 @click.argument("map_path", metavar="MAP", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Polygons file, format by extension: .gpkg (default: MAP with .gpkg), "
-                   ".parquet (GeoParquet, where GDAL has the driver), .fgb, .geojson.")
-@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              metavar="HA",
-              help="First sieve regions smaller than this (hectares) into their largest "
-                   "neighbour.")
-@click.option("--simplify", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              metavar="METRES",
-              help="Simplify boundaries by about this distance, shared edges kept shared "
-                   "(0: pixel edges, exact).")
+              help=f"Polygons file, format by extension: {FORMATS} (default: MAP with "
+                   ".gpkg).")
+@MIN_AREA
+@SIMPLIFY
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")

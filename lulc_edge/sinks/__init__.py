@@ -13,17 +13,21 @@ from pathlib import Path
 from ..spec import RunSpec
 from .base import RunContext, Sink
 from .outputs import Areas, Maps, Resume, Style, Thumbnail
+from .vector import Vector
 
-__all__ = ["SINKS", "RunContext", "Sink", "abort_all", "build", "finish_all", "missing", "open_all"]
+__all__ = ["SINKS", "RunContext", "Sink", "abort_all", "build", "finish_all", "missing", "open_all",
+           "remake"]
 
 #: name -> sink class, in the order sinks are finished (areas before the maps record counts;
-#: the journal goes last, once everything it protects is in place).
+#: the journal once everything it protects is in place; the polygons last, from the finished
+#: map: a failure there leaves the map whole).
 SINKS: dict[str, type[Sink]] = {
     "areas": Areas,
     "thumbnail": Thumbnail,
     "maps": Maps,
     "qml": Style,
     "resume": Resume,
+    "vector": Vector,
 }
 
 
@@ -39,11 +43,22 @@ def build(spec: RunSpec) -> dict[str, Sink]:
 
 def missing(dst: Path, spec: RunSpec, expect: dict[str, str]) -> str | None:
     """Why the outputs of ``dst`` are not all there and current (the first sink's reason), or
-    None: what a batch's skip check asks."""
+    None: what a batch's skip check asks. ``derived`` sinks are left to ``remake``."""
     for cls in SINKS.values():
-        if cls.wanted(spec) and (why := cls.missing(dst, spec, expect)):
+        if cls.wanted(spec) and not cls.derived and (why := cls.missing(dst, spec, expect)):
             return why
     return None
+
+
+def remake(dst: Path, spec: RunSpec, expect: dict[str, str]) -> list[str]:
+    """Make again, from the current map ``dst``, the files of the ``derived`` sinks that are
+    missing or outdated (a batch's skipped map); a note for each, saying why."""
+    notes = []
+    for cls in SINKS.values():
+        if cls.wanted(spec) and cls.derived and (why := cls.missing(dst, spec, expect)):
+            cls.remake(dst, spec)
+            notes.append(f"{why}: made again from the existing map")
+    return notes
 
 
 def open_all(sinks: dict[str, Sink], ctx: RunContext) -> None:

@@ -45,12 +45,16 @@ class Sink:
     else None); ``finish(tags)`` in registry order once every tile is in (a sink may add tags
     for the sinks after it: ``areas`` adds the class counts the map records); ``abort`` when
     the run fails (``resumable``: interrupted, keep what ``--resume`` continues from).
-    ``product`` is handed back in ``RunResult.products[name]``.
+    ``product`` is handed back in ``RunResult.products[name]`` (in ``--json`` when it has an
+    ``as_dict``).
     """
 
     name = ""
     needs_bands = False
     product: Any = None
+    #: made from the finished map alone: a batch whose map is current makes these files again
+    #: (``remake``) where ``missing`` says so, without mapping the scene again
+    derived = False
 
     @classmethod
     def wanted(cls, spec: RunSpec) -> bool:
@@ -62,6 +66,11 @@ class Sink:
         """Why the files this sink made for ``dst`` are missing or outdated (None: fine);
         ``expect`` holds the tags a current output has (input fingerprint, options)."""
         return None
+
+    @classmethod
+    def remake(cls, dst: Path, spec: RunSpec) -> Any:
+        """Make a ``derived`` sink's files again from the finished map ``dst``; the product."""
+        raise NotImplementedError(f"{cls.__name__} is made by a run only")
 
     def open(self, ctx: RunContext) -> None:
         self.ctx = ctx
