@@ -38,6 +38,7 @@ from .paths import check_output
 from .progress import Progress
 from .raster import FINGERPRINT_TAG, OPTIONS_TAG, write_error
 from .regrid import RegriddedSource, TargetGrid, target_grid
+from .results import json_products
 from .runfile import check_tiling, replay_tiles
 from .sinks.counts import Counts
 from .sources import Source, check_input
@@ -80,9 +81,12 @@ class CompositeResult:
     grid: dict[str, Any]
     cloud_mask: str
     warnings: list[str] = field(default_factory=list)
+    #: what sinks hand back (``vector``: the polygons of ``--vector``)
+    products: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k != "products"}
+        return {**out, **json_products(self.products)}
 
 
 def composite_file(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
@@ -198,7 +202,7 @@ class _Job:
             if moved:
                 raise InputError(f"{used[0].path}: an input changed while it was being read "
                                  f"({', '.join(moved[:3])}); nothing written, run again")
-            sinks.finish_all(made, self.tags(grid, used, fp, described))
+            products = sinks.finish_all(made, self.tags(grid, used, fp, described))
         except KeyboardInterrupt:
             sinks.abort_all(made, resumable=True)
             raise
@@ -210,7 +214,9 @@ class _Job:
             raise
         for s in used:
             self.warnings += [w for w in s.warnings if w not in self.warnings]
-        return self.result(ctx, made["areas"], used, inferred, described)
+        res = self.result(ctx, made["areas"], used, inferred, described)
+        res.products = products
+        return res
 
     def feed(self, ctx: sinks.RunContext, fed: list[sinks.Sink], used: list[RegriddedSource],
              masks: list, grid: TargetGrid) -> int:

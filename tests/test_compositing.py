@@ -277,9 +277,11 @@ def test_readme_season_example(tmp_path):
     dates = sorted((tmp_path / "season").glob("date-*.tif"))
     assert len(dates) == 3
     out = tmp_path / "season" / "summer.tif"
-    r = run_cli("composite", *dates, "-o", out, "--device", "cpu", "--precision", "fp32")
+    r = run_cli("composite", *dates, "-o", out, "--device", "cpu", "--precision", "fp32",
+                "--vector", ".gpkg")  # and the composite's polygons, as run makes them
     assert r.returncode == 0, r.stderr
     assert "3 scenes, rule mean" in r.stdout and "no clear observation" in r.stdout
+    assert f"polygons: {out.with_suffix('.gpkg')}" in r.stdout
     counts = _read(counts_path(out), None)
     assert (counts[0][80:200, 320:450] == 2).all()  # under date 1's cloud
     assert (counts[1][80:200, 320:450] == 3).all()

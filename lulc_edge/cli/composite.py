@@ -129,4 +129,7 @@ def summary(res) -> str:  # noqa: ANN001 - a CompositeResult
         lines.append(f"  {name:<16}{n:>12d} px {100 * n / total:6.2f} %{area}")
     lines.append(f"  no clear observation: {res.no_observation} px (nodata); clouds: "
                  f"{res.cloud_mask}")
+    vector = res.products.get("vector")
+    if vector is not None:
+        lines.append(f"  polygons: {vector.output} ({vector.features} features)")
     return "\n".join(lines)
