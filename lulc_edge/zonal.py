@@ -22,6 +22,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 
 from .areas import AreaSum
+from .clouds import CLOUD_CLASS, CLOUD_VALUE
 from .errors import InputError, one_line
 from .vectors import bounds, burn, overlapping, read_features, window_bounds
 
@@ -73,6 +74,9 @@ class ZoneAreas:
     pixels: tuple[int, ...]
     hectares: tuple[float, ...] | None
     nodata_pixels: int
+    #: pixels masked as Cloud (``clouds.CLOUD_VALUE``), not counted as nodata, and their area
+    cloud_pixels: int = 0
+    cloud_hectares: float | None = None
 
     @property
     def percent(self) -> tuple[float | None, ...]:
@@ -84,6 +88,7 @@ class ZoneAreas:
     def as_dict(self, classes: tuple[str, ...]) -> dict[str, Any]:
         ha = self.hectares
         return {"zone": self.zone, "nodata_pixels": self.nodata_pixels,
+                "cloud_pixels": self.cloud_pixels, "cloud_hectares": self.cloud_hectares,
                 "classes": {n: {"pixels": self.pixels[i],
                                 "hectares": None if ha is None else ha[i],
                                 "percent": self.percent[i]} for i, n in enumerate(classes)}}
@@ -106,11 +111,15 @@ class ClassAreas:
 
     def rows(self) -> list[tuple[str, str, int, float | None, float | None]]:
         """(zone, class, pixels, hectares, percent) for the whole map then every zone, each
-        zone's nodata pixels last (class "(nodata)")."""
+        zone's Cloud pixels (where the map has any; no percent: percentages are of the
+        classified area) and nodata pixels last (class "(nodata)")."""
         out: list[tuple[str, str, int, float | None, float | None]] = []
+        clouds = self.whole.cloud_pixels > 0
         for z in (self.whole, *self.zones):
             out += [(z.zone, name, z.pixels[i], None if z.hectares is None else z.hectares[i],
                      z.percent[i]) for i, name in enumerate(self.classes)]
+            if clouds:
+                out.append((z.zone, CLOUD_CLASS.name, z.cloud_pixels, z.cloud_hectares, None))
             out.append((z.zone, NODATA_ROW, z.nodata_pixels, None, None))
         return out
 
@@ -134,11 +143,14 @@ class ClassAreas:
 
 
 def _zone(name: str, acc: AreaSum, k: int) -> ZoneAreas:
-    """A zone's areas from its sum: values outside the ``k`` classes count as nodata."""
+    """A zone's areas from its sum: Cloud on its own, other values outside the ``k`` classes
+    count as nodata."""
     ha = acc.hectares()
+    cloud = int(acc.counts[CLOUD_VALUE])
     return ZoneAreas(name, tuple(int(n) for n in acc.counts[:k]),
                      None if ha is None else tuple(float(h) for h in ha[:k]),
-                     int(acc.counts[k:].sum()))
+                     int(acc.counts[k:].sum()) - cloud, cloud,
+                     None if ha is None else float(ha[CLOUD_VALUE]))
 
 
 def class_areas(map_path: str | Path, zones: str | Path | None = None, field: str = "name",
@@ -147,7 +159,8 @@ def class_areas(map_path: str | Path, zones: str | Path | None = None, field: st
 
     Zones are the polygons of a vector file (any CRS: moved to the map's), grouped by their
     ``field`` value (features with the same value form one zone); ``crs`` is the zones' CRS
-    when the file has none. Map values outside the class range count as nodata.
+    when the file has none. Cloud pixels (254) have a row of their own; other map values
+    outside the class range count as nodata.
     """
     with open_map(map_path) as ds:
         classes = map_classes(ds)

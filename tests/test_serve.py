@@ -240,7 +240,10 @@ def test_a_job_and_its_pictures_say_the_class_areas_lulc_edge_stats_says(server,
     for name, c in stats["classes"].items():
         assert doc["class_pixels"][name] == view.pixels[name] == c["pixels"] > 0
         assert doc["class_hectares"][name] == view.hectares[name] == round(c["hectares"], 4)
-    others = sum(v for k, v in doc["class_pixels"].items() if k not in stats["classes"])
+    assert doc["class_pixels"]["Cloud"] == view.pixels["Cloud"] == stats["cloud_pixels"]
+    assert doc["class_hectares"]["Cloud"] == round(stats["cloud_hectares"], 4)
+    others = sum(v for k, v in doc["class_pixels"].items()
+                 if k not in stats["classes"] and k != "Cloud")
     assert others == stats["nodata_pixels"]
 
 

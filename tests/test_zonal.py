@@ -173,3 +173,26 @@ def test_cli_stats_bad_input_is_one_line(tmp_path, args, message):
     err = res.stderr.strip()
     assert len(err.splitlines()) == 1 and err.startswith("lulc-edge: error:"), err
     assert message in err
+
+
+def test_cloud_pixels_have_a_row_of_their_own(tmp_path):
+    """Cloud (254) is not nodata: its own row (pixels, hectares, no percent: percentages are
+    of the classified area) in the table, CSV and JSON, for the whole map and each zone."""
+    vals = _map()
+    vals[40:50, 60:80] = 254
+    write_map(tmp_path / "map.tif", vals)
+    zones = _zones_file(tmp_path / "z.geojson", [("east", _ring(60.1, 0.1, 119.9, 89.9))])
+    res = class_areas(tmp_path / "map.tif", zones)
+    counts = np.bincount(vals.ravel(), minlength=256)
+    assert res.whole.cloud_pixels == 200 and res.whole.cloud_hectares == pytest.approx(2.0)
+    assert res.whole.nodata_pixels == counts[255] + counts[9]
+    assert res.zones[0].cloud_pixels == 200
+    rows = [r for r in res.rows() if r[1] == "Cloud"]
+    assert rows == [(WHOLE, "Cloud", 200, pytest.approx(2.0), None),
+                    ("east", "Cloud", 200, pytest.approx(2.0), None)]
+    assert res.as_dict()["whole_map"]["cloud_pixels"] == 200
+    out = CliRunner().invoke(main, ["stats", str(tmp_path / "map.tif")])
+    assert "| (whole map) | Cloud | 200 | 2.00 | – |" in out.output
+    vals[vals == 254] = 0  # a map without Cloud has no Cloud row
+    write_map(tmp_path / "clear.tif", vals)
+    assert not [r for r in class_areas(tmp_path / "clear.tif").rows() if r[1] == "Cloud"]
