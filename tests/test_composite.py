@@ -145,6 +145,16 @@ def plant_cloud(bands: np.ndarray, rows: slice, cols: slice) -> None:
     scl[rows.start, cols] = 10
 
 
+def noisy_date(base: np.ndarray, data: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same ground seen on another date: its own illumination noise on the reflectances."""
+    bands = base.copy()
+    gain = 1 + 0.03 * rng.standard_normal(bands.shape[1:])
+    for b in range(bands.shape[0]):
+        if b != SCL_INDEX:
+            bands[b] = np.where(data, np.clip(bands[b] * gain, 1, 65535), 0)
+    return bands
+
+
 def test_composite_recovers_the_labels_under_planted_clouds() -> None:
     from lulc_edge import Segmenter
 
@@ -158,11 +168,7 @@ def test_composite_recovers_the_labels_under_planted_clouds() -> None:
     acc = Accumulator(5, labels.shape)
     per_date, clear = [], np.zeros(labels.shape, bool)
     for d in range(3):  # the same ground seen three times, with its own noise each date
-        bands = base.copy()
-        gain = 1 + 0.03 * rng.standard_normal(bands.shape[1:])
-        for b in range(bands.shape[0]):
-            if b != SCL_INDEX:
-                bands[b] = np.where(data, np.clip(bands[b] * gain, 1, 65535), 0)
+        bands = noisy_date(base, data, rng)
         if d == 1:
             plant_cloud(bands, rows, cols)
         masked = cloud_mask(bands[SCL_INDEX], mask, data)

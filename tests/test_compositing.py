@@ -25,7 +25,7 @@ from lulc_edge.spec import RunSpec
 from lulc_edge.synthetic import SCL_INDEX, SceneSpec, generate
 
 from .conftest import run_cli, start_cli, write_stack
-from .test_composite import plant_cloud
+from .test_composite import noisy_date, plant_cloud
 
 SPEC = RunSpec.of(engine=EngineOptions(device="cpu", precision="fp32", threads=1)).replace(
     progress=False, tile=64)
@@ -48,11 +48,7 @@ def dates(tmp_path):
     box = (slice(30, 100), slice(40, 110))
     paths = []
     for d in range(3):
-        bands = base.copy()
-        gain = 1 + 0.03 * rng.standard_normal(bands.shape[1:])
-        for b in range(bands.shape[0]):
-            if b != SCL_INDEX:
-                bands[b] = np.where(data, np.clip(bands[b] * gain, 1, 65535), 0)
+        bands = noisy_date(base, data, rng)
         if d == 1:
             plant_cloud(bands, *box)
         paths.append(str(write_stack(tmp_path / f"d{d}.tif", bands)))

@@ -24,6 +24,25 @@ def cluster():
         yield c
 
 
+def worker_killer(cluster):
+    """(killed pids, a callback that SIGKILLs one worker process the first time it is called:
+    pulls the plug after the first result lands)."""
+    client = distributed.Client(cluster.scheduler_address, set_as_default=False)
+    try:
+        pids = client.run(os.getpid)
+    finally:
+        client.close()
+    killed = []
+
+    def kill_one(*_):
+        if not killed:
+            pid = next(iter(pids.values()))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    return killed, kill_one
+
+
 def _read(path):
     with rasterio.open(path) as ds:
         return ds.read(1)
@@ -52,18 +71,7 @@ def test_cluster_batch_equals_local_batch(cluster, scenes, tmp_path):
 
 
 def test_worker_killed_mid_batch_loses_no_scene(cluster, scenes, tmp_path):
-    client = distributed.Client(cluster.scheduler_address, set_as_default=False)
-    try:
-        pids = client.run(os.getpid)
-    finally:
-        client.close()
-    killed = []
-
-    def kill_one(_report):
-        if not killed:  # after the first scene lands, pull the plug on a worker
-            pid = next(iter(pids.values()))
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+    killed, kill_one = worker_killer(cluster)
 
     reports = run_dask(plan_jobs(scenes[:-1], str(tmp_path / "k")), cluster.scheduler_address,
                        RunSpec.of(engine=EngineOptions(device="cpu", threads=1),
@@ -87,18 +95,7 @@ def test_composite_rows_on_the_cluster_survive_a_killed_worker(cluster, make_sce
     spec = RunSpec.of(engine=EngineOptions(device="cpu", threads=1),
                       run=RunOptions(progress=False, tile=64))
     local = composite_file(paths, tmp_path / "local.tif", spec=spec)
-    client = distributed.Client(cluster.scheduler_address, set_as_default=False)
-    try:
-        pids = client.run(os.getpid)
-    finally:
-        client.close()
-    killed = []
-
-    def kill_one(_n):
-        if not killed:
-            pid = next(iter(pids.values()))
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+    killed, kill_one = worker_killer(cluster)
 
     remote = composite_file(paths, tmp_path / "dask.tif", spec=spec,
                             scheduler=cluster.scheduler_address, on_tile=kill_one)
