@@ -140,6 +140,33 @@ def _area_map(path: Path, whole_map: Path) -> tuple[np.ndarray, np.ndarray, Wind
         return a.read(1), w.read(1, window=win), win
 
 
+def _triangle() -> dict:
+    """TRIANGLE as a GeoJSON polygon in lon/lat."""
+    ring = [_xy(*p) for p in [*TRIANGLE, TRIANGLE[0]]]
+    return transform_geom(UTM, "EPSG:4326", {"type": "Polygon", "coordinates": [ring]})
+
+
+def _triangle_file(folder: Path) -> Path:
+    """A GeoJSON FeatureCollection of the triangle (no "crs": lon/lat, RFC 7946)."""
+    path = folder / "triangle.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": _triangle()}]}))
+    return path
+
+
+def _check_triangle(area_map: Path, whole_map: Path) -> None:
+    """The triangle's map: its window; inside (pixel centres) the whole map's pixels,
+    outside nodata."""
+    got, want, win = _area_map(area_map, whole_map)
+    assert (win.col_off, win.row_off) == (60, 44) and _covers(win, 61.3, 47.7, 231.2, 251.1)
+    with rasterio.open(area_map) as ds:
+        inside = geometry_mask([transform_geom("EPSG:4326", UTM, _triangle())], ds.shape,
+                               ds.transform, invert=True)
+    assert 0 < inside.sum() < inside.size
+    np.testing.assert_array_equal(got[inside], want[inside])
+    assert (got[~inside] == NODATA).all()
+
+
 def _covers(win: Window, c0: float, r0: float, c1: float, r1: float) -> bool:
     """Whether ``win`` holds scene pixels c0..c1, r0..r1 and starts on the 4 px grid."""
     return win.col_off % 4 == 0 and win.row_off % 4 == 0 and win.col_off <= c0 and \
@@ -164,24 +191,12 @@ def test_a_box_and_a_polygon_map_the_whole_maps_pixels(kind, inputs, whole, tmp_
     assert _covers(win, 101.3, 87.6, 203.2, 190.1)
     np.testing.assert_array_equal(got, want)
     # a lon/lat GeoJSON polygon: inside (pixel centres) the whole map's pixels, outside nodata
-    ring = [list(p) for p in transform_geom(UTM, "EPSG:4326", {
-        "type": "Polygon", "coordinates": [[_xy(*p) for p in [*TRIANGLE, TRIANGLE[0]]]]}
-    )["coordinates"][0]]
-    geo = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
-           "geometry": {"type": "Polygon", "coordinates": [ring]}}]}
-    (tmp_path / "triangle.geojson").write_text(json.dumps(geo))
     out = tmp_path / "poly.tif"
-    res = run_cli("run", src, "-o", out, "-q", "--aoi", tmp_path / "triangle.geojson")
+    res = run_cli("run", src, "-o", out, "-q", "--aoi", _triangle_file(tmp_path))
     assert res.returncode == 0, res.stderr
-    got, want, win = _area_map(out, full)
-    assert (win.col_off, win.row_off) == (60, 44)
+    _check_triangle(out, full)
     with rasterio.open(out) as ds:
-        inside = geometry_mask([transform_geom("EPSG:4326", UTM, geo["features"][0]["geometry"])],
-                               ds.shape, ds.transform, invert=True)
         assert ds.tags()["LULC_EDGE_SOURCE_AOI"].endswith("triangle.geojson")
-    assert 0 < inside.sum() < inside.size
-    np.testing.assert_array_equal(got[inside], want[inside])
-    assert (got[~inside] == NODATA).all()
 
 
 @pytest.mark.parametrize("kind", ["zip", "item_url"])
@@ -195,7 +210,9 @@ def test_an_area_in_window_mode_maps_the_whole_maps_pixels(kind, inputs, whole, 
 
 #: (bbox, its CRS, the window it must give or None to check coverage only)
 EDGE_CASES = {
-    # across the scene's right and bottom edges: clipped to the scene (298 x 302 px)
+    # across the scene's top left corner, and its right and bottom edges (298 x 302 px):
+    # clipped to the scene
+    "scene_corner": ((-20.0, -15.5, 29.5, 25.0), "EPSG:4326", None),
     "scene_edge": ((250.5, 270.5, 340.0, 350.0), UTM, Window(248, 268, 50, 34)),
     # 1.5 x 1.7 px: smaller than a tile, its window 4 x 4 px
     "tiny": ((150.2, 150.2, 151.7, 151.9), "EPSG:4326", Window(148, 148, 4, 4)),
@@ -213,6 +230,8 @@ def test_edge_cases_map_the_whole_maps_pixels(kind, case, inputs, whole, tmp_pat
     got, want, win = _area_map(out, whole(kind))
     if expected is not None:
         assert win == expected
+    elif case == "scene_corner":
+        assert (win.col_off, win.row_off) == (0, 0) and _covers(win, 0, 0, c1, r1)
     else:  # the other zone's box is rotated here: its bounding window is larger
         assert _covers(win, c0, r0, c1, r1)
         assert win.width * win.height < 2 * (c1 - c0) * (r1 - r0)
@@ -267,6 +286,27 @@ def test_a_batch_maps_the_area_of_one_scene_and_skips_the_other(batch, product, 
     np.testing.assert_array_equal(got, want)
 
 
+def test_a_search_by_polygon_maps_each_item_found_inside_it(server, whole, tmp_path):
+    """``--stac-api`` with ``--aoi``: the search's bbox is the polygon's bounds in lon/lat, and
+    each item's map is the polygon's."""
+    item = json.loads((server.root / "item.json").read_text())
+    bodies = []
+
+    def answer(_method: str, _query: str, body: bytes) -> dict:
+        bodies.append(json.loads(body))
+        return {"type": "FeatureCollection", "features": [item], "links": []}
+
+    server.json_route("/search", answer)
+    server.json_route(f"/collections/sentinel-2-l2a/items/{item['id']}", lambda *_: item)
+    out = tmp_path / "maps"
+    res = run_cli("run", "--stac-api", server.base, "--collection", "sentinel-2-l2a",
+                  "--aoi", _triangle_file(tmp_path), "--out-dir", out, "-q")
+    assert res.returncode == 0, res.stderr
+    lons, lats = zip(*_triangle()["coordinates"][0], strict=True)
+    np.testing.assert_allclose(bodies[0]["bbox"], [min(lons), min(lats), max(lons), max(lats)])
+    _check_triangle(out / f"{item['id']}.lulc.tif", whole("item_url"))
+
+
 def test_a_cog_url_is_read_with_the_remote_settings(product, server, tmp_path, monkeypatch):
     """A single 13-band COG URL opens as a STAC item's band files do (lulc_edge.remote): only
     the file is requested (no listing of its "folder", no sidecar files), 503s are retried,
@@ -305,12 +345,8 @@ def service(product, tmp_path_factory):
 
 
 def test_a_service_job_maps_an_area_of_a_product(service, product, whole, tmp_path):
-    ring = [list(p) for p in transform_geom(UTM, "EPSG:4326", {
-        "type": "Polygon", "coordinates": [[_xy(*p) for p in [*TRIANGLE, TRIANGLE[0]]]]}
-    )["coordinates"][0]]
-    for name, body in (("box", {"bbox": [float(v) for v in _box(101.3, 87.6, 203.2,
-                                                                 190.1).split(",")]}),
-                       ("poly", {"aoi": {"type": "Polygon", "coordinates": [ring]}})):
+    box = [float(v) for v in _box(101.3, 87.6, 203.2, 190.1).split(",")]
+    for name, body in (("box", {"bbox": box}), ("poly", {"aoi": _triangle()})):
         r = service.post("/jobs", json={"path": product["zip"].name, **body})
         assert r.status_code == 202, r.text
         doc = service.wait(r.json()["id"])
@@ -318,16 +354,12 @@ def test_a_service_job_maps_an_area_of_a_product(service, product, whole, tmp_pa
         job_map = tmp_path / f"{name}.tif"
         job_map.write_bytes(httpx.get(f"{service.url}/jobs/{doc['id']}/map.tif",
                                       timeout=60).content)
-        got, want, win = _area_map(job_map, whole("zip"))
-        with rasterio.open(job_map) as ds:
-            inside = np.ones(ds.shape, bool) if name == "box" else geometry_mask(
-                [transform_geom("EPSG:4326", UTM, body.get("aoi"))], ds.shape, ds.transform,
-                invert=True)
-        assert inside.any() and _covers(win, *((101.3, 87.6, 203.2, 190.1) if name == "box"
-                                               else (61.3, 47.7, 231.2, 251.1)))
-        np.testing.assert_array_equal(got[inside], want[inside])
-        assert (got[~inside] == NODATA).all()
-    r = service.post("/jobs", json={"path": product["zip"].name,
-                                    "bbox": [float(v) for v in _box(400, 400, 420, 420)
-                                             .split(",")]})
+        if name == "poly":
+            _check_triangle(job_map, whole("zip"))
+        else:
+            got, want, win = _area_map(job_map, whole("zip"))
+            assert _covers(win, 101.3, 87.6, 203.2, 190.1)
+            np.testing.assert_array_equal(got, want)
+    far = [float(v) for v in _box(400, 400, 420, 420).split(",")]
+    r = service.post("/jobs", json={"path": product["zip"].name, "bbox": far})
     assert r.status_code == 400 and "does not overlap" in r.json()["error"], r.text
