@@ -199,11 +199,15 @@ def test_a_box_and_a_polygon_map_the_whole_maps_pixels(kind, inputs, whole, tmp_
         assert ds.tags()["LULC_EDGE_SOURCE_AOI"].endswith("triangle.geojson")
 
 
-@pytest.mark.parametrize("kind", ["zip", "item_url"])
-def test_an_area_in_window_mode_maps_the_whole_maps_pixels(kind, inputs, whole, tmp_path):
-    out = _run_area(tmp_path, inputs[kind], "--mode", "window", "--bbox",
-                    _box(37.5, 61.2, 151.3, 130.9))
-    got, want, win = _area_map(out, whole(kind, "--mode", "window"))
+@pytest.mark.parametrize("kind, options", [
+    ("zip", ("--mode", "window")), ("item_url", ("--mode", "window")),
+    ("zip", ("--resampling", "cubic")), ("item", ("--resampling", "average")),
+    ("cog_url", ("--mode", "window"))])
+def test_an_area_with_other_options_maps_the_whole_maps_pixels(kind, options, inputs, whole,
+                                                               tmp_path):
+    """Window mode (64 px windows at stride 32) and the 20/60 m bands resampled otherwise."""
+    out = _run_area(tmp_path, inputs[kind], *options, "--bbox", _box(37.5, 61.2, 151.3, 130.9))
+    got, want, win = _area_map(out, whole(kind, *options))
     assert _covers(win, 37.5, 61.2, 151.3, 130.9)
     np.testing.assert_array_equal(got, want)
 
@@ -344,20 +348,26 @@ def service(product, tmp_path_factory):
     s.stop()
 
 
-def test_a_service_job_maps_an_area_of_a_product(service, product, whole, tmp_path):
+def test_service_jobs_map_an_area_of_a_product(service, product, whole, tmp_path):
+    """Jobs on a .zip, a .SAFE folder and a STAC item.json under --data-root: a lon/lat box
+    and (the .zip) a lon/lat polygon; an area off the scene is refused at submit."""
+    root = product["zip"].parent
     box = [float(v) for v in _box(101.3, 87.6, 203.2, 190.1).split(",")]
-    for name, body in (("box", {"bbox": box}), ("poly", {"aoi": _triangle()})):
-        r = service.post("/jobs", json={"path": product["zip"].name, **body})
+    for kind, path, body in (("zip", product["zip"], {"bbox": box}),
+                             ("safe", product["safe"], {"bbox": box}),
+                             ("item", product["cog"] / "item.json", {"bbox": box}),
+                             ("zip", product["zip"], {"aoi": _triangle()})):
+        r = service.post("/jobs", json={"path": str(path.relative_to(root)), **body})
         assert r.status_code == 202, r.text
         doc = service.wait(r.json()["id"])
         assert doc["status"] == "done", doc
-        job_map = tmp_path / f"{name}.tif"
+        job_map = tmp_path / f"{doc['id']}.tif"
         job_map.write_bytes(httpx.get(f"{service.url}/jobs/{doc['id']}/map.tif",
                                       timeout=60).content)
-        if name == "poly":
-            _check_triangle(job_map, whole("zip"))
+        if "aoi" in body:
+            _check_triangle(job_map, whole(kind))
         else:
-            got, want, win = _area_map(job_map, whole("zip"))
+            got, want, win = _area_map(job_map, whole(kind))
             assert _covers(win, 101.3, 87.6, 203.2, 190.1)
             np.testing.assert_array_equal(got, want)
     far = [float(v) for v in _box(400, 400, 420, 420).split(",")]
