@@ -140,10 +140,14 @@ def _area_map(path: Path, whole_map: Path) -> tuple[np.ndarray, np.ndarray, Wind
         return a.read(1), w.read(1, window=win), win
 
 
-def _triangle() -> dict:
-    """TRIANGLE as a GeoJSON polygon in lon/lat."""
-    ring = [_xy(*p) for p in [*TRIANGLE, TRIANGLE[0]]]
+def _polygon(corners: list[tuple[float, float]]) -> dict:
+    """A GeoJSON polygon in lon/lat of scene pixel corners (col, row)."""
+    ring = [_xy(*p) for p in [*corners, corners[0]]]
     return transform_geom(UTM, "EPSG:4326", {"type": "Polygon", "coordinates": [ring]})
+
+
+def _triangle() -> dict:
+    return _polygon(TRIANGLE)
 
 
 def _triangle_file(folder: Path) -> Path:
@@ -242,13 +246,23 @@ def test_edge_cases_map_the_whole_maps_pixels(kind, case, inputs, whole, tmp_pat
     np.testing.assert_array_equal(got, want)
 
 
+#: A triangle beside the scene's top left corner: its bounding box overlaps the scene, the
+#: triangle does not (x + y < -10 px).
+BESIDE = [(-40.0, 30.0), (-40.0, -40.0), (30.0, -40.0)]
+
+
+@pytest.mark.parametrize("area", ["box", "polygon_beside"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_an_area_off_the_scene_is_one_line_naming_the_input(kind, inputs, tmp_path):
+def test_an_area_off_the_scene_is_one_line_naming_the_input(kind, area, inputs, tmp_path):
     out_dir = tmp_path / "maps"
     out_dir.mkdir()
-    res = run_cli("run", inputs[kind], "-o", out_dir / "map.tif",
-                  "--bbox", _box(400, 400, 420, 420))
-    assert res.returncode == 1
+    if area == "box":
+        args = ["--bbox", _box(400, 400, 420, 420)]
+    else:
+        (tmp_path / "beside.geojson").write_text(json.dumps(_polygon(BESIDE)))
+        args = ["--aoi", str(tmp_path / "beside.geojson")]
+    res = run_cli("run", inputs[kind], "-o", out_dir / "map.tif", *args)
+    assert res.returncode == 1, res.stdout
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"lulc-edge: error: {inputs[kind]}: ") \
         and "does not overlap" in lines[0], res.stderr
