@@ -16,7 +16,6 @@ import json
 import shutil
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import rasterio
@@ -354,36 +353,28 @@ def test_a_cog_url_is_read_with_the_remote_settings(product, server, tmp_path, m
     assert line.startswith(f"lulc-edge: error: {url}: HTTP 403") and "credentials" in line, line
 
 
-@pytest.fixture(scope="module")
-def service(product, tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("area-jobs") / "jobs", "--data-root",
-               str(product["zip"].parent))
-    yield s
-    s.stop()
-
-
-def test_service_jobs_map_an_area_of_a_product(service, product, whole, tmp_path):
+def test_service_jobs_map_an_area_of_a_product(product, whole, tmp_path):
     """Jobs on a .zip, a .SAFE folder and a STAC item.json under --data-root: a lon/lat box
     and (the .zip) a lon/lat polygon; an area off the scene is refused at submit."""
     root = product["zip"].parent
     box = [float(v) for v in _box(101.3, 87.6, 203.2, 190.1).split(",")]
-    for kind, path, body in (("zip", product["zip"], {"bbox": box}),
-                             ("safe", product["safe"], {"bbox": box}),
-                             ("item", product["cog"] / "item.json", {"bbox": box}),
-                             ("zip", product["zip"], {"aoi": _triangle()})):
-        r = service.post("/jobs", json={"path": str(path.relative_to(root)), **body})
-        assert r.status_code == 202, r.text
-        doc = service.wait(r.json()["id"])
-        assert doc["status"] == "done", doc
-        job_map = tmp_path / f"{doc['id']}.tif"
-        job_map.write_bytes(httpx.get(f"{service.url}/jobs/{doc['id']}/map.tif",
-                                      timeout=60).content)
-        if "aoi" in body:
-            _check_triangle(job_map, whole(kind))
-        else:
-            got, want, win = _area_map(job_map, whole(kind))
-            assert _covers(win, 101.3, 87.6, 203.2, 190.1)
-            np.testing.assert_array_equal(got, want)
-    far = [float(v) for v in _box(400, 400, 420, 420).split(",")]
-    r = service.post("/jobs", json={"path": product["zip"].name, "bbox": far})
-    assert r.status_code == 400 and "does not overlap" in r.json()["error"], r.text
+    jobs = (("zip", product["zip"], {"bbox": box}), ("safe", product["safe"], {"bbox": box}),
+            ("item", product["cog"] / "item.json", {"bbox": box}),
+            ("zip", product["zip"], {"aoi": _triangle()}))
+    with Server(tmp_path / "jobs", "--data-root", str(root)) as service:
+        for kind, path, body in jobs:
+            r = service.post("/jobs", json={"path": str(path.relative_to(root)), **body})
+            assert r.status_code == 202, r.text
+            doc = service.wait(r.json()["id"])
+            assert doc["status"] == "done", doc
+            job_map = tmp_path / f"{doc['id']}.tif"
+            job_map.write_bytes(service.get(f"/jobs/{doc['id']}/map.tif").content)
+            if "aoi" in body:
+                _check_triangle(job_map, whole(kind))
+            else:
+                got, want, win = _area_map(job_map, whole(kind))
+                assert _covers(win, 101.3, 87.6, 203.2, 190.1)
+                np.testing.assert_array_equal(got, want)
+        far = [float(v) for v in _box(400, 400, 420, 420).split(",")]
+        r = service.post("/jobs", json={"path": product["zip"].name, "bbox": far})
+        assert r.status_code == 400 and "does not overlap" in r.json()["error"], r.text
