@@ -26,6 +26,7 @@ from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import Window
 
 from benchmarks.products import BANDS, EPSG, ORIGIN, build, grid_size
+from lulc_edge import Area, Segmenter
 from lulc_edge.synthetic import BAND_NAMES, SceneSpec, generate
 
 from .conftest import run_cli, write_stack
@@ -300,6 +301,22 @@ def test_a_batch_maps_the_area_of_one_scene_and_skips_the_other(batch, product, 
     [made] = out.glob("*.tif")
     got, want, win = _area_map(made, whole(near))
     assert _covers(win, 20.5, 30.5, 90.0, 70.0)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_the_api_maps_an_area_given_in_another_zone(inputs, whole, engine, tmp_path):
+    """``Segmenter.segment_file(..., aoi=)`` on a remote item: the triangle as a GeoJSON
+    geometry in the next UTM zone west (EPSG:32628), and a lon/lat box as 4 numbers."""
+    zone28 = transform_geom("EPSG:4326", "EPSG:32628", _triangle())
+    seg = Segmenter(engine=engine)
+    seg.segment_file(inputs["item_url"], tmp_path / "poly.tif",
+                     aoi=Area.from_geojson(zone28, "EPSG:32628"))
+    _check_triangle(tmp_path / "poly.tif", whole("item_url"))
+    box = [float(v) for v in _box(10.5, 20.5, 60.0, 50.0).split(",")]
+    res = seg.segment_file(inputs["item_url"], tmp_path / "box.tif", aoi=box)
+    got, want, win = _area_map(tmp_path / "box.tif", whole("item_url"))
+    assert _covers(win, 10.5, 20.5, 60.0, 50.0)
+    assert (res.width, res.height) == (win.width, win.height)
     np.testing.assert_array_equal(got, want)
 
 
