@@ -2,9 +2,11 @@
 a ``.SAFE`` and its ``.zip``, a STAC item on local files and one served over HTTP, a single
 13-band COG URL. On each the map of an area is the crop of the whole-scene map on every pixel
 (window offsets from the AOI_WINDOW tag), for a lon/lat box and a lon/lat GeoJSON polygon
-(outside it nodata), at the scene's edge, smaller than a tile, and given in another UTM zone;
-an area off the scene is one line naming the input. Batches skip a scene the area misses;
-the service's jobs map an area of a product.
+(outside it nodata), at the scene's edges, smaller than a tile, given in another UTM zone,
+in window mode and with other resampling; an area off the scene (a box, or a polygon whose
+bounding box overlaps it) is one line naming the input. Batches (files, an ItemCollection)
+skip a scene the area misses; a STAC search by polygon, the API and the service's jobs map
+the area too.
 
 The scene is synthetic (lulc_edge.synthetic), 298 x 302 px at 10 m, its 20 and 60 m bands
 on their own grids (the 60 m grid overhangs the 10 m one), built into the forms users
