@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioError
 from rasterio.features import bounds as geometry_bounds
@@ -183,12 +184,14 @@ def _geometry(doc: Any, label: str) -> dict[str, Any]:
 def area_window(area: Area, source: Source, alignment: int) -> Window:
     """The area's bounding window on ``source``'s grid, snapped outward so its offsets and
     size are multiples of ``alignment`` from the scene's origin, clipped to the scene.
-    AreaMissError when it misses the scene; InputError when the scene has no CRS."""
+    AreaMissError when it misses the scene (a polygon: when no pixel centre of the scene lies
+    inside it, though its bounding box may overlap); InputError when the scene has no CRS."""
     if source.crs is None:
         raise InputError(f"{source.path}: the input has no CRS: an area of interest cannot be "
                          "placed on it")
     try:
         box = area.bounds(source.crs)
+        polygon = area.geojson(source.crs)
     except (RasterioError, CRSError, ValueError) as exc:
         raise InputError(f"{area.label}: cannot be moved to the input's CRS "
                          f"({one_line(exc)})") from None
@@ -199,10 +202,25 @@ def area_window(area: Area, source: Source, alignment: int) -> Window:
              * alignment)
     c1 = min(source.width, -(-math.ceil(win.col_off + win.width - 1e-6) // alignment)
              * alignment)
-    if r1 <= r0 or c1 <= c0:
+    win = Window(c0, r0, max(c1 - c0, 0), max(r1 - r0, 0))
+    if r1 <= r0 or c1 <= c0 or (polygon is not None and
+                                not _any_centre_inside(polygon, win, source.transform)):
         raise AreaMissError(f"{source.path}: the area ({area.label}) does not overlap the "
                             "scene")
-    return Window(c0, r0, c1 - c0, r1 - r0)
+    return win
+
+
+def _any_centre_inside(polygon: dict[str, Any], window: Window, transform: Affine) -> bool:
+    """Whether a pixel centre of ``window`` lies inside ``polygon`` (as AreaMode.clip keeps
+    pixels), rasterized about 4 Mpx at a time."""
+    rows = max(1, 2**22 // int(window.width))
+    for r in range(int(window.row_off), int(window.row_off + window.height), rows):
+        strip = Window(window.col_off, r, window.width,
+                       min(rows, int(window.row_off + window.height) - r))
+        if geometry_mask([polygon], (int(strip.height), int(strip.width)),
+                         window_transform(strip, transform), invert=True).any():
+            return True
+    return False
 
 
 class CroppedSource(Source):

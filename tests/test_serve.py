@@ -105,6 +105,12 @@ class Server:
                 self.proc.wait(30)
         self.log.close()
 
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 def upload(path: Path, name: str | None = None, ctype: str = "image/tiff") -> dict:
     """Exactly the original Node backend's request: field ``file``, a filename, image/tiff."""

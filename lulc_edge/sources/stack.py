@@ -96,10 +96,14 @@ class StackSource(Source):
     def __init__(self, path: str, band_names: Sequence[str] = DEFAULT_BANDS,
                  options: SourceOptions = NO_OPTIONS):
         super().__init__(path, band_names, options)
-        self._src = open_raster(path, self.path)
+        self._src = self._open()
         self._strips: StripReader | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._start()
+
+    def _open(self) -> rasterio.io.DatasetReader:
+        """The raster, open (a subclass opens remote ones with retries)."""
+        return open_raster(self.path)
 
     def _setup(self) -> None:
         src = self._src
