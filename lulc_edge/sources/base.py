@@ -118,11 +118,9 @@ class Source:
         self._tags: dict[str, str] = {}
 
     # -- to implement ---------------------------------------------------------------------------
-    def _read_raw(self, window: Window, sample: bool = False, hold: bool = True
-                  ) -> dict[str, np.ndarray]:
+    def _read_raw(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
         """Native-dtype arrays for ``window`` (inside the grid) keyed by band; SCL may be absent.
-        ``sample``: a read before the sequential pass (the checks at open); ``hold``: keep what
-        it decoded for the pass (where the reader can), else read it on its own."""
+        ``sample``: a read before the sequential pass (the checks at open)."""
         raise NotImplementedError
 
     def band_locations(self) -> dict[str, tuple[str, int]]:
@@ -136,9 +134,10 @@ class Source:
     def close(self) -> None:
         """Release the open datasets."""
 
-    def limit_columns(self, c0: int, c1: int) -> None:
-        """A run reads only columns ``c0..c1-1`` (an area of interest): a source reading in
-        strips of its own may hold only those. Nothing by default."""
+    def limit(self, window: Window) -> None:
+        """A run reads only ``window`` of the grid (an area of interest and its halo): a
+        source reading in strips of its own may hold only its columns and read no strip ahead
+        below it. Before the run's first read; nothing by default."""
 
     # -- shared --------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -172,10 +171,9 @@ class Source:
         # a Python LulcEdgeWarning as well would be shown twice.
         self.warnings.append(msg)
 
-    def _read_checked(self, window: Window, sample: bool = False, hold: bool = True
-                      ) -> dict[str, np.ndarray]:
+    def _read_checked(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
         try:
-            return self._read_raw(window, sample, hold)
+            return self._read_raw(window, sample)
         except LulcEdgeError:
             raise
         except READ_ERRORS as e:
@@ -212,8 +210,7 @@ class Source:
         """Probe the sample windows (surfaces truncated files), check floats, value range and
         (``scl_band``) the SCL band; returns why SCL is unusable ("" when it is fine)."""
         wins = sample_windows(self.width, self.height)
-        samples = [self._read_checked(w, sample=True, hold=i < len(wins) - 1)
-                   for i, w in enumerate(wins)]
+        samples = [self._read_checked(w, sample=True) for w in wins]
         if self._float:
             checks.check_floats(self.path, samples, self._refl)
         valid = checks.valid_masks(samples, self._refl, self.radiometry)

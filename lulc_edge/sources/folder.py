@@ -24,6 +24,7 @@ from .radiometry import Radiometry
 from .resample import GridBand
 from .safe import BandFiles, find_band_files, missing_bands
 from .strips import decode_workers
+from .windows import rows_cols
 
 
 class BandFolderSource(Source):
@@ -135,12 +136,15 @@ class BandFolderSource(Source):
                     f"{tuple(round(v, 2) for v in sb)} vs {tuple(round(v, 2) for v in rb)}"
                 )
 
-    def _read_raw(self, window: Window, sample: bool = False, hold: bool = True
-                  ) -> dict[str, np.ndarray]:
+    def _read_raw(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
         if not sample:
             for band in self._bands.values():  # every band decodes and resamples at once
                 band.request(window)
-        return {b: band.read(window, sample, hold) for b, band in self._bands.items()}
+        return {b: band.read(window, sample) for b, band in self._bands.items()}
+
+    def limit(self, window: Window) -> None:
+        for band in self._bands.values():
+            band.limit(*rows_cols(window))
 
     def close(self) -> None:
         for name in ("_resampler", "_pool"):

@@ -122,12 +122,15 @@ def _pass(v: np.ndarray, taps: Taps, axis: int, idx: np.ndarray, w1: np.ndarray 
 
 class GridBand:
     """One band file read on the output grid: natively (slices of its strips), resampled
-    directly (``direct``, nearest and bilinear: full-width chunks of ``CHUNK_ROWS`` output rows,
-    each resampled once on ``resampler``), or warped.
+    directly (``direct``, nearest and bilinear: chunks of ``CHUNK_ROWS`` output rows, full
+    width or the columns a run reads (``limit``), each resampled once on ``resampler``), or
+    warped.
 
     ``pool`` decodes strips, ``resampler`` resamples chunks (which wait on strips: two pools,
     so waiting chunks can never starve the decoding they wait for). Chunks sit on a fixed grid
-    of output rows, so a pixel's value never depends on the window that asked for it.
+    of output rows and are resampled in pieces on a fixed grid of ``CHUNK_COLS`` columns, so a
+    pixel's value never depends on the window that asked for it (a piece's arithmetic depends
+    on whether it holds nodata).
     """
 
     def __init__(self, ds: rasterio.io.DatasetReader, grid, method: Resampling,
@@ -140,6 +143,7 @@ class GridBand:
         self._vrt: WarpedVRT | None = None
         self._strips: StripReader | None = None
         self._out: RowCache | None = None  # what tiles are sliced from
+        self._ocols = (0, grid.width)  # the output columns chunks hold (limit)
         maps = axis_maps(ds, grid.transform) if ds.crs == grid.crs else None
         native = maps is not None and maps[0] == AxisMap(0.0, 1, grid.height) and \
             maps[1] == AxisMap(0.0, 1, grid.width)
@@ -179,27 +183,58 @@ class GridBand:
         if rows is not None:
             self._strips.request(*rows, pin=True)  # and their decoding starts now
 
+    def limit(self, r0: int, r1: int, c0: int, c1: int) -> None:
+        """A run reads only rows ``r0..r1-1`` and columns ``c0..c1-1`` of the output grid:
+        chunks hold only the ``CHUNK_COLS`` pieces over those columns, strips only the source
+        columns their kernel reads (widened to whole blocks). Before the pass only."""
+        if self._strips is None or self._out is None or self._out.started:
+            return
+        if self._native:
+            self._strips.limit(r0, r1, c0, c1)
+            return
+        step, rows = strips.CHUNK_COLS, strips.CHUNK_ROWS
+        o0, o1 = c0 // step * step, min(self.width, -(-c1 // step) * step)
+        bilinear = self.method == Resampling.bilinear
+        cx = Taps(self._cols, o0, o1, bilinear)  # the chunks' rows and columns
+        ry = Taps(self._rows, r0 // rows * rows, min(self._out.height, -(-r1 // rows) * rows),
+                  bilinear)
+        if not (cx.inside.any() and ry.inside.any()) or cx.read[1] <= cx.read[0] \
+                or ry.read[1] <= ry.read[0]:
+            return  # an area beyond the band's file: its chunks are fill
+        self._strips.limit(*ry.read, *cx.read)
+        self._out.col0, self._ocols = o0, (o0, o1)
+        self._out.limit_rows(r1)
+
     def _chunk(self, k: int) -> np.ndarray:
-        """Output rows of chunk ``k``, resampled in pieces of ``CHUNK_COLS`` columns (working
-        arrays that stay in the CPU's cache)."""
+        """Output rows of chunk ``k`` over the columns chunks hold, resampled in pieces of
+        ``CHUNK_COLS`` columns (working arrays that stay in the CPU's cache)."""
         assert self._strips is not None and self._out is not None
         r0 = k * strips.CHUNK_ROWS
         h = min(strips.CHUNK_ROWS, self._out.height - r0)
-        rows = self._source_rows(k)
+        return self._pieces(r0, h, *self._ocols, pinned=True)
+
+    def _pieces(self, r0: int, h: int, o0: int, o1: int, pinned: bool = False) -> np.ndarray:
+        """Output rows ``r0..r0+h-1`` (a whole chunk) and columns ``o0..o1-1`` (on the
+        ``CHUNK_COLS`` grid) resampled piece by piece; ``pinned``: the chunk's source strips
+        were pinned as it was queued, released here."""
+        assert self._strips is not None
+        rows = self._source_rows(r0 // strips.CHUNK_ROWS)
         if rows is None:
-            return self._resample(self._strips.read, r0, 0, h, self.width)  # all fill
+            return self._resample(self._strips.read, r0, o0, h, o1 - o0)  # all fill
+        cols = Taps(self._cols, o0, o1, self.method == Resampling.bilinear).read
         try:
-            src = self._strips.read(*rows, 0, self._strips.width)
+            src = self._strips.read(*rows, *cols)
         finally:
-            self._strips.release(*rows)
+            if pinned:
+                self._strips.release(*rows)
 
         def fetch(a: int, b: int, c: int, d: int) -> np.ndarray:
-            return src[a - rows[0]: b - rows[0], c:d]
+            return src[a - rows[0]: b - rows[0], c - cols[0]: d - cols[0]]
 
-        out = np.empty((h, self.width), self.dtype)
-        for c0 in range(0, self.width, strips.CHUNK_COLS):
-            c1 = min(c0 + strips.CHUNK_COLS, self.width)
-            out[:, c0:c1] = self._resample(fetch, r0, c0, h, c1 - c0)
+        out = np.empty((h, o1 - o0), self.dtype)
+        for c0 in range(o0, o1, strips.CHUNK_COLS):
+            c1 = min(c0 + strips.CHUNK_COLS, o1)
+            out[:, c0 - o0: c1 - o0] = self._resample(fetch, r0, c0, h, c1 - c0)
         return out
 
     def request(self, window: Window) -> None:
@@ -208,21 +243,33 @@ class GridBand:
         if self._out is not None:
             self._out.request(int(window.row_off), int(window.row_off + window.height))
 
-    def read(self, window: Window, sample: bool = False, hold: bool = True) -> np.ndarray:
+    def read(self, window: Window, sample: bool = False) -> np.ndarray:
         """``(h, w)`` native-dtype pixels of ``window`` (inside the output grid); ``sample``:
-        a read before the sequential pass, resampled on its own, its strips held for the pass
-        (``hold``) or read directly."""
+        a read before the sequential pass (the checks at open), resampled on its own, only the
+        blocks under it decoded (kept for the pass)."""
         if self._vrt is not None:
             return self._vrt.read(1, window=window)
         assert self._strips is not None and self._out is not None
         r0, c0 = int(window.row_off), int(window.col_off)
         h, w = int(window.height), int(window.width)
-        if not sample:
+        if sample:
+            if self._native:
+                return self._strips.read_direct(r0, r0 + h, c0, c0 + w)
+            return self._resample(self._strips.read_direct, r0, c0, h, w)
+        if self._native or self._ocols[0] <= c0 and c0 + w <= self._ocols[1]:
             return self._out.read(r0, r0 + h, c0, c0 + w)
-        fetch = self._strips.read_held if hold else self._strips.read_direct
-        if self._native:
-            return fetch(r0, r0 + h, c0, c0 + w)
-        return self._resample(fetch, r0, c0, h, w)
+        return self._beyond(r0, c0, h, w)
+
+    def _beyond(self, r0: int, c0: int, h: int, w: int) -> np.ndarray:
+        """A window beyond the columns chunks hold (a source reused after a run of an area):
+        its chunks' pieces resampled on their own (the same pixels), then cut."""
+        step, rows = strips.CHUNK_COLS, strips.CHUNK_ROWS
+        o0, o1 = c0 // step * step, min(self.width, -(-(c0 + w) // step) * step)
+        k0, k1 = r0 // rows, (r0 + h - 1) // rows + 1
+        assert self._out is not None
+        out = np.concatenate([self._pieces(k * rows, min(rows, self._out.height - k * rows),
+                                           o0, o1) for k in range(k0, k1)], axis=0)
+        return out[r0 - k0 * rows: r0 - k0 * rows + h, c0 - o0: c0 - o0 + w]
 
     def _resample(self, fetch: Fetch, r0: int, c0: int, h: int, w: int) -> np.ndarray:
         if self.method == Resampling.nearest:

@@ -48,12 +48,16 @@ def read_boundless(window: Window, width: int, height: int, bands: int, dtype: n
     return out
 
 
+def rows_cols(window: Window) -> tuple[int, int, int, int]:
+    """``window``'s rows and columns as ``(r0, r1, c0, c1)``."""
+    w = whole(window)
+    return w.row_off, w.row_off + w.height, w.col_off, w.col_off + w.width
+
+
 def sample_windows(width: int, height: int, size: int = SAMPLE_SIZE) -> list[Window]:
     """Small windows at the left, centre and right of the first rows, for the SCL and float
     checks, and the last corner, which probes the file's last block (a truncated file).
-    Per-band files hold the strips of the first ones for the pass, which starts there (decoded
-    once); the corner is read on its own: a strip held from the end would cost memory for the
-    whole run, and a sample from the middle decoded strips the pass decoded again."""
+    Per-band files decode only the blocks under them, kept for the pass (decoded once)."""
     w, h = min(size, width), min(size, height)
     first = [Window(c, 0, w, h) for c in sorted({0, (width - w) // 2, width - w})]
     return first + [Window(width - w, height - h, w, h)]
