@@ -20,6 +20,8 @@ from .strips import RowCache, StripReader
 
 #: ``fetch(r0, r1, c0, c1)``: native pixels of a row and column range of a band file.
 Fetch = Callable[[int, int, int, int], np.ndarray]
+#: Types whose values float32 holds exactly (resampled as they are; others as float32 first).
+_EXACT = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.float32))
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,11 @@ class Taps:
 def _pass(v: np.ndarray, taps: Taps, axis: int, idx: np.ndarray, w1: np.ndarray | None
           ) -> np.ndarray:
     """Resample ``v`` along ``axis`` to ``taps.n`` pixels: a phase at a time (strided slices)
-    when the taps repeat, else by gathering."""
+    when the taps repeat, else by gathering; both compute each pixel as ``a * (1 - w) + b * w``
+    in float32, so a pixel's value depends on its taps alone, not on the window."""
+    if v.dtype not in _EXACT:  # as float32 first, whichever way the taps are taken
+        v = v.astype(np.float32)
+
     def take(a: int, cnt: int) -> np.ndarray:
         return v[a: a + cnt] if axis == 0 else v[:, a: a + cnt]
 
@@ -105,7 +111,8 @@ def _pass(v: np.ndarray, taps: Taps, axis: int, idx: np.ndarray, w1: np.ndarray 
         if w1 is not None:
             wa = w1[:, None] if axis == 0 else w1[None, :]
             nxt = np.minimum(idx + 1, v.shape[axis] - 1)  # weight 0 where it would pass the end
-            out += (np.take(v, nxt, axis=axis) - out) * wa
+            out *= np.float32(1.0) - wa
+            out += np.take(v, nxt, axis=axis) * wa
         return out
     out = np.empty(shape, np.float32)
     for p, cnt in zip(phases, counts, strict=True):
@@ -128,9 +135,8 @@ class GridBand:
 
     ``pool`` decodes strips, ``resampler`` resamples chunks (which wait on strips: two pools,
     so waiting chunks can never starve the decoding they wait for). Chunks sit on a fixed grid
-    of output rows and are resampled in pieces on a fixed grid of ``CHUNK_COLS`` columns, so a
-    pixel's value never depends on the window that asked for it (a piece's arithmetic depends
-    on whether it holds nodata).
+    of output rows (no pixel resampled twice), and a pixel's value depends on its taps alone,
+    never on the window or chunk that resampled it.
     """
 
     def __init__(self, ds: rasterio.io.DatasetReader, grid, method: Resampling,
@@ -185,25 +191,23 @@ class GridBand:
 
     def limit(self, r0: int, r1: int, c0: int, c1: int) -> None:
         """A run reads only rows ``r0..r1-1`` and columns ``c0..c1-1`` of the output grid:
-        chunks hold only the ``CHUNK_COLS`` pieces over those columns, strips only the source
-        columns their kernel reads (widened to whole blocks). Before the pass only."""
+        chunks hold only those columns, strips only the source columns their kernel reads
+        (widened to whole blocks), and neither is read ahead below the area. Before the pass
+        only."""
         if self._strips is None or self._out is None or self._out.started:
             return
         if self._native:
             self._strips.limit(r0, r1, c0, c1)
             return
-        step, rows = strips.CHUNK_COLS, strips.CHUNK_ROWS
-        o0, o1 = c0 // step * step, min(self.width, -(-c1 // step) * step)
-        bilinear = self.method == Resampling.bilinear
-        cx = Taps(self._cols, o0, o1, bilinear)  # the chunks' rows and columns
+        rows, bilinear = strips.CHUNK_ROWS, self.method == Resampling.bilinear
+        o0, o1 = max(0, c0), min(self.width, c1)
+        cx = Taps(self._cols, o0, o1, bilinear)
         ry = Taps(self._rows, r0 // rows * rows, min(self._out.height, -(-r1 // rows) * rows),
-                  bilinear)
-        if not (cx.inside.any() and ry.inside.any()) or cx.read[1] <= cx.read[0] \
-                or ry.read[1] <= ry.read[0]:
-            return  # an area beyond the band's file: its chunks are fill
-        self._strips.limit(*ry.read, *cx.read)
+                  bilinear)  # the chunks' rows
         self._out.col0, self._ocols = o0, (o0, o1)
         self._out.limit_rows(r1)
+        if cx.read[1] > cx.read[0] and ry.read[1] > ry.read[0]:  # else the chunks are fill
+            self._strips.limit(*ry.read, *cx.read)
 
     def _chunk(self, k: int) -> np.ndarray:
         """Output rows of chunk ``k`` over the columns chunks hold, resampled in pieces of
@@ -211,22 +215,15 @@ class GridBand:
         assert self._strips is not None and self._out is not None
         r0 = k * strips.CHUNK_ROWS
         h = min(strips.CHUNK_ROWS, self._out.height - r0)
-        return self._pieces(r0, h, *self._ocols, pinned=True)
-
-    def _pieces(self, r0: int, h: int, o0: int, o1: int, pinned: bool = False) -> np.ndarray:
-        """Output rows ``r0..r0+h-1`` (a whole chunk) and columns ``o0..o1-1`` (on the
-        ``CHUNK_COLS`` grid) resampled piece by piece; ``pinned``: the chunk's source strips
-        were pinned as it was queued, released here."""
-        assert self._strips is not None
-        rows = self._source_rows(r0 // strips.CHUNK_ROWS)
+        o0, o1 = self._ocols
+        rows = self._source_rows(k)
         if rows is None:
             return self._resample(self._strips.read, r0, o0, h, o1 - o0)  # all fill
         cols = Taps(self._cols, o0, o1, self.method == Resampling.bilinear).read
         try:
             src = self._strips.read(*rows, *cols)
         finally:
-            if pinned:
-                self._strips.release(*rows)
+            self._strips.release(*rows)
 
         def fetch(a: int, b: int, c: int, d: int) -> np.ndarray:
             return src[a - rows[0]: b - rows[0], c - cols[0]: d - cols[0]]
@@ -258,18 +255,9 @@ class GridBand:
             return self._resample(self._strips.read_direct, r0, c0, h, w)
         if self._native or self._ocols[0] <= c0 and c0 + w <= self._ocols[1]:
             return self._out.read(r0, r0 + h, c0, c0 + w)
-        return self._beyond(r0, c0, h, w)
-
-    def _beyond(self, r0: int, c0: int, h: int, w: int) -> np.ndarray:
-        """A window beyond the columns chunks hold (a source reused after a run of an area):
-        its chunks' pieces resampled on their own (the same pixels), then cut."""
-        step, rows = strips.CHUNK_COLS, strips.CHUNK_ROWS
-        o0, o1 = c0 // step * step, min(self.width, -(-(c0 + w) // step) * step)
-        k0, k1 = r0 // rows, (r0 + h - 1) // rows + 1
-        assert self._out is not None
-        out = np.concatenate([self._pieces(k * rows, min(rows, self._out.height - k * rows),
-                                           o0, o1) for k in range(k0, k1)], axis=0)
-        return out[r0 - k0 * rows: r0 - k0 * rows + h, c0 - o0: c0 - o0 + w]
+        # beyond the columns chunks hold (a source reused after a run of an area): resampled
+        # on its own, the same pixels (a pixel's value depends on its taps alone)
+        return self._resample(self._strips.read, r0, c0, h, w)
 
     def _resample(self, fetch: Fetch, r0: int, c0: int, h: int, w: int) -> np.ndarray:
         if self.method == Resampling.nearest:
@@ -333,7 +321,10 @@ class GridBand:
             den = _pass(_pass(m, ry, 0, ry.lo, ry.w1), cx, 1, cx.lo, cx.w1)
             ok = _pass(_pass(m, ry, 0, ry.near, None), cx, 1, cx.near, None) > 0
             ok &= den > 1e-6
-            out = np.divide(num, den, out=num, where=ok)
+            # renormalised only where a weighted tap is nodata: elsewhere the plain sum, so a
+            # pixel's value does not depend on nodata elsewhere in the window
+            some = _pass(_pass(1 - m, ry, 0, ry.lo, ry.w1), cx, 1, cx.lo, cx.w1) > 0
+            out = np.divide(num, den, out=num, where=ok & some)
         if not (ry.inside.all() and cx.inside.all()):
             inside = ry.inside[:, None] & cx.inside[None, :]
             ok = inside if ok is None else ok & inside
