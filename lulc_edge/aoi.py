@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,6 +290,21 @@ class AreaMode(Mode):
         conf = None if pred.confidence is None else np.where(inside, pred.confidence, 0)
         return Prediction(np.where(inside, pred.classes, self.nodata).astype(np.uint8),
                           None if conf is None else conf.astype(np.uint8), pred.probabilities)
+
+
+def checks_window(area: Area | None) -> Callable[[Source], Window | None] | None:
+    """Where an opened scene's checks look in a run of ``area`` (``sources.checks_within``):
+    the area's bounding window on its grid; None when it cannot be placed there (the run then
+    says why) or there is no area."""
+    if area is None:
+        return None
+
+    def where(source: Source) -> Window | None:
+        try:
+            return area_window(area, source, 1)
+        except InputError:
+            return None
+    return where
 
 
 def _shift(w: Window, dr: int, dc: int) -> Window:

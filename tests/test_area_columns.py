@@ -172,33 +172,21 @@ def _blocks_bytes(path: Path, cols: tuple[int, int] | None, rows: tuple[int, int
                    for i in range(c0 // bw, -(-c1 // bw)))
 
 
-def test_an_area_of_a_remote_cog_item_fetches_its_blocks_not_full_width_strips(
-        tmp_path, engine):
-    """Over a loopback HTTP server (a wide scene, uncompressed blocks: bytes are blocks): the
-    area's map equals the local whole map's pixels, and the run after the open fetches about
-    the blocks under the area and its halo (each band's own blocks, with the bilinear
-    kernel's pixel), far below the full-width strips of its rows."""
-    root = tmp_path / "www"
-    folder = write_folder(root / "scene", width=1560, height=360, block=128, compress=None)
-    segment_file(folder, tmp_path / "whole.tif", engine=engine)
-    with FileServer(root) as srv:
-        doc = {"type": "Feature", "stac_version": "1.0.0", "id": "S2X_AREA", "links": [],
-               "geometry": None, "properties": {"datetime": "2024-07-15T11:06:19Z",
-                                                "s2:processing_baseline": "02.14"},
-               "assets": {_file(b): {"href": srv.url(f"scene/{_file(b)}.tif"),
-                                     "type": "image/tiff; application=geotiff"}
-                          for b in BAND_NAMES}}
-        item = tmp_path / "item.json"
-        item.write_text(json.dumps(doc))
-        with open_source(item) as src:
-            windows = record_limits(src)
-            opened = srv.log.bytes_sent
-            segment_file(src, tmp_path / "area.tif", engine=engine,
-                         area=area(801.3, 150.2, 877.9, 230.5))
-            fetched = srv.log.bytes_sent - opened
-    got, want = crop_of(tmp_path / "area.tif", tmp_path / "whole.tif")
-    np.testing.assert_array_equal(got, want)
-    (w,) = windows
+def _item(srv: FileServer, path: Path) -> Path:
+    """A STAC item of the served folder ``scene`` (baseline 02.14: no offset)."""
+    doc = {"type": "Feature", "stac_version": "1.0.0", "id": "S2X_AREA", "links": [],
+           "geometry": None, "properties": {"datetime": "2024-07-15T11:06:19Z",
+                                            "s2:processing_baseline": "02.14"},
+           "assets": {_file(b): {"href": srv.url(f"scene/{_file(b)}.tif"),
+                                 "type": "image/tiff; application=geotiff"}
+                      for b in BAND_NAMES}}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _under_and_full(folder: Path, w: Window) -> tuple[int, int]:
+    """Bytes of the blocks of every band file under ``w`` (10 m pixels: each band's own
+    blocks, with the bilinear kernel's pixel), and of the full-width strips of those rows."""
     under, full = 0, 0
     for b in BAND_NAMES:
         path = folder / f"{_file(b)}.tif"
@@ -210,8 +198,52 @@ def test_an_area_of_a_remote_cog_item_fetches_its_blocks_not_full_width_strips(
                     min(ds.width, -(-int(w.col_off + w.width) // f) + 1))
         under += _blocks_bytes(path, cols, rows)
         full += _blocks_bytes(path, None, rows)
+    return under, full
+
+
+WIDE = {"width": 1560, "height": 360, "block": 128, "compress": None}
+WIDE_AREA = (801.3, 150.2, 877.9, 230.5)
+
+
+def test_an_area_of_a_remote_cog_item_fetches_its_blocks_not_full_width_strips(
+        tmp_path, engine):
+    """Over a loopback HTTP server (a wide scene, uncompressed blocks: bytes are blocks): the
+    area's map equals the local whole map's pixels, and the run after the open fetches about
+    the blocks under the area and its halo (each band's own blocks, with the bilinear
+    kernel's pixel), far below the full-width strips of its rows."""
+    root = tmp_path / "www"
+    folder = write_folder(root / "scene", **WIDE)
+    segment_file(folder, tmp_path / "whole.tif", engine=engine)
+    with FileServer(root) as srv, open_source(_item(srv, tmp_path / "item.json")) as src:
+        windows = record_limits(src)
+        opened = srv.log.bytes_sent
+        segment_file(src, tmp_path / "area.tif", engine=engine, area=area(*WIDE_AREA))
+        fetched = srv.log.bytes_sent - opened
+    got, want = crop_of(tmp_path / "area.tif", tmp_path / "whole.tif")
+    np.testing.assert_array_equal(got, want)
+    under, full = _under_and_full(folder, windows[0])
     assert fetched <= 1.3 * under, (fetched, under)
     assert fetched < full / 4, (fetched, full)
+
+
+def test_a_run_of_an_area_checks_the_input_inside_it(tmp_path, engine):
+    """A run of an area opens the input with its checks at open (SCL, value range, the last
+    block's probe) inside the area: over HTTP the whole run, open included, fetches the
+    headers and about the blocks under the area and its halo, nothing at the scene's edges."""
+    root = tmp_path / "www"
+    folder = write_folder(root / "scene", **WIDE)
+    segment_file(folder, tmp_path / "whole.tif", engine=engine)
+    with FileServer(root) as srv:
+        item = _item(srv, tmp_path / "item.json")
+        segment_file(item, tmp_path / "area.tif", engine=engine, area=area(*WIDE_AREA))
+        fetched = srv.log.bytes_sent
+    got, want = crop_of(tmp_path / "area.tif", tmp_path / "whole.tif")
+    np.testing.assert_array_equal(got, want)
+    # the run reads columns 776..904 (the area on the 4 px grid and a 24 px halo), rows
+    # 124..256 (the tiles' reads reach row 256 below)
+    under, full = _under_and_full(folder, Window(776, 124, 128, 132))
+    headers = 13 * 16384  # GDAL's first read of each file
+    assert fetched <= 1.3 * under + headers, (fetched, under)
 
 
 @pytest.mark.parametrize("shift", [(5, -15), (-10, 20)])

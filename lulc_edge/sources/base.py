@@ -16,9 +16,11 @@ Choices made here:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import affine
@@ -42,6 +44,22 @@ DEFAULT_BANDS: tuple[str, ...] = MODEL_BANDS
 #: Resampling methods a source offers for coarser bands (``SourceOptions.resampling``).
 RESAMPLINGS = ("bilinear", "nearest", "cubic", "average")
 READ_ERRORS = (RasterioError, CPLE_BaseError, OSError)
+#: Where the checks at open look (``checks_within``): None, the whole scene.
+_CHECKS_WITHIN: ContextVar[Callable[[Source], Window | None] | None] = \
+    ContextVar("checks_within", default=None)
+
+
+@contextlib.contextmanager
+def checks_within(where: Callable[[Source], Window | None] | None) -> Iterator[None]:
+    """Sources opened inside run their checks at open (SCL, floats, value range, the last
+    block's probe) on the window ``where(source)`` of their grid (None: the whole scene): a
+    run of an area of interest reads nothing else, so a remote input fetches no block
+    beyond it."""
+    token = _CHECKS_WITHIN.set(where)
+    try:
+        yield
+    finally:
+        _CHECKS_WITHIN.reset(token)
 
 
 @dataclass(frozen=True)
@@ -209,7 +227,9 @@ class Source:
     def _inspect(self, scl_band: bool) -> str:
         """Probe the sample windows (surfaces truncated files), check floats, value range and
         (``scl_band``) the SCL band; returns why SCL is unusable ("" when it is fine)."""
-        wins = sample_windows(self.width, self.height)
+        where = _CHECKS_WITHIN.get()
+        wins = sample_windows(self.width, self.height,
+                              within=where(self) if where is not None else None)
         samples = [self._read_checked(w, sample=True) for w in wins]
         if self._float:
             checks.check_floats(self.path, samples, self._refl)

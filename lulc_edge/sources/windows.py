@@ -54,10 +54,16 @@ def rows_cols(window: Window) -> tuple[int, int, int, int]:
     return w.row_off, w.row_off + w.height, w.col_off, w.col_off + w.width
 
 
-def sample_windows(width: int, height: int, size: int = SAMPLE_SIZE) -> list[Window]:
+def sample_windows(width: int, height: int, size: int = SAMPLE_SIZE,
+                   within: Window | None = None) -> list[Window]:
     """Small windows at the left, centre and right of the first rows, for the SCL and float
-    checks, and the last corner, which probes the file's last block (a truncated file).
-    Per-band files decode only the blocks under them, kept for the pass (decoded once)."""
+    checks, and the last corner, which probes the file's last block (a truncated file); of the
+    window ``within`` alone when given (a run of an area reads nothing else). Per-band files
+    decode only the blocks under them, kept for the pass (decoded once)."""
+    c0, r0 = 0, 0
+    if within is not None:
+        (c0, r0), width, height = (int(within.col_off), int(within.row_off)), \
+            int(within.width), int(within.height)
     w, h = min(size, width), min(size, height)
-    first = [Window(c, 0, w, h) for c in sorted({0, (width - w) // 2, width - w})]
-    return first + [Window(width - w, height - h, w, h)]
+    first = [Window(c0 + c, r0, w, h) for c in sorted({0, (width - w) // 2, width - w})]
+    return first + [Window(c0 + width - w, r0 + height - h, w, h)]
