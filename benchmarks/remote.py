@@ -110,7 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class RangeServer(ThreadingHTTPServer):
-    """Serves ``root`` on 127.0.0.1 (a free port); counts requests and body bytes sent."""
+    """Serves ``root`` on 127.0.0.1 (a free port); counts the requests it serves a file for
+    and the body bytes sent."""
 
     daemon_threads = True
 

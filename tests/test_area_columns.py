@@ -261,3 +261,23 @@ def test_a_resampled_pixel_does_not_depend_on_the_window_that_reads_it(tmp_path,
             part = src._read_raw(Window(c0, r0, w, h), sample=True)
             for b in part:
                 np.testing.assert_array_equal(part[b], whole[b][r0: r0 + h, c0: c0 + w], b)
+
+
+def test_an_area_is_tiled_evenly_so_its_reads_stay_near_it_and_its_halo(tmp_path, engine):
+    """An area's tiles split it evenly (as many as the run's tile size needs, each as small as
+    that allows): a 1040 px area of a tile reads 3 x 3 blocks of 396 px ending within 8 px of
+    its halo, not 2 of 512 px and one of 16 px read as 560 px (520 px beyond it); and the
+    map is still the whole map's pixels."""
+    from lulc_edge.spec import RunOptions
+    from lulc_edge.tiling import plan_seamless
+
+    tiles = plan_seamless(10980, 10980, 512, 24, 4, within=Window(4968, 4972, 1040, 1036))
+    assert len(tiles) == 9 and {t.read_shape for t in tiles} == {(396, 396)}
+    assert max(t.read.col_off + t.read.width for t in tiles) == 4968 + 1040 + 24 + 4
+    assert max(t.read.row_off + t.read.height for t in tiles) == 4972 + 1036 + 24 + 8
+    folder = write_folder(tmp_path / "bands")
+    segment_file(folder, tmp_path / "whole.tif", engine=engine)
+    segment_file(folder, tmp_path / "area.tif", engine=engine, area=area(),
+                 options=RunOptions(tile=64))  # an 80 px area: 2 x 2 tiles of 40 px
+    got, want = crop_of(tmp_path / "area.tif", tmp_path / "whole.tif")
+    np.testing.assert_array_equal(got, want)
