@@ -281,3 +281,30 @@ def test_an_area_is_tiled_evenly_so_its_reads_stay_near_it_and_its_halo(tmp_path
                  options=RunOptions(tile=64))  # an 80 px area: 2 x 2 tiles of 40 px
     got, want = crop_of(tmp_path / "area.tif", tmp_path / "whole.tif")
     np.testing.assert_array_equal(got, want)
+
+
+def test_the_samples_blocks_are_fetched_together(tmp_path):
+    """Over HTTP the blocks under the samples at open are read together: adjacent blocks of a
+    strip in one request (one per block let GDAL's read-ahead for sequential requests fetch
+    blocks nobody reads), and the samples' reads then fetch nothing."""
+    from lulc_edge import remote
+
+    data = np.arange(128 * 2048, dtype=np.uint16).reshape(1, 128, 2048)
+    with rasterio.open(tmp_path / "b.tif", "w", driver="GTiff", width=2048, height=128,
+                       count=1, dtype="uint16", tiled=True, blockxsize=64,
+                       blockysize=64) as ds:
+        ds.write(data)
+    with FileServer(tmp_path) as srv, remote.RemoteDataset(srv.url("b.tif")) as ds, \
+            ThreadPoolExecutor(1) as pool:
+        s = StripReader(ds, pool)
+        s.rows, s.n, s.stop = 64, 2, 2
+        before = srv.log.count()
+        s.prefetch([(0, 20, 1000, 1030), (5, 25, 1050, 1100), (70, 90, 1600, 1610)])
+        # strip 0: blocks 15..17 (one run); strip 1: block 25
+        assert srv.log.count() - before == 2, srv.log.requests[before:]
+        assert s.pixels_read == 64 * 192 + 64 * 64
+        np.testing.assert_array_equal(s.read_direct(5, 25, 1050, 1100),
+                                      data[0, 5:25, 1050:1100])
+        np.testing.assert_array_equal(s.read_direct(70, 90, 1600, 1610),
+                                      data[0, 70:90, 1600:1610])
+        assert srv.log.count() - before == 2 and s.pixels_read == 64 * 192 + 64 * 64

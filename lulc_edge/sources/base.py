@@ -152,6 +152,10 @@ class Source:
     def close(self) -> None:
         """Release the open datasets."""
 
+    def _prefetch(self, windows: list[Window]) -> None:
+        """The checks at open are about to read ``windows`` (``sample=True``): a reader that
+        decodes blocks may read all of theirs now, together. Nothing by default."""
+
     def limit(self, window: Window) -> None:
         """A run reads only ``window`` of the grid (an area of interest and its halo): a
         source reading in strips of its own may hold only its columns and read no strip ahead
@@ -230,6 +234,10 @@ class Source:
         where = _CHECKS_WITHIN.get()
         wins = sample_windows(self.width, self.height,
                               within=where(self) if where is not None else None)
+        try:
+            self._prefetch(wins)
+        except READ_ERRORS:
+            pass  # the samples' own reads below say what is wrong, naming the window
         samples = [self._read_checked(w, sample=True) for w in wins]
         if self._float:
             checks.check_floats(self.path, samples, self._refl)

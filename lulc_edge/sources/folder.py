@@ -142,6 +142,10 @@ class BandFolderSource(Source):
                 band.request(window)
         return {b: band.read(window, sample) for b, band in self._bands.items()}
 
+    def _prefetch(self, windows: list[Window]) -> None:
+        for band in self._bands.values():
+            band.prefetch([rows_cols(w) for w in windows])
+
     def limit(self, window: Window) -> None:
         for band in self._bands.values():
             band.limit(*rows_cols(window))

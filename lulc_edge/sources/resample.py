@@ -130,13 +130,13 @@ def _pass(v: np.ndarray, taps: Taps, axis: int, idx: np.ndarray, w1: np.ndarray 
 class GridBand:
     """One band file read on the output grid: natively (slices of its strips), resampled
     directly (``direct``, nearest and bilinear: chunks of ``CHUNK_ROWS`` output rows, full
-    width or the columns a run reads (``limit``), each resampled once on ``resampler``), or
-    warped.
+    width or the rows and columns a run reads (``limit``), each resampled once on
+    ``resampler``), or warped.
 
     ``pool`` decodes strips, ``resampler`` resamples chunks (which wait on strips: two pools,
     so waiting chunks can never starve the decoding they wait for). Chunks sit on a fixed grid
-    of output rows (no pixel resampled twice), and a pixel's value depends on its taps alone,
-    never on the window or chunk that resampled it.
+    of output rows from the scene's or the area's first row (no pixel resampled twice), and a
+    pixel's value depends on its taps alone, never on the window or chunk that resampled it.
     """
 
     def __init__(self, ds: rasterio.io.DatasetReader, grid, method: Resampling,
@@ -179,15 +179,25 @@ class GridBand:
 
     def _source_rows(self, k: int) -> tuple[int, int] | None:
         """The source rows chunk ``k`` reads (None: it lies outside the source)."""
-        r0 = k * strips.CHUNK_ROWS
-        r1 = min(r0 + strips.CHUNK_ROWS, self._out.height)
-        ry = Taps(self._rows, r0, r1, self.method == Resampling.bilinear)
+        assert self._out is not None
+        ry = Taps(self._rows, *self._out.bounds(k), self.method == Resampling.bilinear)
         return ry.read if ry.inside.any() and ry.read[1] > ry.read[0] else None
 
     def _pin(self, k: int) -> None:
         rows = self._source_rows(k)
         if rows is not None:
             self._strips.request(*rows, pin=True)  # and their decoding starts now
+
+    def prefetch(self, boxes: list[tuple[int, int, int, int]]) -> None:
+        """Decode together the source blocks the samples ``boxes`` (output ``(r0, r1, c0,
+        c1)``) will read (``StripReader.prefetch``)."""
+        if self._strips is None:
+            return
+        if not self._native:
+            bilinear = self.method == Resampling.bilinear
+            boxes = [(*Taps(self._rows, r0, r1, bilinear).read,
+                      *Taps(self._cols, c0, c1, bilinear).read) for r0, r1, c0, c1 in boxes]
+        self._strips.prefetch(boxes)
 
     def limit(self, r0: int, r1: int, c0: int, c1: int) -> None:
         """A run reads only rows ``r0..r1-1`` and columns ``c0..c1-1`` of the output grid:
@@ -199,13 +209,14 @@ class GridBand:
         if self._native:
             self._strips.limit(r0, r1, c0, c1)
             return
-        rows, bilinear = strips.CHUNK_ROWS, self.method == Resampling.bilinear
+        bilinear = self.method == Resampling.bilinear
         o0, o1 = max(0, c0), min(self.width, c1)
-        cx = Taps(self._cols, o0, o1, bilinear)
-        ry = Taps(self._rows, r0 // rows * rows, min(self._out.height, -(-r1 // rows) * rows),
-                  bilinear)  # the chunks' rows
-        self._out.col0, self._ocols = o0, (o0, o1)
+        self._out.start_at(max(0, r0))  # chunks from the area's first row on
         self._out.limit_rows(r1)
+        self._out.col0, self._ocols = o0, (o0, o1)
+        cx = Taps(self._cols, o0, o1, bilinear)
+        last = self._out.bounds(self._out.stop - 1)[1]
+        ry = Taps(self._rows, self._out.row0, last, bilinear)  # the chunks' rows
         if cx.read[1] > cx.read[0] and ry.read[1] > ry.read[0]:  # else the chunks are fill
             self._strips.limit(*ry.read, *cx.read)
 
@@ -213,8 +224,8 @@ class GridBand:
         """Output rows of chunk ``k`` over the columns chunks hold, resampled in pieces of
         ``CHUNK_COLS`` columns (working arrays that stay in the CPU's cache)."""
         assert self._strips is not None and self._out is not None
-        r0 = k * strips.CHUNK_ROWS
-        h = min(strips.CHUNK_ROWS, self._out.height - r0)
+        r0, r1 = self._out.bounds(k)
+        h = r1 - r0
         o0, o1 = self._ocols
         rows = self._source_rows(k)
         if rows is None:
@@ -253,10 +264,12 @@ class GridBand:
             if self._native:
                 return self._strips.read_direct(r0, r0 + h, c0, c0 + w)
             return self._resample(self._strips.read_direct, r0, c0, h, w)
-        if self._native or self._ocols[0] <= c0 and c0 + w <= self._ocols[1]:
+        if self._native or self._ocols[0] <= c0 and c0 + w <= self._ocols[1] and \
+                r0 >= self._out.row0:
             return self._out.read(r0, r0 + h, c0, c0 + w)
-        # beyond the columns chunks hold (a source reused after a run of an area): resampled
-        # on its own, the same pixels (a pixel's value depends on its taps alone)
+        # beyond the columns or above the rows chunks hold (a source reused after a run of an
+        # area): resampled on its own, the same pixels (a pixel's value depends on its taps
+        # alone)
         return self._resample(self._strips.read, r0, c0, h, w)
 
     def _resample(self, fetch: Fetch, r0: int, c0: int, h: int, w: int) -> np.ndarray:

@@ -17,9 +17,9 @@ are integer multiples of each other (20 m and 60 m onto 10 m, offset or not): bi
 reflectances, nearest for SCL, with GDAL's warper conventions (pixel centres map through the
 geotransforms; source nodata is left out of the bilinear sum and the weights renormalised; an
 output pixel whose centre falls outside the source, or in a nodata pixel, is nodata; integers
-rounded half up), once per chunk of ``CHUNK_ROWS`` output rows on a fixed grid (no halo or
-neighbouring tile resamples a pixel twice; chunks, too, are held a few at a time), full width
-or the ``CHUNK_COLS`` pieces over an area's columns.
+rounded half up; a pixel's value depends on its taps alone), once per chunk of ``CHUNK_ROWS``
+output rows on a fixed grid (no halo or neighbouring tile resamples a pixel twice; chunks, too,
+are held a few at a time), full width or over an area's rows and columns.
 Tiles are sliced from strips and chunks. Other grids keep the general warper (a WarpedVRT).
 """
 
@@ -43,7 +43,7 @@ MIN_STRIP_ROWS = 256
 #: Output rows per resampled chunk of a coarser band (full width; 2.8 MB of uint16 at 10980 px;
 #: a 560-row tile spans 5 or 6, one more is resampled ahead).
 CHUNK_ROWS = 128
-#: Columns resampled at a time within a chunk (a fixed grid too): working arrays of a few MB
+#: Columns resampled at a time within a chunk: working arrays of a few MB
 #: that stay in cache; full-width passes cost more CPU (measured: 9.5 against 7.3 CPU-s).
 CHUNK_COLS = 1024
 #: Resample integer-multiple grids with the direct kernel (False: always the general warper;
@@ -86,6 +86,8 @@ class RowCache:
                  pool: ThreadPoolExecutor,
                  on_submit: Callable[[int], None] | None = None) -> None:
         self.rows, self.height = rows, height
+        #: strip ``k`` holds rows ``row0 + k * rows`` on (``start_at``)
+        self.row0 = 0
         self.n = math.ceil(height / rows)
         self._produce, self._pool, self._on_submit = produce, pool, on_submit
         self._strips: OrderedDict[int, Future] = OrderedDict()
@@ -98,7 +100,12 @@ class RowCache:
         self.col0 = 0
 
     def _span(self, r0: int, r1: int) -> range:
-        return range(r0 // self.rows, (r1 - 1) // self.rows + 1)
+        return range((r0 - self.row0) // self.rows, (r1 - 1 - self.row0) // self.rows + 1)
+
+    def bounds(self, k: int) -> tuple[int, int]:
+        """The rows strip ``k`` holds."""
+        r0 = self.row0 + k * self.rows
+        return r0, min(r0 + self.rows, self.height)
 
     def request(self, r0: int, r1: int, pin: bool = False) -> list[Future]:
         """Futures of the strips holding rows ``r0..r1-1``; starts the next strip ahead when
@@ -134,7 +141,14 @@ class RowCache:
 
     def limit_rows(self, r1: int) -> None:
         """Read ahead no strip below row ``r1`` (a run of an area reads no further)."""
-        self.stop = min(self.n, max(1, math.ceil(r1 / self.rows)))
+        self.stop = min(self.n, max(1, math.ceil((r1 - self.row0) / self.rows)))
+
+    def start_at(self, row0: int) -> None:
+        """Strips from row ``row0`` on: a run of an area reads none above it (a read above it
+        is the caller's to make). Before the first strip only."""
+        if not self.started:
+            self.row0, self.n = row0, math.ceil((self.height - row0) / self.rows)
+            self.stop = self.n
 
     def _evict(self, span: range, wanted: int) -> None:
         """Above ``KEEP`` strips, drop those above every row still needed (this read's and
@@ -165,15 +179,15 @@ class RowCache:
         """Rows ``r0..r1-1``, columns ``c0..c1-1`` (inside the raster; strips may have
         leading axes, e.g. bands)."""
         futs = self.request(r0, r1)
-        first = r0 // self.rows
+        first = self._span(r0, r1)[0]
         c0, c1 = c0 - self.col0, c1 - self.col0  # strips hold columns from col0 on
         if len(futs) == 1:
-            k0 = first * self.rows
+            k0 = self.bounds(first)[0]
             out = futs[0].result()[..., r0 - k0: r1 - k0, c0:c1]
         else:
             parts = []
             for i, fut in enumerate(futs):
-                k0 = (first + i) * self.rows
+                k0 = self.bounds(first + i)[0]
                 parts.append(fut.result()[..., max(r0, k0) - k0: min(r1, k0 + self.rows) - k0,
                                           c0:c1])
             out = np.concatenate(parts, axis=-2)
@@ -240,7 +254,7 @@ class StripReader(RowCache):
     def _decode(self, k: int) -> np.ndarray:
         """Strip ``k``'s columns ``col0..col1-1``: the blocks samples decoded, the rest read
         from the file around them (a read per run of missing blocks)."""
-        r0, r1 = k * self.rows, min((k + 1) * self.rows, self.height)
+        r0, r1 = self.bounds(k)
         self.decoded += 1
         kept = self._parts.pop(k, {})
         bw, pieces = self.block_width, []
@@ -273,20 +287,41 @@ class StripReader(RowCache):
         j0, j1 = c0 // bw, -(-c1 // bw)
         pieces = []
         for k in span:
-            s0, s1 = k * self.rows, min((k + 1) * self.rows, self.height)
-            blocks = self._parts.setdefault(k, {})
-            j = j0
-            while j < j1:
-                e = j
-                while e < j1 and e not in blocks:
-                    e += 1
-                if e > j:  # blocks j..e-1 read in one go
-                    data = self._read_file(s0, s1, j * bw, min(self.width, e * bw))
-                    for i in range(j, e):
-                        blocks[i] = data[..., (i - j) * bw: (i - j + 1) * bw]
-                j = e + 1
-            row = [blocks[i] for i in range(j0, j1)]
+            s0, s1 = self.bounds(k)
+            blocks = self._fill(k, range(j0, j1))
+            row = [blocks[j] for j in range(j0, j1)]
             row_px = row[0] if len(row) == 1 else np.concatenate(row, axis=-1)
             pieces.append(row_px[..., max(r0, s0) - s0: min(r1, s1) - s0,
                                  c0 - j0 * bw: c1 - j0 * bw])
         return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=-2)
+
+    def prefetch(self, boxes: list[tuple[int, int, int, int]]) -> None:
+        """Decode the blocks under ``boxes`` (``(r0, r1, c0, c1)``, the samples about to be
+        read with ``read_direct``) together: adjacent blocks of a strip in one read, so a
+        remote file gets one request for them, not one per block (which GDAL's read-ahead for
+        sequential requests widens with blocks nobody reads)."""
+        bw, need = self.block_width, {}
+        for r0, r1, c0, c1 in boxes:
+            if r1 > r0 and c1 > c0:
+                for k in self._span(r0, r1):
+                    need.setdefault(k, set()).update(range(c0 // bw, -(-c1 // bw)))
+        for k, wanted in need.items():
+            if k not in self._strips:
+                self._fill(k, wanted)
+
+    def _fill(self, k: int, wanted) -> dict[int, np.ndarray]:
+        """Strip ``k``'s blocks ``wanted`` (block columns) in ``_parts``, those missing read a
+        run of adjacent blocks at a time; the strip's kept blocks."""
+        bw, (s0, s1) = self.block_width, self.bounds(k)
+        blocks = self._parts.setdefault(k, {})
+        missing = sorted(set(wanted) - blocks.keys())
+        while missing:
+            run = 1
+            while run < len(missing) and missing[run] == missing[0] + run:
+                run += 1
+            j, e = missing[0], missing[0] + run
+            data = self._read_file(s0, s1, j * bw, min(self.width, e * bw))
+            for b in range(j, e):
+                blocks[b] = data[..., (b - j) * bw: (b - j + 1) * bw]
+            missing = missing[run:]
+        return blocks
