@@ -393,7 +393,9 @@ def markdown(r: dict[str, Any]) -> str:
               "wall time.", ""]
     w = r.get("whole")
     if w:
-        lines += ["Whole product, one interleaved pair:", "",
+        lines += ["Whole product, one interleaved pair"
+                  + (f" (measured by an earlier run: {w['from']}):" if w.get("from") else ":"),
+                  "",
                   f"- local folder: {fmt_run(w['local'])}",
                   f"- item over HTTP: {fmt_run(w['http'])}, {w['http']['requests']} requests, "
                   f"{w['http']['bytes'] / 2**20:.1f} MB ({w['bytes_over_files']}x the files)",
@@ -449,6 +451,10 @@ def main(a: argparse.Namespace) -> dict[str, Any]:
         r["areas"][name] = {"runs": runs}
         stem = "area1" if "km" in name else "area2"
         pairs.append([str(work / f"{stem}-http.tif"), str(work / f"{stem}-local.tif")])
+    if a.whole_from:  # the whole pair of an earlier run (its maps still in the work folder)
+        prev = json.loads(Path(a.whole_from).read_text())
+        r["whole"] = {**prev["whole"], "from": f"{prev['env']['checkout']}, {prev['date']}"}
+        pairs += [[p[1], str(work / "whole-local.tif")] for p in pairs[:2]]
     r["maps_differing"] = run_self("_compare", {"pairs": pairs})
     analyse(r)
     print(write(r, Path(a.out)), file=sys.stderr)  # the areas' results, before the long part
@@ -472,6 +478,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per area")
     p.add_argument("--whole", action="store_true",
                    help="also the whole product, local folder against HTTP (one pair)")
+    p.add_argument("--whole-from", metavar="JSON",
+                   help="report the whole pair of an earlier run's JSON (its maps compared)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     for name in CHILDREN:
         p.add_argument(f"--{name}", help=argparse.SUPPRESS)
