@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,7 +259,7 @@ class CroppedSource(Source):
 class AreaMode(Mode):
     """``base``'s tiles of the whole scene (``height`` x ``width``) restricted to the area's
     window, on the window's grid; pixels outside the area's polygon made nodata. Planning
-    tells the scene the columns its tiles read (``Source.limit_columns``)."""
+    tells the scene what its tiles read (``Source.limit``)."""
 
     def __init__(self, base: Mode, source: CroppedSource, engine: Engine) -> None:
         self.base, self.source, self.nodata = base, source, engine.contract.nodata.value
@@ -276,9 +276,10 @@ class AreaMode(Mode):
         w, p = self.source.window, self.source.parent
         dr, dc = int(w.row_off), int(w.col_off)
         tiles = self.base.plan(p.height, p.width, tile, engine, within=w)
-        # the columns the run reads: a stack read in strips decodes only those
-        p.limit_columns(min(int(t.read.col_off) for t in tiles),
-                        max(int(t.read.col_off + t.read.width) for t in tiles))
+        # what the run reads: a source read in strips decodes only that
+        r0, c0 = (min(int(getattr(t.read, a)) for t in tiles) for a in ("row_off", "col_off"))
+        p.limit(Window(c0, r0, max(int(t.read.col_off + t.read.width) for t in tiles) - c0,
+                       max(int(t.read.row_off + t.read.height) for t in tiles) - r0))
         return [Tile(t.index, _shift(t.core, dr, dc), _shift(t.read, dr, dc), t.windows)
                 for t in tiles]
 
@@ -307,6 +308,21 @@ class AreaMode(Mode):
         conf = None if pred.confidence is None else np.where(inside, pred.confidence, 0)
         return Prediction(np.where(inside, pred.classes, self.nodata).astype(np.uint8),
                           None if conf is None else conf.astype(np.uint8), pred.probabilities)
+
+
+def checks_window(area: Area | None) -> Callable[[Source], Window | None] | None:
+    """Where an opened scene's checks look in a run of ``area`` (``sources.checks_within``):
+    the area's bounding window on its grid; None when it cannot be placed there (the run then
+    says why) or there is no area."""
+    if area is None:
+        return None
+
+    def where(source: Source) -> Window | None:
+        try:
+            return area_window(area, source, 1)
+        except InputError:
+            return None
+    return where
 
 
 def _shift(w: Window, dr: int, dc: int) -> Window:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from rasterio.features import geometry_mask
+from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from . import clouds, sinks
@@ -180,11 +181,12 @@ class _Job:
                                      "count as clear observations)")
         fp = _fingerprint(used)
         tiles = self.mode.plan(grid.height, grid.width, self.tile, self.engine)
-        for s in used:  # the columns each scene is read in: a strip reader decodes only those
+        for s in used:  # the window each scene is read in: a strip reader decodes only that
             mine = [t.read for t in tiles if s.overlaps(t.core)]
             if mine:
-                s.limit_columns(min(int(w.col_off) for w in mine),
-                                max(int(w.col_off + w.width) for w in mine))
+                c0, r0 = min(int(w.col_off) for w in mine), min(int(w.row_off) for w in mine)
+                s.limit(Window(c0, r0, max(int(w.col_off + w.width) for w in mine) - c0,
+                               max(int(w.row_off + w.height) for w in mine) - r0))
         journal = Journal(journal_path(self.dst), self.header(grid, used, fp, described))
         done = replay_tiles(journal, self.spec.run, used[0].path, self.dst, len(tiles),
                             self.warnings)

@@ -139,19 +139,21 @@ class RegriddedSource(Source):
             window.col_off and f.row_off < window.row_off + window.height and \
             f.row_off + f.height > window.row_off
 
-    def limit_columns(self, c0: int, c1: int) -> None:
-        """Tell the scene the columns of the grid a run reads (an area, or a mosaic where the
-        scene covers part of the grid): a scene reading in strips then decodes only those."""
+    def limit(self, window: Window) -> None:
+        """Tell the scene the window of the grid a run reads (an area, or a mosaic where the
+        scene covers part of the grid): a scene reading in strips then decodes only that."""
         p = self.parent
         if self.shift is not None:
-            p.limit_columns(c0 + self.shift[1], c1 + self.shift[1])
+            dr, dc = self.shift
+            p.limit(Window(window.col_off + dc, window.row_off + dr, window.width,
+                           window.height))
             return
-        win = Window(c0, 0, c1 - c0, self.height)
-        box = transform_bounds(self.crs, p.crs, *window_bounds(win, self.transform),
+        box = transform_bounds(self.crs, p.crs, *window_bounds(window, self.transform),
                                densify_pts=21)
         src = from_bounds(*box, transform=p.transform)
-        p.limit_columns(math.floor(src.col_off) - _PAD,
-                        math.ceil(src.col_off + src.width) + _PAD)
+        c0, r0 = math.floor(src.col_off) - _PAD, math.floor(src.row_off) - _PAD
+        p.limit(Window(c0, r0, math.ceil(src.col_off + src.width) + _PAD - c0,
+                       math.ceil(src.row_off + src.height) + _PAD - r0))
 
     def read(self, window: Window) -> np.ndarray:
         if self.shift is not None:

@@ -24,6 +24,7 @@ from .progress import Progress
 from .raster import FINGERPRINT_TAG, OPTIONS_TAG, Grid, write_error
 from .results import RunResult
 from .sources import Source, check_input, is_remote
+from .sources.base import checks_within
 from .spec import RunOptions, RunSpec
 from .tiling import Tile
 
@@ -111,8 +112,10 @@ def segment_file(
 
 def _locked(run: _Run) -> RunResult:
     """segment_file's work, once the output's lock is held."""
-    with open_for_run(run.src, run.engine.contract.bands, run.spec.source) as opened:
-        source, run.mode = aoi.restrict(opened, run.spec.run.area, run.mode, run.engine)
+    area = run.spec.run.area  # the checks at open look only where the run reads
+    with checks_within(aoi.checks_window(area)), \
+            open_for_run(run.src, run.engine.contract.bands, run.spec.source) as opened:
+        source, run.mode = aoi.restrict(opened, area, run.mode, run.engine)
         fp = source.fingerprint()
         scl_fill = source.radiometry.scl_fill
         run.masker = clouds.masker(run.spec.run.clouds, source.band_names, scl_fill,

@@ -42,9 +42,11 @@ class Tile:
 
 def _extent(height: int, width: int, within: Window | None, tile: int, step: int
             ) -> tuple[int, int, int, int, int]:
-    """(r0, c0, r1, c1) of the part of the scene planned, and the tile: a small ``within``
-    (an area of interest, scene pixels, offsets multiples of ``step``) gets smaller tiles
-    (the maps never depend on them) so that its read blocks stay near its size."""
+    """(r0, c0, r1, c1) of the part of the scene planned, and the tile: ``within`` (an area
+    of interest, scene pixels, offsets multiples of ``step``) gets the smallest tile that
+    covers its longer side in as many tiles as ``tile`` does (the maps never depend on it), so
+    that its read blocks stay near its size and its halo: a 1040 px area reads 3 tiles of 348
+    px, not 2 of 512 and one of 16 read as 560 px, which read and inferred 520 px beyond it."""
     if within is None:
         return 0, 0, height, width, tile
     r0, c0 = int(within.row_off), int(within.col_off)
@@ -52,7 +54,8 @@ def _extent(height: int, width: int, within: Window | None, tile: int, step: int
     if r0 % step or c0 % step or r0 < 0 or c0 < 0 or r1 > height or c1 > width or \
             r1 <= r0 or c1 <= c0:
         raise ValueError(f"window {within} must lie in the scene, offsets multiples of {step}")
-    return r0, c0, r1, c1, min(tile, ceil_to(max(r1 - r0, c1 - c0), step))
+    side = max(r1 - r0, c1 - c0)
+    return r0, c0, r1, c1, min(tile, ceil_to(-(-side // -(-side // tile)), step))
 
 
 def plan_seamless(height: int, width: int, tile: int, halo: int, alignment: int,

@@ -184,8 +184,9 @@ def test_bad_areas_are_one_line_errors(scenes, tmp_path, args, word):
 
 
 def test_an_area_in_a_folder_reads_fewer_pixels(tmp_path, engine, monkeypatch):
-    """Per-band files are read in full-width strips of the rows the area and its halo need
-    (README): a small area in a 600 px scene reads a few strips, not the scene."""
+    """Per-band files are read in strips of the block columns and rows the area and its halo
+    need (README): a small area in a 600 px scene reads a few blocks, not the scene, and maps
+    the whole map's pixels."""
     monkeypatch.setattr(strips, "MIN_STRIP_ROWS", 1)
     size = 600
     bands, _, _ = generate(SceneSpec(width=size, height=size, seed=4))
@@ -203,11 +204,15 @@ def test_an_area_in_a_folder_reads_fewer_pixels(tmp_path, engine, monkeypatch):
             read[label] = {n: b._strips.pixels_read for n, b in src._bands.items()}
     whole, part = read["whole"]["B2"], read["area"]["B2"]
     assert whole == size * size
-    # the area's rows 280..319 and their 24 px halo span two 64-row strips, read full width,
-    # with one more read ahead; the checks at open read the first two strips (128 px samples
-    # at the top) and the blocks under the last corner's sample (rows and columns 448..599)
-    assert part == (2 + 1) * 64 * size + 2 * 64 * size + 152 * 152, part
+    # the checks at open decode the blocks under their 128 px samples: columns 0..127,
+    # 192..383 and 448..599 of the first two 64-row strips, and the last corner's (rows and
+    # columns 448..599); the area's rows and columns 280..319 and their 24 px halo then read
+    # block columns 256..383 of the two strips holding rows 256..343, none read ahead
+    samples = (128 + 192 + 152) * 128 + 152 * 152
+    assert part == samples + 128 * 128, part
     assert all(n == part for n in read["area"].values())
+    got, _, want = _offset(tmp_path / "area.tif", tmp_path / "whole.tif")
+    np.testing.assert_array_equal(got, want)
 
 
 def test_an_area_of_a_stack_reads_only_its_columns(tmp_path, engine, monkeypatch):
@@ -225,8 +230,8 @@ def test_an_area_of_a_stack_reads_only_its_columns(tmp_path, engine, monkeypatch
             read[label] = src._strips.pixels_read
     assert read["whole"] == 600 * 600
     # rows 280..319, columns 280..319 and a 24 px halo: block columns 256..383 of the two
-    # 64-row strips holding rows 256..343, and one strip read ahead
-    assert read["area"] == 3 * 64 * 128, read
+    # 64-row strips holding rows 256..343 (none read ahead below them)
+    assert read["area"] == 2 * 64 * 128, read
     got, _, want = _offset(tmp_path / "area.tif", tmp_path / "whole.tif")
     np.testing.assert_array_equal(got, want)
 

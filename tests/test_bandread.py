@@ -106,15 +106,15 @@ def test_direct_kernel_matches_the_warper_on_offset_grids(tmp_path, shift, monke
 
 def test_each_strip_is_decoded_once_and_memory_stays_bounded(tmp_path, monkeypatch):
     # strips of one block row, more of them than are kept: the checks at open (sample windows
-    # in the first and last rows) decode the first and last strips, which are held for the
-    # pass and not decoded again
+    # in the first and last rows) decode only the blocks under them, kept for the pass, which
+    # decodes the rest of their strips around them
     monkeypatch.setattr(bandread, "MIN_STRIP_ROWS", 1)
     monkeypatch.setattr(bandread, "CHUNK_ROWS", 64)
     folder = _offset_folder(tmp_path / "f", (10, -10), size=600, holes=False)
     with open_source(folder, options=SourceOptions()) as src:
         for band in src._bands.values():
-            assert 0 < band._strips.decoded < band._strips.n
-            assert band._strips._held
+            assert band._strips.decoded == 0 and band._strips._parts
+            assert 0 < band._strips.pixels_read < band._strips.width * band._strips.height
         for r0 in range(0, 600, 100):
             for c0 in range(0, 600, 100):
                 src.read(Window(c0 - 24, r0 - 24, 148, 148))
@@ -126,8 +126,8 @@ def test_each_strip_is_decoded_once_and_memory_stays_bounded(tmp_path, monkeypat
             s = band._strips
             assert s.n > bandread.KEEP + 1
             assert s.decoded == s.n, (name, s.decoded, s.n)
-            # and each pixel once: the last corner's sample decoded its blocks on its own,
-            # the pass decoded the rest of their strip around them
+            # and each pixel once: the samples decoded their blocks on their own, the pass
+            # decoded the rest of their strips around them
             assert s.pixels_read == s.width * s.height, (name, s.pixels_read)
             assert not s._parts
 

@@ -16,9 +16,11 @@ Choices made here:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import affine
@@ -42,6 +44,22 @@ DEFAULT_BANDS: tuple[str, ...] = MODEL_BANDS
 #: Resampling methods a source offers for coarser bands (``SourceOptions.resampling``).
 RESAMPLINGS = ("bilinear", "nearest", "cubic", "average")
 READ_ERRORS = (RasterioError, CPLE_BaseError, OSError)
+#: Where the checks at open look (``checks_within``): None, the whole scene.
+_CHECKS_WITHIN: ContextVar[Callable[[Source], Window | None] | None] = \
+    ContextVar("checks_within", default=None)
+
+
+@contextlib.contextmanager
+def checks_within(where: Callable[[Source], Window | None] | None) -> Iterator[None]:
+    """Sources opened inside run their checks at open (SCL, floats, value range, the last
+    block's probe) on the window ``where(source)`` of their grid (None: the whole scene): a
+    run of an area of interest reads nothing else, so a remote input fetches no block
+    beyond it."""
+    token = _CHECKS_WITHIN.set(where)
+    try:
+        yield
+    finally:
+        _CHECKS_WITHIN.reset(token)
 
 
 @dataclass(frozen=True)
@@ -118,11 +136,9 @@ class Source:
         self._tags: dict[str, str] = {}
 
     # -- to implement ---------------------------------------------------------------------------
-    def _read_raw(self, window: Window, sample: bool = False, hold: bool = True
-                  ) -> dict[str, np.ndarray]:
+    def _read_raw(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
         """Native-dtype arrays for ``window`` (inside the grid) keyed by band; SCL may be absent.
-        ``sample``: a read before the sequential pass (the checks at open); ``hold``: keep what
-        it decoded for the pass (where the reader can), else read it on its own."""
+        ``sample``: a read before the sequential pass (the checks at open)."""
         raise NotImplementedError
 
     def band_locations(self) -> dict[str, tuple[str, int]]:
@@ -136,9 +152,14 @@ class Source:
     def close(self) -> None:
         """Release the open datasets."""
 
-    def limit_columns(self, c0: int, c1: int) -> None:
-        """A run reads only columns ``c0..c1-1`` (an area of interest): a source reading in
-        strips of its own may hold only those. Nothing by default."""
+    def _prefetch(self, windows: list[Window]) -> None:
+        """The checks at open are about to read ``windows`` (``sample=True``): a reader that
+        decodes blocks may read all of theirs now, together. Nothing by default."""
+
+    def limit(self, window: Window) -> None:
+        """A run reads only ``window`` of the grid (an area of interest and its halo): a
+        source reading in strips of its own may hold only its columns and read no strip ahead
+        below it. Before the run's first read; nothing by default."""
 
     def drop_cache(self) -> None:
         """Drop what the source holds for its sequential pass (decoded strips): a composite
@@ -177,10 +198,9 @@ class Source:
         # a Python LulcEdgeWarning as well would be shown twice.
         self.warnings.append(msg)
 
-    def _read_checked(self, window: Window, sample: bool = False, hold: bool = True
-                      ) -> dict[str, np.ndarray]:
+    def _read_checked(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
         try:
-            return self._read_raw(window, sample, hold)
+            return self._read_raw(window, sample)
         except LulcEdgeError:
             raise
         except READ_ERRORS as e:
@@ -216,9 +236,14 @@ class Source:
     def _inspect(self, scl_band: bool) -> str:
         """Probe the sample windows (surfaces truncated files), check floats, value range and
         (``scl_band``) the SCL band; returns why SCL is unusable ("" when it is fine)."""
-        wins = sample_windows(self.width, self.height)
-        samples = [self._read_checked(w, sample=True, hold=i < len(wins) - 1)
-                   for i, w in enumerate(wins)]
+        where = _CHECKS_WITHIN.get()
+        wins = sample_windows(self.width, self.height,
+                              within=where(self) if where is not None else None)
+        try:
+            self._prefetch(wins)
+        except READ_ERRORS:
+            pass  # the samples' own reads below say what is wrong, naming the window
+        samples = [self._read_checked(w, sample=True) for w in wins]
         if self._float:
             checks.check_floats(self.path, samples, self._refl)
         valid = checks.valid_masks(samples, self._refl, self.radiometry)

@@ -24,6 +24,7 @@ from .radiometry import Radiometry
 from .resample import GridBand
 from .safe import BandFiles, find_band_files, missing_bands
 from .strips import decode_workers
+from .windows import rows_cols
 
 
 class BandFolderSource(Source):
@@ -77,12 +78,22 @@ class BandFolderSource(Source):
             self._tags["SCL_SOURCE"] = _short(files["SCL"])
 
     def _open_bands(self, use: Sequence[str]) -> dict[str, rasterio.io.DatasetReader]:
+        """The band files, opened at once (a remote file's open waits on requests); the first
+        failure in band order is raised, every file opened kept for ``close``."""
         files, srcs = self._found.files, {}
-        for b in use:
-            srcs[b] = self._open_band(files[b], f"{self.path}: {b} ({_short(files[b])})")
-            self._datasets.append(srcs[b])
-            check_dtype(srcs[b].dtypes[0], f"{self.path}: {_short(files[b])}", b)
-            self._float |= srcs[b].dtypes[0] in FLOAT and b != "SCL"
+        with ThreadPoolExecutor(min(8, len(use)) or 1) as ex:
+            opening = {b: ex.submit(self._open_band, files[b],
+                                    f"{self.path}: {b} ({_short(files[b])})") for b in use}
+        failed = [f.exception() for f in opening.values() if f.exception() is not None]
+        for b, fut in opening.items():
+            if fut.exception() is None:
+                srcs[b] = fut.result()
+                self._datasets.append(srcs[b])
+        if failed:
+            raise failed[0]
+        for b, src in srcs.items():
+            check_dtype(src.dtypes[0], f"{self.path}: {_short(files[b])}", b)
+            self._float |= src.dtypes[0] in FLOAT and b != "SCL"
         return srcs
 
     def _open_band(self, path: str, label: str) -> rasterio.io.DatasetReader:
@@ -135,12 +146,21 @@ class BandFolderSource(Source):
                     f"{tuple(round(v, 2) for v in sb)} vs {tuple(round(v, 2) for v in rb)}"
                 )
 
-    def _read_raw(self, window: Window, sample: bool = False, hold: bool = True
-                  ) -> dict[str, np.ndarray]:
+    def _read_raw(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
         if not sample:
             for band in self._bands.values():  # every band decodes and resamples at once
                 band.request(window)
-        return {b: band.read(window, sample, hold) for b, band in self._bands.items()}
+        return {b: band.read(window, sample) for b, band in self._bands.items()}
+
+    def _prefetch(self, windows: list[Window]) -> None:
+        """The samples' blocks of every band file, on the decode pool (remote files: their
+        requests overlap, and decoding overlaps them)."""
+        boxes = [rows_cols(w) for w in windows]
+        list(self._pool.map(lambda band: band.prefetch(boxes), self._bands.values()))
+
+    def limit(self, window: Window) -> None:
+        for band in self._bands.values():
+            band.limit(*rows_cols(window))
 
     def drop_cache(self) -> None:
         for band in getattr(self, "_bands", {}).values():

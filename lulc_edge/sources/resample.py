@@ -20,6 +20,8 @@ from .strips import RowCache, StripReader
 
 #: ``fetch(r0, r1, c0, c1)``: native pixels of a row and column range of a band file.
 Fetch = Callable[[int, int, int, int], np.ndarray]
+#: Types whose values float32 holds exactly (resampled as they are; others as float32 first).
+_EXACT = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.float32))
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,11 @@ class Taps:
 def _pass(v: np.ndarray, taps: Taps, axis: int, idx: np.ndarray, w1: np.ndarray | None
           ) -> np.ndarray:
     """Resample ``v`` along ``axis`` to ``taps.n`` pixels: a phase at a time (strided slices)
-    when the taps repeat, else by gathering."""
+    when the taps repeat, else by gathering; both compute each pixel as ``a * (1 - w) + b * w``
+    in float32, so a pixel's value depends on its taps alone, not on the window."""
+    if v.dtype not in _EXACT:  # as float32 first, whichever way the taps are taken
+        v = v.astype(np.float32)
+
     def take(a: int, cnt: int) -> np.ndarray:
         return v[a: a + cnt] if axis == 0 else v[:, a: a + cnt]
 
@@ -105,7 +111,8 @@ def _pass(v: np.ndarray, taps: Taps, axis: int, idx: np.ndarray, w1: np.ndarray 
         if w1 is not None:
             wa = w1[:, None] if axis == 0 else w1[None, :]
             nxt = np.minimum(idx + 1, v.shape[axis] - 1)  # weight 0 where it would pass the end
-            out += (np.take(v, nxt, axis=axis) - out) * wa
+            out *= np.float32(1.0) - wa
+            out += np.take(v, nxt, axis=axis) * wa
         return out
     out = np.empty(shape, np.float32)
     for p, cnt in zip(phases, counts, strict=True):
@@ -122,12 +129,14 @@ def _pass(v: np.ndarray, taps: Taps, axis: int, idx: np.ndarray, w1: np.ndarray 
 
 class GridBand:
     """One band file read on the output grid: natively (slices of its strips), resampled
-    directly (``direct``, nearest and bilinear: full-width chunks of ``CHUNK_ROWS`` output rows,
-    each resampled once on ``resampler``), or warped.
+    directly (``direct``, nearest and bilinear: chunks of ``CHUNK_ROWS`` output rows, full
+    width or the rows and columns a run reads (``limit``), each resampled once on
+    ``resampler``), or warped.
 
     ``pool`` decodes strips, ``resampler`` resamples chunks (which wait on strips: two pools,
     so waiting chunks can never starve the decoding they wait for). Chunks sit on a fixed grid
-    of output rows, so a pixel's value never depends on the window that asked for it.
+    of output rows from the scene's or the area's first row (no pixel resampled twice), and a
+    pixel's value depends on its taps alone, never on the window or chunk that resampled it.
     """
 
     def __init__(self, ds: rasterio.io.DatasetReader, grid, method: Resampling,
@@ -140,6 +149,7 @@ class GridBand:
         self._vrt: WarpedVRT | None = None
         self._strips: StripReader | None = None
         self._out: RowCache | None = None  # what tiles are sliced from
+        self._ocols = (0, grid.width)  # the output columns chunks hold (limit)
         maps = axis_maps(ds, grid.transform) if ds.crs == grid.crs else None
         native = maps is not None and maps[0] == AxisMap(0.0, 1, grid.height) and \
             maps[1] == AxisMap(0.0, 1, grid.width)
@@ -169,9 +179,8 @@ class GridBand:
 
     def _source_rows(self, k: int) -> tuple[int, int] | None:
         """The source rows chunk ``k`` reads (None: it lies outside the source)."""
-        r0 = k * strips.CHUNK_ROWS
-        r1 = min(r0 + strips.CHUNK_ROWS, self._out.height)
-        ry = Taps(self._rows, r0, r1, self.method == Resampling.bilinear)
+        assert self._out is not None
+        ry = Taps(self._rows, *self._out.bounds(k), self.method == Resampling.bilinear)
         return ry.read if ry.inside.any() and ry.read[1] > ry.read[0] else None
 
     def _pin(self, k: int) -> None:
@@ -179,27 +188,61 @@ class GridBand:
         if rows is not None:
             self._strips.request(*rows, pin=True)  # and their decoding starts now
 
+    def prefetch(self, boxes: list[tuple[int, int, int, int]]) -> None:
+        """Decode together the source blocks the samples ``boxes`` (output ``(r0, r1, c0,
+        c1)``) will read (``StripReader.prefetch``)."""
+        if self._strips is None:
+            return
+        if not self._native:
+            bilinear = self.method == Resampling.bilinear
+            boxes = [(*Taps(self._rows, r0, r1, bilinear).read,
+                      *Taps(self._cols, c0, c1, bilinear).read) for r0, r1, c0, c1 in boxes]
+        self._strips.prefetch(boxes)
+
+    def limit(self, r0: int, r1: int, c0: int, c1: int) -> None:
+        """A run reads only rows ``r0..r1-1`` and columns ``c0..c1-1`` of the output grid:
+        chunks hold only those columns, strips only the source columns their kernel reads
+        (widened to whole blocks), and neither is read ahead below the area. Before the pass
+        only."""
+        if self._strips is None or self._out is None or self._out.started:
+            return
+        if self._native:
+            self._strips.limit(r0, r1, c0, c1)
+            return
+        bilinear = self.method == Resampling.bilinear
+        o0, o1 = max(0, c0), min(self.width, c1)
+        self._out.start_at(max(0, r0))  # chunks from the area's first row on
+        self._out.limit_rows(r1)
+        self._out.col0, self._ocols = o0, (o0, o1)
+        cx = Taps(self._cols, o0, o1, bilinear)
+        last = self._out.bounds(self._out.stop - 1)[1]
+        ry = Taps(self._rows, self._out.row0, last, bilinear)  # the chunks' rows
+        if cx.read[1] > cx.read[0] and ry.read[1] > ry.read[0]:  # else the chunks are fill
+            self._strips.limit(*ry.read, *cx.read)
+
     def _chunk(self, k: int) -> np.ndarray:
-        """Output rows of chunk ``k``, resampled in pieces of ``CHUNK_COLS`` columns (working
-        arrays that stay in the CPU's cache)."""
+        """Output rows of chunk ``k`` over the columns chunks hold, resampled in pieces of
+        ``CHUNK_COLS`` columns (working arrays that stay in the CPU's cache)."""
         assert self._strips is not None and self._out is not None
-        r0 = k * strips.CHUNK_ROWS
-        h = min(strips.CHUNK_ROWS, self._out.height - r0)
+        r0, r1 = self._out.bounds(k)
+        h = r1 - r0
+        o0, o1 = self._ocols
         rows = self._source_rows(k)
         if rows is None:
-            return self._resample(self._strips.read, r0, 0, h, self.width)  # all fill
+            return self._resample(self._strips.read, r0, o0, h, o1 - o0)  # all fill
+        cols = Taps(self._cols, o0, o1, self.method == Resampling.bilinear).read
         try:
-            src = self._strips.read(*rows, 0, self._strips.width)
+            src = self._strips.read(*rows, *cols)
         finally:
             self._strips.release(*rows)
 
         def fetch(a: int, b: int, c: int, d: int) -> np.ndarray:
-            return src[a - rows[0]: b - rows[0], c:d]
+            return src[a - rows[0]: b - rows[0], c - cols[0]: d - cols[0]]
 
-        out = np.empty((h, self.width), self.dtype)
-        for c0 in range(0, self.width, strips.CHUNK_COLS):
-            c1 = min(c0 + strips.CHUNK_COLS, self.width)
-            out[:, c0:c1] = self._resample(fetch, r0, c0, h, c1 - c0)
+        out = np.empty((h, o1 - o0), self.dtype)
+        for c0 in range(o0, o1, strips.CHUNK_COLS):
+            c1 = min(c0 + strips.CHUNK_COLS, o1)
+            out[:, c0 - o0: c1 - o0] = self._resample(fetch, r0, c0, h, c1 - c0)
         return out
 
     def request(self, window: Window) -> None:
@@ -208,21 +251,26 @@ class GridBand:
         if self._out is not None:
             self._out.request(int(window.row_off), int(window.row_off + window.height))
 
-    def read(self, window: Window, sample: bool = False, hold: bool = True) -> np.ndarray:
+    def read(self, window: Window, sample: bool = False) -> np.ndarray:
         """``(h, w)`` native-dtype pixels of ``window`` (inside the output grid); ``sample``:
-        a read before the sequential pass, resampled on its own, its strips held for the pass
-        (``hold``) or read directly."""
+        a read before the sequential pass (the checks at open), resampled on its own, only the
+        blocks under it decoded (kept for the pass)."""
         if self._vrt is not None:
             return self._vrt.read(1, window=window)
         assert self._strips is not None and self._out is not None
         r0, c0 = int(window.row_off), int(window.col_off)
         h, w = int(window.height), int(window.width)
-        if not sample:
+        if sample:
+            if self._native:
+                return self._strips.read_direct(r0, r0 + h, c0, c0 + w)
+            return self._resample(self._strips.read_direct, r0, c0, h, w)
+        if self._native or self._ocols[0] <= c0 and c0 + w <= self._ocols[1] and \
+                r0 >= self._out.row0:
             return self._out.read(r0, r0 + h, c0, c0 + w)
-        fetch = self._strips.read_held if hold else self._strips.read_direct
-        if self._native:
-            return fetch(r0, r0 + h, c0, c0 + w)
-        return self._resample(fetch, r0, c0, h, w)
+        # beyond the columns or above the rows chunks hold (a source reused after a run of an
+        # area): resampled on its own, the same pixels (a pixel's value depends on its taps
+        # alone)
+        return self._resample(self._strips.read, r0, c0, h, w)
 
     def _resample(self, fetch: Fetch, r0: int, c0: int, h: int, w: int) -> np.ndarray:
         if self.method == Resampling.nearest:
@@ -286,7 +334,10 @@ class GridBand:
             den = _pass(_pass(m, ry, 0, ry.lo, ry.w1), cx, 1, cx.lo, cx.w1)
             ok = _pass(_pass(m, ry, 0, ry.near, None), cx, 1, cx.near, None) > 0
             ok &= den > 1e-6
-            out = np.divide(num, den, out=num, where=ok)
+            # renormalised only where a weighted tap is nodata: elsewhere the plain sum, so a
+            # pixel's value does not depend on nodata elsewhere in the window
+            some = _pass(_pass(1 - m, ry, 0, ry.lo, ry.w1), cx, 1, cx.lo, cx.w1) > 0
+            out = np.divide(num, den, out=num, where=ok & some)
         if not (ry.inside.all() and cx.inside.all()):
             inside = ry.inside[:, None] & cx.inside[None, :]
             ok = inside if ok is None else ok & inside

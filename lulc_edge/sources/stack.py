@@ -17,6 +17,7 @@ from .checks import FLOAT, check_dtype
 from .metadata import ProductMetadata, normalize_band, resolve_offset
 from .radiometry import Radiometry
 from .strips import StripReader, strip_rows
+from .windows import rows_cols
 
 #: A stack is read in full-width strips (each block decoded once; tiles and halos sliced from
 #: them) when one strip of the bands used is at most this many bytes: 73 MB for a 13-band
@@ -150,8 +151,7 @@ class StackSource(Source):
             self._strips = StripReader(src, self._pool, idx)
             self.in_strips = True
 
-    def _read_raw(self, window: Window, sample: bool = False, hold: bool = True
-                  ) -> dict[str, np.ndarray]:
+    def _read_raw(self, window: Window, sample: bool = False) -> dict[str, np.ndarray]:
         if sample or self._strips is None:
             data = self._src.read(list(self._index.values()), window=window)
         else:
@@ -162,9 +162,9 @@ class StackSource(Source):
     def band_locations(self) -> dict[str, tuple[str, int]]:
         return {b: (self.path, i) for b, i in self._index.items()}
 
-    def limit_columns(self, c0: int, c1: int) -> None:
+    def limit(self, window: Window) -> None:
         if self._strips is not None:
-            self._strips.limit_columns(c0, c1)
+            self._strips.limit(*rows_cols(window))
 
     def drop_cache(self) -> None:
         if self._strips is not None:

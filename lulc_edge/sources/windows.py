@@ -48,12 +48,22 @@ def read_boundless(window: Window, width: int, height: int, bands: int, dtype: n
     return out
 
 
-def sample_windows(width: int, height: int, size: int = SAMPLE_SIZE) -> list[Window]:
+def rows_cols(window: Window) -> tuple[int, int, int, int]:
+    """``window``'s rows and columns as ``(r0, r1, c0, c1)``."""
+    w = whole(window)
+    return w.row_off, w.row_off + w.height, w.col_off, w.col_off + w.width
+
+
+def sample_windows(width: int, height: int, size: int = SAMPLE_SIZE,
+                   within: Window | None = None) -> list[Window]:
     """Small windows at the left, centre and right of the first rows, for the SCL and float
-    checks, and the last corner, which probes the file's last block (a truncated file).
-    Per-band files hold the strips of the first ones for the pass, which starts there (decoded
-    once); the corner is read on its own: a strip held from the end would cost memory for the
-    whole run, and a sample from the middle decoded strips the pass decoded again."""
+    checks, and the last corner, which probes the file's last block (a truncated file); of the
+    window ``within`` alone when given (a run of an area reads nothing else). Per-band files
+    decode only the blocks under them, kept for the pass (decoded once)."""
+    c0, r0 = 0, 0
+    if within is not None:
+        (c0, r0), width, height = (int(within.col_off), int(within.row_off)), \
+            int(within.width), int(within.height)
     w, h = min(size, width), min(size, height)
-    first = [Window(c, 0, w, h) for c in sorted({0, (width - w) // 2, width - w})]
-    return first + [Window(width - w, height - h, w, h)]
+    first = [Window(c0 + c, r0, w, h) for c in sorted({0, (width - w) // 2, width - w})]
+    return first + [Window(c0 + width - w, r0 + height - h, w, h)]
