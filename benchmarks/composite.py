@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shlex
 import sys
 import threading
@@ -149,22 +150,25 @@ def build(data: Path, size: tuple[int, int], n: int, source: Path = SOURCE) -> d
 
 # ------------------------------------------------------------------------------------ children
 class Counters:
-    """Strip decoding and accumulator time inside one child (patched in, this script only)."""
+    """Strip decoding and accumulator time inside one child (patched in, this script only):
+    the accumulators' CPU seconds (they run on the main thread), the strips' wall seconds in
+    the decoding thread (GDAL decodes a strip's blocks on threads of its own)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.n = {"strips_decoded": 0, "decode_cpu_s": 0.0, "accumulate_cpu_s": 0.0}
+        self.n = {"strips_decoded": 0, "decode_wall_s": 0.0, "accumulate_cpu_s": 0.0}
 
     def wrap(self, owner: type, name: str, key: str, count: str | None = None) -> None:
         orig = getattr(owner, name)
+        clock = time.perf_counter if key.endswith("wall_s") else time.thread_time
 
         def timed(*a: Any, **k: Any) -> Any:
-            t0 = time.thread_time()
+            t0 = clock()
             try:
                 return orig(*a, **k)
             finally:
                 with self.lock:
-                    self.n[key] += time.thread_time() - t0
+                    self.n[key] += clock() - t0
                     if count:
                         self.n[count] += 1
 
@@ -179,7 +183,7 @@ def instrument() -> Counters:
     from lulc_edge.sources.strips import StripReader
 
     c = Counters()
-    c.wrap(StripReader, "_decode", "decode_cpu_s", "strips_decoded")
+    c.wrap(StripReader, "_decode", "decode_wall_s", "strips_decoded")
     c.wrap(Accumulator, "add", "accumulate_cpu_s")
     c.wrap(Accumulator, "result", "accumulate_cpu_s")
     return c
@@ -216,7 +220,31 @@ def child_composite(cfg: dict[str, Any]) -> dict[str, Any]:
             "class_pixels": r.class_pixels, "warnings": r.warnings, **c.report()}
 
 
-CHILDREN = {"_single": child_single, "_composite": child_composite, "_env": child_env,
+def child_strip_cost(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Process CPU seconds of decoding one full-width strip of the 13 bands (as a run's
+    ``StripReader`` reads them, under its GDAL settings), over every strip of a date, 3 times:
+    what each strip a composite decodes again costs."""
+    import rasterio
+    from rasterio.windows import Window
+
+    from lulc_edge.gdalenv import gdal_settings
+    from lulc_edge.sources.strips import strip_rows
+
+    before, t0, n = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter(), 0
+    with rasterio.Env(**gdal_settings(strips=True)), rasterio.open(cfg["src"]) as ds:
+        rows = strip_rows(ds)
+        for _ in range(3):
+            for r0 in range(0, ds.height, rows):
+                ds.read(window=Window(0, r0, ds.width, min(rows, ds.height - r0)))
+                n += 1
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return {"strip_rows": rows, "strips": n, "cpu_s_per_strip": round(cpu / n, 4),
+            "wall_s_per_strip": round((time.perf_counter() - t0) / n, 4)}
+
+
+CHILDREN = {"_single": child_single, "_strip_cost": child_strip_cost,
+            "_composite": child_composite, "_env": child_env,
             "_build": lambda cfg: build(Path(cfg["data"]), tuple(cfg["size"]), cfg["n"],
                                         Path(cfg["source"]))}
 
@@ -227,9 +255,11 @@ def run_self(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
     return timed([sys.executable, str(Path(__file__).resolve()), f"--{name}", json.dumps(cfg)])
 
 
-def measure_n(n: int, dates: list[Path], outs: Path, keep: bool, log: Any) -> dict[str, Any]:
+def measure_n(n: int, dates: list[Path], outs: Path, keep: bool, per_strip: float, log: Any
+              ) -> dict[str, Any]:
     """One block: singles of the first half, the composite (and its keep-the-strips twin), the
-    singles of the second half."""
+    singles of the second half; the composite's CPU seconds over the singles' split into
+    strips decoded again (counted x ``per_strip`` CPU s), accumulators and the rest."""
     def step(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
         r = run_self(name, cfg)
         if "error" in r:
@@ -249,8 +279,15 @@ def measure_n(n: int, dates: list[Path], outs: Path, keep: bool, log: Any) -> di
         singles.append(step("_single", {"src": used[d], "dst": str(outs / f"single{d}.tif")}))
     wall = sum(s["wall_seconds"] for s in singles)
     cpu = sum(s["cpu_seconds"] for s in singles)
+    again = comp["report"]["strips_decoded"] - sum(s["report"]["strips_decoded"]
+                                                   for s in singles)
+    extra = comp["cpu_seconds"] - cpu
+    redecode, acc = again * per_strip, comp["report"]["accumulate_cpu_s"]
     return {"n": n, "composite": comp, "composite_keep_cache": kept, "singles": singles,
             "singles_wall_s": round(wall, 2), "singles_cpu_s": round(cpu, 2),
+            "extra_cpu_s": {"total": round(extra, 2), "strips_decoded_again": again,
+                            "redecode_est": round(redecode, 2), "accumulate": acc,
+                            "rest": round(extra - redecode - acc, 2)},
             "wall_ratio": round(comp["wall_seconds"] / wall, 3),
             "cpu_ratio": round(comp["cpu_seconds"] / cpu, 3),
             "singles_peak_rss_mb_max": max(s["peak_rss_mb"] for s in singles)}
@@ -293,6 +330,7 @@ def run_main(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     env = run_self("_env", {})["report"]
     # untimed: auto's first run measures the backends (then cached), files enter the page cache
     warm = run_self("_single", {"src": str(dates[0]), "dst": str(outs / "warm.tif")})
+    strip = run_self("_strip_cost", {"src": str(dates[0])})["report"]
     res: dict[str, Any] = {
         "schema": SCHEMA, "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "finished": None,
@@ -305,10 +343,10 @@ def run_main(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                      "single": "lulc_edge.runfile.segment_file(date, out, spec=spec)",
                      "composite": "lulc_edge.compositing.composite_file(dates, out, spec=spec,"
                                   " options=CompositeOptions(rule='mean'))"},
-        "build": built, "warmup": warm, "blocks": []}
+        "build": built, "warmup": warm, "strip_cost": strip, "blocks": []}
     for rnd in range(args.rounds):
         for n in (ns if rnd % 2 == 0 else ns[::-1]):
-            block = measure_n(n, dates, outs, n == args.keep_n, log)
+            block = measure_n(n, dates, outs, n == args.keep_n, strip["cpu_s_per_strip"], log)
             res["blocks"].append({"round": rnd, **block})
             res["analysis"] = analyse(res["blocks"])
             write_results(res, Path(args.out))  # a run stopped later keeps what it measured
@@ -345,9 +383,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['warmup']['report']['tiles']} tiles per date; run defaults {env['run_defaults']}",
         "", "| round | N | composite wall s | singles wall s (sum) | wall ratio | composite CPU s "
         "| singles CPU s (sum) | CPU ratio | composite peak RSS MB | single peak RSS MB (max) "
-        "| strips decoded: composite / singles | decode CPU s: composite / singles "
-        "| accumulate CPU s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
+        "| strips decoded: composite / singles |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for b in r["blocks"]:
         c, ss = b["composite"], b["singles"]
         cr = c["report"]
@@ -355,9 +392,20 @@ def markdown(r: dict[str, Any]) -> str:
             f"| {b['round']} | {b['n']} | {c['wall_seconds']:.1f} | {b['singles_wall_s']:.1f} | "
             f"{b['wall_ratio']:.3f} | {c['cpu_seconds']:.1f} | {b['singles_cpu_s']:.1f} | "
             f"{b['cpu_ratio']:.3f} | {c['peak_rss_mb']:.0f} | {b['singles_peak_rss_mb_max']:.0f}"
-            f" | {cr['strips_decoded']} / {sum(x['report']['strips_decoded'] for x in ss)} | "
-            f"{cr['decode_cpu_s']:.1f} / {sum(x['report']['decode_cpu_s'] for x in ss):.1f} | "
-            f"{cr['accumulate_cpu_s']:.1f} |")
+            f" | {cr['strips_decoded']} / {sum(x['report']['strips_decoded'] for x in ss)} |")
+    sc = r["strip_cost"]
+    lines += ["", "Where the composite's CPU seconds beyond the singles' go: strips decoded again "
+              f"(after `drop_cache`) x {sc['cpu_s_per_strip']} CPU s per strip (one "
+              f"{sc['strip_rows']}-row full-width strip of the 13 bands, measured alone), the "
+              "accumulators (`Accumulator.add` / `result`, main thread CPU), and the rest "
+              "(noise, and whatever else differs):", "",
+              "| round | N | extra CPU s | strips decoded again | re-decoding CPU s (est.) | "
+              "accumulators CPU s | rest CPU s |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for b in r["blocks"]:
+        e = b["extra_cpu_s"]
+        lines.append(f"| {b['round']} | {b['n']} | {e['total']:.1f} | "
+                     f"{e['strips_decoded_again']} | {e['redecode_est']:.1f} | "
+                     f"{e['accumulate']:.1f} | {e['rest']:.1f} |")
     kept = [b for b in r["blocks"] if b.get("composite_keep_cache")]
     if kept:
         lines += ["", "Strips kept (benchmark only: `drop_cache` a no-op) against dropped, "

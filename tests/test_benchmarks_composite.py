@@ -55,10 +55,14 @@ def test_composite_benchmark_tiny(tmp_path):
         assert r["report"]["strips_decoded"] >= 1
     assert block["composite"]["report"]["tiles"] == block["singles"][0]["report"]["tiles"]
     assert block["wall_ratio"] > 0 and block["cpu_ratio"] > 0
+    assert res["strip_cost"]["cpu_s_per_strip"] > 0 and res["strip_cost"]["strips"] >= 3
+    extra = block["extra_cpu_s"]
+    assert extra["strips_decoded_again"] >= 0 and extra["accumulate"] > 0
     assert set(res["analysis"]["targets"]) == {
         "composite <= 1.1 x sum of singles (wall, worst N)",
         "composite peak RSS within 10 % over N (max/min)"}
     md = (out / "composite.md").read_text()
     assert "| round | N | composite wall s |" in md and "## Targets" in md
+    assert "| round | N | extra CPU s | strips decoded again |" in md
     assert md.endswith(NOTES_MARK)
     assert not (data / "out").exists() or not any((data / "out").iterdir())
