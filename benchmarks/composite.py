@@ -18,8 +18,9 @@ dates, the composite, the composite with ``drop_cache`` made a no-op (``--keep-n
 the re-decoding that dropping the strips costs), the single runs of the other half; each a
 fresh child of this script calling the API (``segment_file`` / ``composite_file``, rule
 ``mean``, the run's defaults otherwise), timed for wall and CPU seconds with its peak RSS from
-``os.wait4``. Inside each child the strip decoding (``StripReader._decode``: strips and their
-thread CPU seconds) and the accumulators (``Accumulator.add`` / ``result``) are counted.
+``os.wait4``. Inside each child the strips decoded (``StripReader._decode``) are counted and
+the accumulators (``Accumulator.add`` / ``result``) timed; one strip's decoding CPU is measured
+alone, so the strips a composite decodes again after ``drop_cache`` have a cost.
 Writes ``OUT/composite.json`` and ``OUT/composite.md``. The machine is shared: compare ratios
 within one round, never numbers across runs.
 """
@@ -49,7 +50,9 @@ from benchmarks.products import (  # noqa: E402
     child_env,
     mirror_index,
     parse_size,
+    run_child,
     timed,
+    write_markdown,
 )
 
 SCHEMA = 1
@@ -432,10 +435,7 @@ NOTES_MARK = "<!-- notes: kept when benchmarks/composite.py rewrites this file -
 def write_results(res: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "composite.json").write_text(json.dumps(res, indent=1))
-    md = out / "composite.md"
-    old = md.read_text() if md.is_file() else ""
-    notes = old[old.index(NOTES_MARK):] if NOTES_MARK in old else NOTES_MARK
-    md.write_text(markdown(res) + "\n" + notes)
+    write_markdown(out / "composite.md", markdown(res), NOTES_MARK)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -458,10 +458,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    for name, fn in CHILDREN.items():
-        if getattr(args, name):
-            print(json.dumps(fn(json.loads(getattr(args, name)))), flush=True)
-            return 0
+    if run_child(args, CHILDREN):
+        return 0
 
     def log(msg: str) -> None:
         if not args.quiet:
