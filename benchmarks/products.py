@@ -858,21 +858,31 @@ def progress(res: dict[str, Any], rounds_done: int) -> dict[str, Any]:
                 resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
+def write_markdown(md: Path, text: str, mark: str) -> None:
+    """``text`` into ``md``, followed by the hand-written notes after ``mark`` (kept)."""
+    old = md.read_text() if md.is_file() else ""
+    md.write_text(text + "\n" + (old[old.index(mark):] if mark in old else mark))
+
+
 def write_results(res: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "products.json").write_text(json.dumps(res, indent=1))
-    md = out / "products.md"
-    old = md.read_text() if md.is_file() else ""
-    notes = old[old.index(NOTES_MARK):] if NOTES_MARK in old else NOTES_MARK
-    md.write_text(markdown(res) + "\n" + notes)
+    write_markdown(out / "products.md", markdown(res), NOTES_MARK)
+
+
+def run_child(args: argparse.Namespace, children: dict[str, Any]) -> bool:
+    """Run the ``--_name CFG`` child named in ``args`` (its JSON to stdout); False if none."""
+    for name, fn in children.items():
+        if getattr(args, name):
+            print(json.dumps(fn(json.loads(getattr(args, name)))), flush=True)
+            return True
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    for name, fn in CHILDREN.items():
-        if getattr(args, name):
-            print(json.dumps(fn(json.loads(getattr(args, name)))), flush=True)
-            return 0
+    if run_child(args, CHILDREN):
+        return 0
     if args.checkout and Path(args.checkout).resolve() != CHECKOUT:
         # CHECKOUT (sys.path, children's cwd) is fixed at import: start again with it set
         env = dict(os.environ, **{CHECKOUT_ENV: str(Path(args.checkout).resolve())})
