@@ -19,6 +19,7 @@ Pixels with no valid observation are nodata (255) and counted (``Accumulator.emp
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -145,29 +146,49 @@ class CompositePrediction(Prediction):
 _OUTPUTS = ("class", "probabilities")
 
 
+@dataclass(frozen=True)
+class SceneTile(Tile):
+    """A tile of one of a composite's scenes (its index in the scene list)."""
+
+    scene: int = 0
+
+
 def composite_tiles(scenes: Sequence[Source], engine: Engine, mode: Mode, tiles: list[Tile],
                     batch: int, rule: str = "mean", probs: bool = False,
                     mask: Sequence[Callable[[Tile, Prediction, np.ndarray], Prediction] | None]
                     = ()) -> list[CompositePrediction]:
     """The composite of ``tiles`` (one row of the target grid, say) over ``scenes`` (all on
     that grid): scene after scene, each tile read and inferred once through the run's own path
-    (``stream.infer_plan``), masked by the scene's ``mask`` step (clouds) and summed into one
-    accumulator per tile; each scene's cached strips dropped after its pass, so memory is the
-    tiles' accumulators whatever the number of scenes. The mean probabilities too with
-    ``probs``."""
+    (one ``stream.infer_plan`` for all the scenes' tiles, so reading and inference overlap
+    across scenes too), masked by the scene's ``mask`` step (clouds) and summed into one
+    accumulator per tile. A scene's cached strips are dropped once its tiles are read, so
+    memory is the tiles' accumulators whatever the number of scenes. The mean probabilities
+    too with ``probs``."""
     k, nodata = engine.contract.n_classes, engine.contract.nodata.value
     accs = {t.index: Accumulator(k, (int(t.core.height), int(t.core.width)), rule)
             for t in tiles}
-    for i, scene in enumerate(scenes):
-        step = mask[i] if i < len(mask) else None
-        todo = [t for t in tiles if getattr(scene, "overlaps", bool)(t.core)]
-        for t, pred, block in infer_plan(engine, mode, scene.read, todo, _OUTPUTS, batch):
+    jobs = [SceneTile(t.index, t.core, t.read, t.windows, i)
+            for i, scene in enumerate(scenes) for t in tiles
+            if getattr(scene, "overlaps", bool)(t.core)]
+    reading = [0]
+
+    def read(t: SceneTile) -> np.ndarray:  # in the read-ahead thread, in order
+        if t.scene != reading[0]:
+            scenes[reading[0]].drop_cache()
+            reading[0] = t.scene
+        return scenes[t.scene].read(t.read)
+
+    try:
+        for t, pred, block in infer_plan(engine, mode, read, jobs, _OUTPUTS, batch):
+            step = mask[t.scene] if t.scene < len(mask) else None
             if step is not None:
                 pred = step(t, pred, block)
             observed = pred.classes != nodata
             accs[t.index].add(pred.probabilities, observed & (pred.classes != CLOUD_VALUE),
                               observed)
-        scene.drop_cache()
+    finally:
+        if scenes:
+            scenes[reading[0]].drop_cache()
     out = []
     for t in tiles:
         acc = accs.pop(t.index)

@@ -49,8 +49,8 @@ def run(source: Source, engine: Engine, mode: Mode, sinks: Sequence[Sink], plan:
                 feeder.put(t, res, source.read(t.read) if bands else None)
                 if on_tile is not None:
                     on_tile(t, False)
-        for t, res, block in infer_plan(engine, mode, source.read, todo, plan.outputs,
-                                        plan.batch):
+        for t, res, block in infer_plan(engine, mode, lambda t: source.read(t.read), todo,
+                                        plan.outputs, plan.batch):
             if plan.mask is not None:
                 res = plan.mask(t, res, block)
             feeder.put(t, res, block if bands else None)

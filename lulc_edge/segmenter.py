@@ -106,7 +106,8 @@ class Segmenter:
         conf = np.empty((h, w), np.uint8) if confidence else None
         probs = np.empty((self.contract.n_classes, h, w), np.float32) if probabilities else None
         nbatch = batch or kind.default_batch(self.engine.device)
-        for t, res, block in infer_plan(self.engine, kind, read, tiles, outputs, nbatch):
+        for t, res, block in infer_plan(self.engine, kind, lambda t: read(t.read), tiles,
+                                        outputs, nbatch):
             if mask is not None:
                 res = mask(t, res, block)
             rs = slice(int(t.core.row_off), int(t.core.row_off + t.core.height))

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.windows import Window
 
 from .engine import Engine
 from .modes import Mode
@@ -27,7 +26,7 @@ from .tiling import Tile, batches
 PREFETCH = 2
 
 
-def prefetch(read: Callable[[Window], np.ndarray], groups: list[list[Tile]]
+def prefetch(read: Callable[[Tile], np.ndarray], groups: list[list[Tile]]
              ) -> Iterator[tuple[list[Tile], np.ndarray]]:
     """Read tile groups in a background thread so inference never waits on disk."""
     q: queue.Queue[Any] = queue.Queue(maxsize=PREFETCH)
@@ -36,7 +35,7 @@ def prefetch(read: Callable[[Window], np.ndarray], groups: list[list[Tile]]
     def work() -> None:
         try:
             for group in groups:
-                blocks = [read(t.read) for t in group]
+                blocks = [read(t) for t in group]
                 arr = blocks[0][None] if len(blocks) == 1 else np.stack(blocks)
                 while not stop.is_set():
                     try:
@@ -67,12 +66,13 @@ def prefetch(read: Callable[[Window], np.ndarray], groups: list[list[Tile]]
         th.join()
 
 
-def infer_plan(engine: Engine, mode: Mode, read: Callable[[Window], np.ndarray],
+def infer_plan(engine: Engine, mode: Mode, read: Callable[[Tile], np.ndarray],
                tiles: list[Tile], outputs: tuple[str, ...], batch: int
                ) -> Iterator[tuple[Tile, Prediction, np.ndarray]]:
     """Each tile's prediction and read block (bands, h, w), in plan order.
 
-    Blocks are read ahead in a thread (``read(window)`` of the scene's grid, zero outside) and
+    Blocks are read ahead in a thread (``read(tile)``: its read window of the scene's grid,
+    zero outside; in one thread, in plan order) and
     up to ``engine.in_flight`` groups are inferred at once (OpenVINO's CPU streams), so reading,
     inference and writing overlap on few cores.
     """
