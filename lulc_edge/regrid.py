@@ -3,7 +3,8 @@
 Composites and mosaics map scenes that may lie on different grids (adjacent MGRS tiles, two
 UTM zones) onto one grid. :func:`target_grid` chooses it: the CRS given, else the area's UTM
 zone (with an area of interest) or the first scene's CRS; the resolution given, else the first
-scene's where the CRS is its own, else 10 m; the extent of the area, else of all the scenes.
+scene's where the CRS is its own, else 10 m (in a geographic CRS its size in degrees of
+latitude); the extent of the area, else of all the scenes.
 Its origin is the first scene's where the CRS and resolution are the same, so a scene on the
 target grid's own grid is read as it is, pixel for pixel.
 
@@ -35,6 +36,8 @@ from .sources import Source
 
 #: Resolution of a target grid in a CRS of none of the scenes (metres: Sentinel-2's 10 m).
 DEFAULT_RES = 10.0
+#: Metres per degree of latitude: a geographic grid's default pixel is DEFAULT_RES of them.
+M_PER_DEGREE = 111_320.0
 #: Pixels of the scene read around a window before resampling it (nearest needs one).
 _PAD = 2
 
@@ -92,7 +95,8 @@ def target_grid(sources: Sequence[Source], crs: str | None = None, res: float | 
     want = CRS.from_user_input(crs) if crs else \
         CRS.from_user_input(utm_zone(area)) if area is not None else CRS.from_user_input(first.crs)
     own = want == CRS.from_user_input(first.crs)
-    r = float(res) if res else first.res if own else DEFAULT_RES
+    r = float(res) if res else first.res if own else \
+        DEFAULT_RES / M_PER_DEGREE if want.is_geographic else DEFAULT_RES
     step = r * alignment
     ox, oy = (first.transform[2], first.transform[5]) if own and r == first.res else (0.0, 0.0)
     if area is not None:

@@ -322,3 +322,19 @@ def test_stac_search_composite(tmp_path):
         dy = round((a.transform.f - b.transform.f) / 10)
     inner = got[dy + 24: dy + 72, dx + 24: dx + 72]
     np.testing.assert_array_equal(inner, np.where(ref == 254, 255, ref)[24:72, 24:72])
+
+
+def test_a_geographic_grid_gets_about_10_m_pixels(make_scene, tmp_path):
+    """--crs EPSG:4326 without --res: pixels of 10 m of latitude in degrees, not 10 degrees;
+    hectares on the ellipsoid still close to the scene's."""
+    a, _, _ = make_scene(128, 128, seed=2, name="a.tif")
+    spec = SPEC.replace(cloud_mask=False)
+    utm = composite_file([a], tmp_path / "utm.tif", spec=spec)
+    geo = composite_file([a], tmp_path / "geo.tif", spec=spec,
+                         options=CompositeOptions(crs="EPSG:4326"))
+    assert geo.grid["crs"] == "EPSG:4326" and geo.grid["transform"][0] == pytest.approx(
+        10 / 111_320)
+    assert 100 < geo.height < 160 and 100 < geo.width < 260
+    land = sum(v for k, v in utm.class_hectares.items() if k != "Unclassified")
+    moved = sum(v for k, v in geo.class_hectares.items() if k != "Unclassified")
+    assert moved == pytest.approx(land, rel=0.05)

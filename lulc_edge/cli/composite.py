@@ -49,8 +49,9 @@ GRID = Group("grid", GridArgs, (
                  help="CRS of the composite's grid (default: the area's UTM zone with --bbox/"
                       "--aoi, else the first scene's CRS)."),
     click.option("--res", type=click.FloatRange(min=0, min_open=True), default=None,
-                 metavar="METRES", help="Pixel size of the grid (default: the first scene's, "
-                                        "10 in another CRS)."),
+                 metavar="METRES", help="Pixel size of the grid in its CRS's units (default: "
+                                        "the first scene's; 10 m in another CRS, its size in "
+                                        "degrees in a geographic one)."),
     click.option("--scheduler", envvar=SCHEDULER_ENV, default=None, metavar="ADDRESS",
                  help=f"Dask scheduler (tcp://host:8786): one task per row of tiles. Also from "
                       f"{SCHEDULER_ENV}."),
