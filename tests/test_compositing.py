@@ -338,3 +338,13 @@ def test_a_geographic_grid_gets_about_10_m_pixels(make_scene, tmp_path):
     land = sum(v for k, v in utm.class_hectares.items() if k != "Unclassified")
     moved = sum(v for k, v in geo.class_hectares.items() if k != "Unclassified")
     assert moved == pytest.approx(land, rel=0.05)
+
+
+def test_cog_applies_to_the_counts_file_too(make_scene, tmp_path):
+    paths = [str(make_scene(96, 96, seed=s, name=f"s{s}.tif")[0]) for s in (1, 2)]
+    out = tmp_path / "c.tif"
+    composite_file(paths, out, spec=SPEC.replace(cog=True))
+    for path in (out, counts_path(out)):
+        with rasterio.open(path) as ds:
+            assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG", path
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

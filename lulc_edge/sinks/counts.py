@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from rasterio.errors import RasterioError
 
 from ..composite import COUNT_BANDS
@@ -33,7 +34,7 @@ class Counts(Sink):
     name = "counts"
 
     def open(self, ctx: RunContext) -> None:
-        self.final = counts_path(ctx.dst)
+        self.final, self.cog = counts_path(ctx.dst), ctx.spec.run.cog
         g = ctx.grid
         try:
             self.ds = rasterio.open(
@@ -59,6 +60,12 @@ class Counts(Sink):
             self.ds.update_tags(**{COMPLETE_TAG: "1"})
             add_overviews(self.ds)
             self.ds.close()
+            if self.cog:  # as the map's files with --cog (the overviews are reused)
+                cog = partial_path(self.final, ".cog.tif")
+                rasterio.shutil.copy(tmp, cog, driver="COG", compress="DEFLATE",
+                                     blocksize=BLOCK, BIGTIFF="IF_SAFER")
+                tmp.unlink()
+                tmp = cog
             fsync_file(tmp)
         except (RasterioError, OSError) as exc:
             self.abort()
@@ -70,3 +77,4 @@ class Counts(Sink):
             self.ds.close()
         if not resumable:
             partial_path(self.final).unlink(missing_ok=True)
+            partial_path(self.final, ".cog.tif").unlink(missing_ok=True)
