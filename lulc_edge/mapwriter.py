@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import rasterio.shutil
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
@@ -18,7 +17,6 @@ from .contract import Contract
 from .errors import OutputError
 from .files import fsync_dir, fsync_file, partial_path, place
 from .raster import (
-    BLOCK,
     COMPLETE_TAG,
     CONFIDENCE_MEANING,
     CONFIDENCE_NODATA,
@@ -30,6 +28,7 @@ from .raster import (
     confidence_path,
     confidence_percent,
     confidence_profile,
+    copy_to_cog,
     probs_path,
     probs_profile,
     sibling_path,
@@ -134,13 +133,7 @@ class OutputWriter:
                 f.ds.update_tags(**{COMPLETE_TAG: "1"})
                 add_overviews(f.ds)
                 f.ds.close()
-                tmp = f.tmp
-                if cog:
-                    cog_tmp = partial_path(f.final, ".cog.tif")
-                    rasterio.shutil.copy(tmp, cog_tmp, driver="COG", compress="DEFLATE",
-                                         blocksize=BLOCK, BIGTIFF="IF_SAFER")
-                    tmp.unlink()
-                    tmp = cog_tmp
+                tmp = copy_to_cog(f.tmp, f.final) if cog else f.tmp
                 fsync_file(tmp)
                 ready.append((tmp, f.final))
         except (RasterioError, OSError) as exc:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
@@ -20,6 +21,7 @@ from rasterio.windows import Window
 from .areas import AreaSum
 from .contract import Contract
 from .errors import OutputError, one_line
+from .files import partial_path
 
 #: Output GeoTIFF block size; multiple of 16 as GeoTIFF requires.
 BLOCK = 256
@@ -119,6 +121,16 @@ def add_overviews(*datasets: Any) -> None:
         if factors:
             ds.build_overviews(factors, Resampling.nearest)
             ds.update_tags(ns="rio_overview", resampling="nearest")
+
+
+def copy_to_cog(tmp: Path, final: Path) -> Path:
+    """``tmp`` (closed, overviews built) copied to a Cloud-Optimized GeoTIFF beside ``final``
+    under its hidden temporary name, ``tmp`` removed; returns the copy's path (``--cog``)."""
+    cog = partial_path(final, ".cog.tif")
+    rasterio.shutil.copy(tmp, cog, driver="COG", compress="DEFLATE", blocksize=BLOCK,
+                         BIGTIFF="IF_SAFER")
+    tmp.unlink()
+    return cog
 
 
 def sibling_path(final: Path, kind: str) -> Path:

@@ -6,12 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import rasterio.shutil
 from rasterio.errors import RasterioError
 
 from ..composite import COUNT_BANDS
 from ..files import fsync_file, partial_path, place
-from ..raster import BLOCK, COMPLETE_TAG, COUNTS_TAG, add_overviews, sibling_path, write_error
+from ..raster import (
+    BLOCK,
+    COMPLETE_TAG,
+    COUNTS_TAG,
+    add_overviews,
+    copy_to_cog,
+    sibling_path,
+    write_error,
+)
 from ..stitch import Prediction
 from ..tiling import Tile
 from .base import RunContext, Sink
@@ -61,11 +68,7 @@ class Counts(Sink):
             add_overviews(self.ds)
             self.ds.close()
             if self.cog:  # as the map's files with --cog (the overviews are reused)
-                cog = partial_path(self.final, ".cog.tif")
-                rasterio.shutil.copy(tmp, cog, driver="COG", compress="DEFLATE",
-                                     blocksize=BLOCK, BIGTIFF="IF_SAFER")
-                tmp.unlink()
-                tmp = cog
+                tmp = copy_to_cog(tmp, self.final)
             fsync_file(tmp)
         except (RasterioError, OSError) as exc:
             self.abort()
