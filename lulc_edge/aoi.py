@@ -300,14 +300,21 @@ class AreaMode(Mode):
 
     def clip(self, tile: Tile, pred: Prediction) -> Prediction:
         """``pred`` with the pixels outside the polygon nodata (centres inside are in)."""
-        shape = int(tile.core.height), int(tile.core.width)
-        inside = geometry_mask([self.polygon], shape, window_transform(
-            tile.core, self.source.transform), all_touched=False, invert=True)
-        if inside.all():
+        inside = inside_polygon(self.polygon, tile.core, self.source.transform)
+        if inside is None:
             return pred
         conf = None if pred.confidence is None else np.where(inside, pred.confidence, 0)
         return Prediction(np.where(inside, pred.classes, self.nodata).astype(np.uint8),
                           None if conf is None else conf.astype(np.uint8), pred.probabilities)
+
+
+def inside_polygon(polygon: dict[str, Any], window: Window, transform: Any
+                   ) -> np.ndarray | None:
+    """The pixels of ``window`` (on the grid of ``transform``) whose centres lie inside
+    ``polygon``; None when all do."""
+    inside = geometry_mask([polygon], (int(window.height), int(window.width)),
+                           window_transform(window, transform), all_touched=False, invert=True)
+    return None if inside.all() else inside
 
 
 def checks_window(area: Area | None) -> Callable[[Source], Window | None] | None:

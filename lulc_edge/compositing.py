@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rasterio.features import geometry_mask
 from rasterio.windows import Window
-from rasterio.windows import transform as window_transform
 
 from . import clouds, sinks
+from .aoi import inside_polygon
 from .composite import RULES, CompositePrediction, composite_tiles
 from .engine import Engine
 from .errors import InputError, LulcEdgeError
@@ -320,10 +319,8 @@ class _Clip:
     def __call__(self, tile: Tile, pred: CompositePrediction) -> CompositePrediction:
         if self.polygon is None:
             return pred
-        shape = int(tile.core.height), int(tile.core.width)
-        inside = geometry_mask([self.polygon], shape, window_transform(
-            tile.core, self.grid.affine), all_touched=False, invert=True)
-        if not inside.all():
+        inside = inside_polygon(self.polygon, tile.core, self.grid.affine)
+        if inside is not None:
             pred.classes = np.where(inside, pred.classes, self.nodata).astype(np.uint8)
             pred.confidence = np.where(inside, pred.confidence, 0).astype(np.uint8)
             pred.counts = np.where(inside, pred.counts, 0).astype(np.uint16)
