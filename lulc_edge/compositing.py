@@ -39,7 +39,7 @@ from .progress import Progress
 from .raster import FINGERPRINT_TAG, OPTIONS_TAG, write_error
 from .regrid import RegriddedSource, TargetGrid, target_grid
 from .results import json_products
-from .runfile import check_tiling, replay_tiles
+from .runfile import check_tiling, engine_tags, replay_tiles
 from .sinks.counts import Counts
 from .sources import Source, check_input
 from .spec import RunSpec
@@ -260,15 +260,12 @@ class _Job:
 
     def tags(self, grid: TargetGrid, used: list[RegriddedSource], fp: dict[str, list],
              described: str) -> dict[str, str]:
-        e, c = self.engine, self.engine.contract
-        shaping = json.loads(self.spec.shaping(c.sha256, e.precision))
+        e = self.engine
+        shaping = json.loads(self.spec.shaping(e.contract.sha256, e.precision))
         shaping.update(rule=self.options.rule, grid=grid.to_json())
         return {
-            "LULC_EDGE_MODEL": Path(c.path).name, "LULC_EDGE_MODEL_SHA256": c.sha256,
-            "LULC_EDGE_WEIGHTS": c.trained_on, "LULC_EDGE_PRECISION": e.precision,
-            "LULC_EDGE_DEVICE": e.device, "LULC_EDGE_MODE": self.spec.run.mode,
-            "LULC_EDGE_TILE": str(self.tile), "LULC_EDGE_HALO": str(c.halo),
-            clouds.CLOUD_MASK_TAG: described, "LULC_EDGE_COMPOSITE_RULE": self.options.rule,
+            **engine_tags(e, self.spec.run.mode, self.tile, described),
+            "LULC_EDGE_COMPOSITE_RULE": self.options.rule,
             "LULC_EDGE_COMPOSITE_INPUTS": json.dumps([s.path for s in used]),
             "LULC_EDGE_COMPOSITE_REGRID": json.dumps({s.path: s.tags()["REGRID"]
                                                       for s in used}),

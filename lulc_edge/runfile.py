@@ -217,16 +217,22 @@ def _stale_journal(journal: Journal, src: str) -> str | None:
     return (f"{src}: the interrupted run differs ({', '.join(keys)}): --resume starts over")
 
 
-def _run_tags(run: _Run, source: Source) -> dict[str, str]:
-    """The tags every output of a run carries: model, precision, device, mode, source."""
-    e, c = run.engine, run.engine.contract
-    tags = {
+def engine_tags(engine: Engine, mode: str, tile: int, clouds_text: str) -> dict[str, str]:
+    """The tags every map carries about how it was made: model, precision, device, mode, tile,
+    halo and cloud mask (runs and composites alike)."""
+    c = engine.contract
+    return {
         "LULC_EDGE_MODEL": Path(c.path).name, "LULC_EDGE_MODEL_SHA256": c.sha256,
-        "LULC_EDGE_WEIGHTS": c.trained_on, "LULC_EDGE_PRECISION": e.precision,
-        "LULC_EDGE_MODEL_PRECISION": c.precision, "LULC_EDGE_DEVICE": e.device,
-        "LULC_EDGE_MODE": run.spec.run.mode, "LULC_EDGE_TILE": str(run.tile),
-        "LULC_EDGE_HALO": str(c.halo), clouds.CLOUD_MASK_TAG: run.clouds,
+        "LULC_EDGE_WEIGHTS": c.trained_on, "LULC_EDGE_PRECISION": engine.precision,
+        "LULC_EDGE_MODEL_PRECISION": c.precision, "LULC_EDGE_DEVICE": engine.device,
+        "LULC_EDGE_MODE": mode, "LULC_EDGE_TILE": str(tile), "LULC_EDGE_HALO": str(c.halo),
+        clouds.CLOUD_MASK_TAG: clouds_text,
     }
+
+
+def _run_tags(run: _Run, source: Source) -> dict[str, str]:
+    """The tags every output of a run carries: how it was made, and its source."""
+    tags = engine_tags(run.engine, run.spec.run.mode, run.tile, run.clouds)
     tags.update({k if k.startswith("LULC_EDGE_") else f"LULC_EDGE_SOURCE_{k}": v
                  for k, v in source.tags().items()})
     return tags
