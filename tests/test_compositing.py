@@ -278,6 +278,7 @@ def test_readme_season_example(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "3 scenes, rule mean" in r.stdout and "no clear observation" in r.stdout
     assert f"polygons: {out.with_suffix('.gpkg')}" in r.stdout
+    assert "DEMO weights" in r.stderr  # said as run says it
     counts = _read(counts_path(out), None)
     assert (counts[0][80:200, 320:450] == 2).all()  # under date 1's cloud
     assert (counts[1][80:200, 320:450] == 3).all()

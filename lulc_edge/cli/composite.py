@@ -9,9 +9,10 @@ import click
 
 from ..batch import SCHEDULER_ENV, expand_inputs
 from ..composite import RULES
+from ..engine import Engine
 from ..errors import LulcEdgeError
 from ..spec import RunSpec
-from .console import fail, interrupted, setup_logging, warn, warn_cpus
+from .console import demo_note, fail, interrupted, setup_logging, warn, warn_cpus
 from .options import (
     ENGINE,
     REPORT,
@@ -26,7 +27,7 @@ from .options import (
 )
 from .options_output import OUTPUTS, OutputArgs
 from .preview import draw_pictures
-from .run import _run_options
+from .run import _run_options, class_lines
 from .stac_inputs import STAC, StacArgs, expand, searched, use_signer
 
 
@@ -97,7 +98,8 @@ def composite(inputs: tuple[str, ...], grid: GridArgs, outputs: OutputArgs, engi
         use_signer(stac)
         found = searched(stac, None, need_out_dir=False)
         names = expand([*(expand_inputs(inputs) if inputs or not found else []), *found])
-        res_ = _composite(names, outputs.output, spec, grid)
+        model = Engine(spec.model, spec.engine)
+        res_ = _composite(names, outputs.output, spec, grid, model)
     except KeyboardInterrupt:
         interrupted(f"{outputs.output} stopped before it was finished; run the same command "
                     "with --resume to continue it")
@@ -105,6 +107,7 @@ def composite(inputs: tuple[str, ...], grid: GridArgs, outputs: OutputArgs, engi
         fail(str(exc))
     for w in res_.warnings:
         warn(w)
+    demo_note(model.contract.demo, report.quiet)
     if report.as_json:
         click.echo(json.dumps(res_.as_dict(), indent=2))
     elif not report.quiet:
@@ -113,10 +116,11 @@ def composite(inputs: tuple[str, ...], grid: GridArgs, outputs: OutputArgs, engi
         draw_pictures(res_.output, None, report.quiet)
 
 
-def _composite(names: list[str], output: str, spec: RunSpec, grid: GridArgs):  # noqa: ANN202
+def _composite(names: list[str], output: str, spec: RunSpec, grid: GridArgs,
+               engine: Engine):  # noqa: ANN202
     from ..compositing import CompositeOptions, composite_file
 
-    return composite_file(names, output, spec=spec, scheduler=grid.scheduler,
+    return composite_file(names, output, spec=spec, engine=engine, scheduler=grid.scheduler,
                           options=CompositeOptions(grid.rule, grid.crs, grid.res))
 
 
@@ -124,13 +128,7 @@ def summary(res) -> str:  # noqa: ANN001 - a CompositeResult
     """The composite's table: grid, scenes, pixels, % and hectares per class."""
     lines = [f"{res.output}: {res.width}x{res.height} px, {len(res.scenes)} scenes, rule "
              f"{res.rule}, in {res.seconds:.1f} s ({res.device} {res.precision})"]
-    total = max(res.width * res.height, 1)
-    for name, n in res.class_pixels.items():
-        area = f"{res.class_hectares[name]:>12.2f} ha" if res.class_hectares else ""
-        lines.append(f"  {name:<16}{n:>12d} px {100 * n / total:6.2f} %{area}")
+    lines += class_lines(res)
     lines.append(f"  no clear observation: {res.no_observation} px (nodata); clouds: "
                  f"{res.cloud_mask}")
-    vector = res.products.get("vector")
-    if vector is not None:
-        lines.append(f"  polygons: {vector.output} ({vector.features} features)")
     return "\n".join(lines)

@@ -86,6 +86,13 @@ def warn(msg: str) -> None:
     click.echo(f"lulc-edge: warning: {msg}", err=True)
 
 
+def demo_note(demo: bool, quiet: bool) -> None:
+    """Say, unless ``quiet``, that a map comes from the bundled demo weights."""
+    if demo and not quiet:
+        click.echo("lulc-edge: note: the model has DEMO weights trained on synthetic scenes, "
+                   "not a real land-cover model (lulc-edge info; README)", err=True)
+
+
 def interrupted(msg: str) -> NoReturn:
     """What a Ctrl-C left behind and how to go on; exit 130."""
     click.echo(f"\nlulc-edge: interrupted: {msg}", err=True)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import sys
 import time
+from typing import Any
 
 import click
 from rasterio.errors import RasterioError
@@ -17,7 +18,7 @@ from ..preview import has_pictures, with_pictures
 from ..results import RunResult
 from ..runfile import segment_file
 from ..spec import RunOptions, RunSpec
-from .console import error, fail, interrupted, setup_logging, warn, warn_cpus
+from .console import demo_note, error, fail, interrupted, setup_logging, warn, warn_cpus
 from .options import (
     BATCH,
     ENGINE,
@@ -144,9 +145,7 @@ def _run_one(src: str, plan: Plan) -> None:
         fail(f"{src}: {exc}")
     for w in res.warnings:
         warn(w)
-    if engine.contract.demo and not report.quiet:
-        click.echo("lulc-edge: note: the model has DEMO weights trained on synthetic scenes, "
-                   "not a real land-cover model (lulc-edge info; README)", err=True)
+    demo_note(engine.contract.demo, report.quiet)
     if report.as_json:
         click.echo(json.dumps(res.as_dict(), indent=2))
     elif not report.quiet:
@@ -203,12 +202,11 @@ def _show(rep: JobReport, plan: Plan) -> None:
         draw_pictures(rep.output, rep.input, quiet, fatal=False, true_colour=rep.true_colour)
 
 
-def summary(res: RunResult) -> str:
-    """A run's table: size, speed, backend; pixels, % and hectares per class."""
-    lines = [f"{res.output}: {res.width}x{res.height} px in {res.seconds:.1f} s "
-             f"({res.pixels / max(res.seconds, 1e-9) / 1e6:.2f} MP/s, "
-             f"{res.device} {res.precision}, {res.mode})"]
-    total = max(res.pixels, 1)
+def class_lines(res: Any) -> list[str]:
+    """A map's pixels, % and hectares per class, why it has no hectares, and its polygons: the
+    body of a run's or a composite's summary (``RunResult``, ``CompositeResult``)."""
+    total = max(res.width * res.height, 1)
+    lines = []
     for name, n in res.class_pixels.items():
         area = f"{res.class_hectares[name]:>12.2f} ha" if res.class_hectares else ""
         lines.append(f"  {name:<16}{n:>12d} px {100 * n / total:6.2f} %{area}")
@@ -216,6 +214,15 @@ def summary(res: RunResult) -> str:
         lines.append(f"  ({res.area_note})")
     if (vector := res.products.get("vector")) is not None:
         lines.append(f"  polygons: {vector.output} ({vector.features} features)")
+    return lines
+
+
+def summary(res: RunResult) -> str:
+    """A run's table: size, speed, backend; pixels, % and hectares per class."""
+    lines = [f"{res.output}: {res.width}x{res.height} px in {res.seconds:.1f} s "
+             f"({res.pixels / max(res.seconds, 1e-9) / 1e6:.2f} MP/s, "
+             f"{res.device} {res.precision}, {res.mode})"]
+    lines += class_lines(res)
     if res.cloud_mask:
         share = f": {res.cloud_percent:.2f} % of the pixels with data" \
             if res.cloud_percent is not None else ""
