@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .clouds import CLOUD_VALUE
+from .clouds import CLOUD_VALUE, CloudMask, TileMasker, masker
 from .engine import Engine
 from .modes import Mode
 from .sources import Source
@@ -94,9 +94,10 @@ class Accumulator:
         """Pixels with no valid observation (nodata in the result)."""
         return int((self.n_valid == 0).sum())
 
-    def result(self) -> CompositeTile:
-        """The composite of the dates added so far."""
-        mean = np.nan_to_num(self.mean(), nan=-1.0)
+    def result(self, mean: np.ndarray | None = None) -> CompositeTile:
+        """The composite of the dates added so far (``mean``: ``self.mean()`` when the caller
+        has it already)."""
+        mean = np.nan_to_num(self.mean() if mean is None else mean, nan=-1.0)
         if self.votes is None:
             cls = np.argmax(mean, axis=0)
         else:  # the most votes; among tied classes the highest mean probability
@@ -146,6 +147,12 @@ class CompositePrediction(Prediction):
 _OUTPUTS = ("class", "probabilities")
 
 
+def scene_masks(mask: CloudMask, scenes: Sequence[Source], nodata: int
+                ) -> list[TileMasker | None]:
+    """Each scene's cloud mask step (None where nothing is masked: no SCL, or no mask)."""
+    return [masker(mask, s.band_names, s.radiometry.scl_fill, nodata) for s in scenes]
+
+
 @dataclass(frozen=True)
 class SceneTile(Tile):
     """A tile of one of a composite's scenes (its index in the scene list)."""
@@ -192,5 +199,6 @@ def composite_tiles(scenes: Sequence[Source], engine: Engine, mode: Mode, tiles:
     out = []
     for t in tiles:
         acc = accs.pop(t.index)
-        out.append(CompositePrediction(acc.result(), acc.mean(), probs))
+        mean = acc.mean()
+        out.append(CompositePrediction(acc.result(mean), mean, probs))
     return out

@@ -13,9 +13,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import clouds
 from .batch import TASK_RETRIES, _cached_engine, connect_timeout
-from .composite import CompositePrediction, composite_tiles
+from .composite import CompositePrediction, composite_tiles, scene_masks
 from .errors import LulcEdgeError, one_line
 from .gdalenv import open_for_run
 from .modes import get_mode
@@ -33,8 +32,7 @@ def row_task(names: Sequence[str], spec: RunSpec, rule: str, grid: TargetGrid,
         scenes = [RegriddedSource(stack.enter_context(
             open_for_run(n, engine.contract.bands, spec.source)), grid) for n in names]
         scenes = [s for s in scenes if s.covers]
-        masks = [clouds.masker(spec.run.clouds, s.band_names, s.radiometry.scl_fill, nodata)
-                 for s in scenes]
+        masks = scene_masks(spec.run.clouds, scenes, nodata)
         return composite_tiles(scenes, engine, get_mode(spec.run.mode), row, batch, rule,
                                spec.run.probs, masks)
 

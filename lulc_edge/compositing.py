@@ -27,7 +27,7 @@ from rasterio.windows import Window
 
 from . import clouds, sinks
 from .aoi import inside_polygon
-from .composite import RULES, CompositePrediction, composite_tiles
+from .composite import RULES, CompositePrediction, composite_tiles, scene_masks
 from .engine import Engine
 from .errors import InputError, LulcEdgeError
 from .gdalenv import open_for_run
@@ -171,8 +171,7 @@ class _Job:
     def run(self, opened: list[Source]) -> CompositeResult:
         grid, used = self.scenes(opened)
         nodata = self.engine.contract.nodata.value
-        masks = [clouds.masker(self.spec.run.clouds, s.band_names, s.radiometry.scl_fill,
-                               nodata) for s in used]
+        masks = scene_masks(self.spec.run.clouds, used, nodata)
         described = clouds.describe(self.spec.run.clouds, any(m is not None for m in masks))
         for s, m in zip(used, masks, strict=True):
             if m is None and self.spec.run.cloud_mask:
