@@ -39,7 +39,7 @@ from .progress import Progress
 from .raster import FINGERPRINT_TAG, OPTIONS_TAG, write_error
 from .regrid import RegriddedSource, TargetGrid, target_grid
 from .results import json_products
-from .runfile import check_tiling, engine_tags, replay_tiles
+from .runfile import engine_tags, replay_tiles, tiling_of
 from .sinks.counts import Counts
 from .sources import Source, check_input
 from .spec import RunSpec
@@ -111,13 +111,7 @@ def composite_file(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, 
     for name in names:
         check_input(name)
         check_output(name, dst, spec.run.overwrite, spec.run.probs, spec.run.confidence)
-    tile = spec.run.tile if spec.run.tile is not None else mode.default_tile(engine.device)
-    batch = spec.run.batch if spec.run.batch is not None else mode.default_batch(engine.device)
-    warnings = check_tiling(spec.run, tile, batch, engine.contract.halo)
-    try:
-        clouds.check_buffer(spec.run.clouds, mode.context(engine.contract), mode.name)
-    except ValueError as exc:
-        raise LulcEdgeError(str(exc)) from None
+    tile, batch, warnings = tiling_of(spec, mode, engine)
     job = _Job(names, dst, spec, options, engine, mode, tile, batch, warnings, scheduler,
                on_tile)
     with OutputLock(dst), contextlib.ExitStack() as stack:

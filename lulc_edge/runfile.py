@@ -98,16 +98,25 @@ def segment_file(
     if not isinstance(src, Source):
         check_input(name)  # before the output checks: their messages would mislead
     check_output(name, dst_path, spec.run.overwrite, spec.run.probs, spec.run.confidence)
+    tile, batch, warnings = tiling_of(spec, mode, engine)
+    run = _Run(src, name, dst_path, spec, engine, mode, tile, batch, on_tile, extra_sinks)
+    run.warnings += warnings
+    with OutputLock(dst_path):
+        return _locked(run)
+
+
+def tiling_of(spec: RunSpec, mode: Mode, engine: Engine) -> tuple[int, int, list[str]]:
+    """The tile and batch of a run (the spec's, else the mode's defaults on the engine's
+    device) and the warnings they deserve; LulcEdgeError for a cloud buffer wider than the
+    context the mode reads."""
     tile = spec.run.tile if spec.run.tile is not None else mode.default_tile(engine.device)
     batch = spec.run.batch if spec.run.batch is not None else mode.default_batch(engine.device)
-    run = _Run(src, name, dst_path, spec, engine, mode, tile, batch, on_tile, extra_sinks)
-    run.warnings += check_tiling(spec.run, tile, batch, engine.contract.halo)
+    warnings = check_tiling(spec.run, tile, batch, engine.contract.halo)
     try:
         clouds.check_buffer(spec.run.clouds, mode.context(engine.contract), mode.name)
     except ValueError as exc:
         raise LulcEdgeError(str(exc)) from None
-    with OutputLock(dst_path):
-        return _locked(run)
+    return tile, batch, warnings
 
 
 def _locked(run: _Run) -> RunResult:
